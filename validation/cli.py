@@ -1,0 +1,55 @@
+"""The ``lowrank-icl`` command line: solve, simulate, figures, phase, inverse, bench.
+
+Every subcommand module exposes ``register(subparsers)``; a ValueError from the library
+becomes a one-line message on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+# Modules that add subcommands, each through register(subparsers).
+COMMAND_MODULES = (
+    "lowrank_icl.validation.cli_solve",
+    "lowrank_icl.validation.cli_simulate",
+    "lowrank_icl.validation.cli_phase",
+    "lowrank_icl.validation.cli_inverse",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lowrank-icl",
+        description="Analytic theory and Monte Carlo of in-context learning by linear attention.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
+    fig = sub.add_parser("figures", help="regenerate every figure (PNG, PDF, CSV) and print the tables")
+    fig.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: ./figures)")
+    fig.add_argument("--quick", action="store_true", help="small sizes: a few minutes on 2 cores")
+    fig.add_argument("--only", default=None, help="comma-separated figure names (default: all)")
+    fig.set_defaults(func=_cmd_figures)
+    return parser
+
+
+def _cmd_figures(args) -> int:
+    from lowrank_icl.validation.figures import run_figures
+    only = [s.strip() for s in args.only.split(",")] if args.only else None
+    run_figures(args.out, quick=args.quick, only=only)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as exc:
+        print(f"lowrank-icl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

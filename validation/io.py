@@ -1,0 +1,81 @@
+"""Atomic file output shared by every writer in the package (figures, CSV, JSON, npz caches).
+
+A file is written to a temporary sibling and renamed into place, so an interrupted run never
+leaves a half-written figure or cache entry behind.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> Path:
+    """JSON with full float precision (``repr`` round-trips every float64)."""
+    return atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default) + "\n")
+
+
+def atomic_write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_csv_cell(x) for x in row])
+    return atomic_write_text(path, buf.getvalue())
+
+
+def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
+    """``np.savez`` atomically; load back with ``np.load(path, allow_pickle=False)``."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> Path:
+    """Save a matplotlib figure atomically; the format follows the file suffix."""
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip("."), **kwargs)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _csv_cell(x):
+    if isinstance(x, (float, np.floating)):
+        return repr(float(x))
+    return x
+
+
+def _json_default(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
