@@ -18,6 +18,7 @@ from lowrank_icl.validation.io import atomic_savefig, atomic_write_csv
 # Modules holding figure builders, in the order the figures are regenerated.
 FIGURE_MODULES = (
     "lowrank_icl.validation.forward_figures",
+    "lowrank_icl.validation.attention_figures",
     "lowrank_icl.validation.phase_figures",
     "lowrank_icl.validation.inverse_figures",
 )

@@ -1,0 +1,1 @@
+"""Figure builders (filled in by their issue); registered with validation.figures.figure."""
