@@ -1,0 +1,176 @@
+r"""Stieltjes transforms of the task-pool spectrum (forward spec, section 3).
+
+The pool second moment is S = (1/M0) sum_i w_i w_i^T with w = sqrt(D/r) A v, v ~ N(0, I_r).
+On span(A), S = (1/rho) W with W = (1/M0) sum_i v_i v_i^T an r x r Wishart matrix of aspect
+ratio gamma = r/M0 = rho/kappa; on the orthogonal complement S = 0.
+
+Premise (Marchenko-Pastur): the Stieltjes transform m(w) = lim (1/r) tr (W - w)^{-1} of a unit
+variance Wishart of ratio gamma is the fixed point of the resolvent identity
+
+    m = 1 / (1 - gamma - w - gamma w m).
+
+From it this module derives
+
+    g~(z) = lim (1/r) tr A^T (S - z)^{-1} A = rho m(rho z),
+    g(z)  = lim (1/D) tr (S - z)^{-1}      = rho g~(z) - (1 - rho)/z,
+
+the quadratic P(g~, z) = a g~^2 + b g~ + c = 0 that g~ obeys, and the derivatives by implicit
+differentiation. Numerically, on the physical domain z < 0 the quadratic has one positive and one
+negative root (c/a < 0); the positive root is the Stieltjes transform (it is int dmu/(s - z) > 0),
+and it is evaluated in whichever of the two algebraically equal forms has no cancellation:
+
+    g~ = 2c / (-b + sqrt(b^2 - 4ac))   if b <= 0,     g~ = (-b - sqrt(b^2 - 4ac)) / (2a)   if b > 0.
+
+The textbook single form loses up to ~8 digits near z = 0 for kappa < rho; this one loses none.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+# Symbols shared with the other derivation modules.
+z, kappa, rho = sp.symbols("z kappa rho", real=True)
+gt = sp.Symbol("g_tilde", positive=True)
+
+
+@dataclass(frozen=True)
+class PoolQuadratic:
+    """Coefficients of a g~^2 + b g~ + c = 0 obeyed by g~(z), as sympy expressions in (z, kappa, rho)."""
+
+    a: sp.Expr
+    b: sp.Expr
+    c: sp.Expr
+
+    @property
+    def polynomial(self) -> sp.Expr:
+        return sp.expand(self.a * gt**2 + self.b * gt + self.c)
+
+
+@lru_cache(maxsize=None)
+def derive_pool_quadratic() -> PoolQuadratic:
+    """Derive the quadratic for g~ from the Marchenko-Pastur resolvent identity.
+
+    With gamma = rho/kappa, m(w) solves m (1 - gamma - w - gamma w m) = 1; substituting
+    w = rho z and m = g~/rho and clearing denominators (times kappa rho) gives
+    rho z g~^2 + (kappa rho z + rho - kappa) g~ + kappa rho = 0.
+    """
+    m, w, gamma = sp.symbols("m w gamma")
+    resolvent = sp.expand(m * (1 - gamma - w - gamma * w * m) - 1)
+    in_pool = resolvent.subs({m: gt / rho, w: rho * z, gamma: rho / kappa})
+    poly = sp.Poly(sp.expand(-in_pool * kappa * rho), gt)
+    a, b, c = (sp.factor(poly.coeff_monomial(gt**k)) for k in (2, 1, 0))
+    return PoolQuadratic(a=a, b=b, c=c)
+
+
+@lru_cache(maxsize=None)
+def derive_pool_derivative() -> sp.Expr:
+    """d g~/dz = -P_z / P_g~ by implicit differentiation of the quadratic (a sympy expression in z, g~)."""
+    P = derive_pool_quadratic().polynomial
+    return sp.simplify(-sp.diff(P, z) / sp.diff(P, gt))
+
+
+def g_from_g_tilde(g_tilde, z_value, rho_value):
+    """g = rho g~ - (1 - rho)/z: the D - r null directions of S each contribute -1/z."""
+    return rho_value * g_tilde - (1 - rho_value) / z_value
+
+
+def published_g(z_value, kappa_value, rho_value):
+    """The published closed form of g (spec section 3), textbook root, for cross-checks only."""
+    kz = kappa_value * rho_value * z_value
+    root = np.sqrt((kz + rho_value - kappa_value) ** 2 - 4 * kappa_value * rho_value**2 * z_value)
+    return (kappa_value + rho_value - kz - 2 - root) / (2 * z_value)
+
+
+def published_g_derivative(z_value, kappa_value, rho_value, g_value):
+    """g'(z) given g(z), by implicit differentiation of the quadratic that g obeys (cross-checks).
+
+    g = rho g~ - (1 - rho)/z and g~' = -P_z/P_g~, so g' = rho g~'(g~) + (1 - rho)/z^2.
+    """
+    (_coeffs, slope) = _numeric_coefficients("numpy")
+    g_tilde = (g_value + (1 - rho_value) / z_value) / rho_value
+    return rho_value * slope(z_value, kappa_value, rho_value, g_tilde) + (1 - rho_value) / z_value**2
+
+
+@lru_cache(maxsize=None)
+def _numeric_coefficients(module: str):
+    q = derive_pool_quadratic()
+    args = (z, kappa, rho)
+    coeffs = sp.lambdify(args, [q.a, q.b, q.c], modules=module)
+    slope = sp.lambdify((z, kappa, rho, gt), derive_pool_derivative(), modules=module)
+    return coeffs, slope
+
+
+@dataclass(frozen=True)
+class PoolTransforms:
+    """g, g', g~, g~' of the task pool at z < 0 (the values the saddle point needs)."""
+
+    g: np.ndarray
+    dg: np.ndarray
+    g_tilde: np.ndarray
+    dg_tilde: np.ndarray
+
+
+def pool_transforms(z_value, kappa_value, rho_value) -> PoolTransforms:
+    """Vectorized float64 g(z), g'(z), g~(z), g~'(z) for z < 0, kappa > 0, 0 < rho <= 1.
+
+    g(z) = lim (1/D) tr (S - z)^{-1}; g~(z) = lim (1/r) tr A^T (S - z)^{-1} A; primes are d/dz.
+    Cancellation-free root (module docstring). Broadcasts over its arguments.
+    """
+    z_arr, k_arr, r_arr = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (z_value, kappa_value, rho_value)))
+    if np.any(z_arr >= 0):
+        raise ValueError("z must be < 0 (the transforms are evaluated left of the spectrum)")
+    (coeffs, slope) = _numeric_coefficients("numpy")
+    a, b, c = (np.broadcast_to(np.asarray(x, dtype=float), z_arr.shape) for x in coeffs(z_arr, k_arr, r_arr))
+    root = np.sqrt(b * b - 4.0 * a * c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g_tilde = np.where(b <= 0, 2.0 * c / (root - b), (-b - root) / (2.0 * a))
+    dg_tilde = slope(z_arr, k_arr, r_arr, g_tilde)
+    g = g_from_g_tilde(g_tilde, z_arr, r_arr)
+    dg = r_arr * dg_tilde + (1.0 - r_arr) / z_arr**2
+    return PoolTransforms(g=g[()], dg=dg[()], g_tilde=g_tilde[()], dg_tilde=np.asarray(dg_tilde)[()])
+
+
+def pool_transforms_mp(z_value, kappa_value, rho_value) -> PoolTransforms:
+    """Scalar mpmath version of :func:`pool_transforms` at the current ``mpmath.mp.dps``."""
+    z_mp, k_mp, r_mp = (mpmath.mpf(v) for v in (z_value, kappa_value, rho_value))
+    if z_mp >= 0:
+        raise ValueError("z must be < 0 (the transforms are evaluated left of the spectrum)")
+    (coeffs, slope) = _numeric_coefficients("mpmath")
+    a, b, c = (mpmath.mpf(x) for x in coeffs(z_mp, k_mp, r_mp))
+    root = mpmath.sqrt(b * b - 4 * a * c)
+    g_tilde = 2 * c / (root - b) if b <= 0 else (-b - root) / (2 * a)
+    dg_tilde = slope(z_mp, k_mp, r_mp, g_tilde)
+    g = g_from_g_tilde(g_tilde, z_mp, r_mp)
+    dg = r_mp * dg_tilde + (1 - r_mp) / z_mp**2
+    return PoolTransforms(g=g, dg=dg, g_tilde=g_tilde, dg_tilde=dg_tilde)
+
+
+def pool_transforms_by_quadrature(z_value, kappa_value, rho_value, dps: int = 50) -> PoolTransforms:
+    """Independent reference: integrate 1/(s - z)^k against the MP density with mpmath.quad.
+
+    The spectrum of S on span(A) is (1/rho) x MP(gamma = rho/kappa), with an atom of weight
+    1 - 1/gamma at 0 when gamma > 1; the null space adds weight (1 - rho) at 0 to g.
+    """
+    with mpmath.workdps(dps):
+        z_mp, k_mp, r_mp = (mpmath.mpf(v) for v in (z_value, kappa_value, rho_value))
+        gamma = r_mp / k_mp
+        lo, hi = (1 - mpmath.sqrt(gamma)) ** 2, (1 + mpmath.sqrt(gamma)) ** 2
+
+        def density(x):
+            return mpmath.sqrt((hi - x) * (x - lo)) / (2 * mpmath.pi * gamma * x)
+
+        atom = max(mpmath.mpf(0), 1 - 1 / gamma)
+
+        def moment(power):
+            # g~ = int dmu_W(x) / (x/rho - z)^power ; atom at x = 0 contributes atom / (-z)^power
+            cont = mpmath.quad(lambda x: density(x) / (x / r_mp - z_mp) ** power, [lo, hi])
+            return cont + atom / (-z_mp) ** power
+
+        g_tilde, dg_tilde = moment(1), moment(2)
+        g = r_mp * g_tilde + (1 - r_mp) / (-z_mp)
+        dg = r_mp * dg_tilde + (1 - r_mp) / z_mp**2
+        return PoolTransforms(g=+g, dg=+dg, g_tilde=+g_tilde, dg_tilde=+dg_tilde)
