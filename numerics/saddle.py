@@ -174,7 +174,7 @@ def solve(alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, method: str = "redu
 
     >>> res = solve(alpha=4, tau=1.2, kappa=3, rho=0.5, sigma=0.9, lam=0.1)
     >>> bool(res.converged), round(float(res.errors().idg), 6)
-    (True, 1.378434)
+    (True, 1.647853)
     """
     params = ForwardParams(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
     if method not in ("reduced", "damped"):

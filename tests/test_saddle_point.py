@@ -1,0 +1,127 @@
+"""Proof of the reduction: the explicit solution satisfies every published saddle-point equation."""
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lowrank_icl.numerics import solve
+from lowrank_icl.theory import saddle_point as spm
+
+
+def test_delta_equation_reduces_to_scalar_equation():
+    assert sp.simplify(spm.derive_scalar_equation() - spm.scalar_equation()) == 0
+
+
+def test_scalar_equation_is_strictly_increasing_per_spectral_atom():
+    s = sp.Symbol("s", nonnegative=True)
+    c = spm.c_implicit
+    expected = (s + c) / (s + c + spm.u) ** 2 + spm.lam * spm.kappa / spm.u**2  # manifestly > 0
+    assert sp.simplify(spm.derive_root_slope() - expected) == 0
+
+
+def _hats_at_root():
+    """Conjugates at the root: q_hat = lam/u, with lam eliminated through G(u) = 0."""
+    lam_at_root = spm.u * (spm.tau - 1 + spm.u * spm.g) / spm.kappa
+    sol = spm.derive_explicit_solution()
+    qh = lam_at_root / spm.u
+    chih = sol.order["chi_hat_over_q_hat2"] * qh**2
+    return lam_at_root, sol, {"q_hat": qh, "m_hat": qh, "q_bar_hat": (1 + spm.sigma**2) * qh / spm.alpha,
+                              "chi_hat": chih, "chi_bar_hat": (1 + spm.sigma**2) * chih / spm.alpha}
+
+
+def test_explicit_solution_satisfies_published_equations_symbolically():
+    lam_at_root, sol, hats = _hats_at_root()
+    pub = spm.published_saddle_point()
+    H = spm.HAT_SYMBOLS
+    z_root = -spm.c_implicit - spm.u
+    sub_hats = {H[k]: v for k, v in hats.items()}
+    state = {spm.q: sol.order["q"], spm.m: sol.order["m"], spm.q_bar: sol.order["q_bar"],
+             spm.chi: sol.order["chi_times_q_hat"] / hats["q_hat"],
+             spm.chi_bar: sol.order["chi_bar_times_q_hat"] / hats["q_hat"]}
+    for var, rhs in pub.rhs.items():
+        value = rhs.subs(sub_hats).subs(spm.zs, z_root)
+        assert sp.simplify(value - state[var].subs(spm.zs, z_root)) == 0, var
+    # the conjugates are those of the published definitions evaluated at this state
+    for name, expr in pub.hats.items():
+        value = expr.subs(state).subs(spm.zs, z_root)
+        assert sp.simplify(value - hats[name].subs(spm.zs, z_root)) == 0, name
+    # and z of the published definition is -c - u once lam takes its root value
+    z_pub = pub.z.subs(sub_hats).subs(spm.lam, lam_at_root)
+    assert sp.simplify(z_pub - z_root) == 0
+
+
+def test_training_error_closed_form():
+    sol = spm.derive_explicit_solution()
+    signal = (1 + spm.sigma**2) - 2 * sol.order["m"] + sol.parts["q"]["signal"] \
+        + spm.c_implicit * sol.parts["q_bar"]["signal"]
+    assert sp.simplify(sol.training_error - signal / (1 - sol.stiffness / spm.tau)) == 0
+    for name in ("q", "q_bar"):
+        assert sp.simplify(sol.order[name] - sum(sol.parts[name].values())) == 0
+
+
+def test_stiffness_is_spectral_integral_per_atom():
+    s = sp.Symbol("s", nonnegative=True)
+    sol = spm.derive_explicit_solution()
+    nu = spm.c_implicit + spm.u
+    atom = sol.stiffness.subs({spm.zs: -nu, spm.g: 1 / (s + nu), spm.dg: 1 / (s + nu) ** 2})
+    assert sp.simplify(atom - (s + spm.c_implicit) ** 2 / (s + nu) ** 2) == 0
+
+
+points = st.tuples(st.floats(-1, 4), st.floats(-1, 1.5), st.floats(-1, 1.5), st.floats(0.05, 1.0),
+                   st.floats(0, 1.5), st.one_of(st.just(None), st.floats(-6, 1)))
+
+
+@given(points)
+def test_published_equations_hold_at_50_digits(pt):
+    la, lt, lk, r, sg, ll = pt
+    alpha, tau, kappa = 10**la, 10**lt, 10**lk
+    lam = 0.0 if ll is None else 10**ll
+    if lam == 0 and tau == 1:
+        return
+    res = solve(alpha, tau, kappa, r, sg, lam, precision=50)
+    assert bool(res.converged)
+    assert res.residual < mpmath.mpf(10) ** -40
+
+
+@given(points)
+def test_stability_factor_positive_at_root(pt):
+    la, lt, lk, r, sg, ll = pt
+    if ll is None and 10**lt == 1:
+        return  # the interpolation threshold, E = +inf by design (tested in test_solver)
+    res = solve(10**la, 10**lt, 10**lk, r, sg, 0.0 if ll is None else 10**ll)
+    # E = E_signal/(1 - K/tau) > 0 requires K < tau at the root (proved: K <= 1 - u g <= tau)
+    assert np.isfinite(res.training_error) and res.training_error > 0
+
+
+def test_training_error_is_tm_error_at_training_values():
+    res = solve(alpha=[0.5, 3.0, 40.0], tau=[0.4, 1.7, 5.0], kappa=[0.3, 2.0, 0.8], rho=0.6, sigma=0.4, lam=0.01)
+    assert np.allclose(res.errors().tm, res.training_error, rtol=1e-13)
+
+
+def test_decomposition_sums_and_noise_vanishes_with_infinite_pretraining():
+    res = solve(alpha=2.3, tau=[1.7, 1e9], kappa=1.1, rho=0.2, sigma=0.3, lam=0.5)
+    dec = res.decomposition()
+    for name in ("q", "q_bar", "q0"):
+        part = getattr(dec, name)
+        assert np.allclose(part.total, getattr(res, name), rtol=1e-13)
+        # noise parts are proportional to E/tau: O(1/tau)
+        assert np.all(np.abs(np.array([part.noise_T[1], part.noise_R[1]])) < 1e-8)
+
+
+def test_infinite_pretraining_gives_bayes_optimal_scale():
+    # tau, kappa -> infinity at lam = 0: Gamma -> gamma A A^T, gamma = alpha/(alpha + rho(1 + sigma^2))
+    # (spec section 2), so m0 = gamma, q0 = gamma^2 and q_bar = rho gamma^2
+    alpha, rho, sigma = 3.0, 0.4, 0.5
+    res = solve(alpha, tau=1e10, kappa=1e10, rho=rho, sigma=sigma, lam=0.0)
+    gamma = alpha / (alpha + rho * (1 + sigma**2))
+    assert res.m0 == pytest.approx(gamma, rel=1e-8)
+    assert res.q0 == pytest.approx(gamma**2, rel=1e-8)
+    assert res.q_bar == pytest.approx(rho * gamma**2, rel=1e-8)
+
+
+def test_implicit_regularization_present_at_zero_ridge():
+    res = solve(alpha=2.0, tau=3.0, kappa=1.0, rho=0.5, sigma=0.3, lam=0.0)
+    assert res.nu == pytest.approx((1 + 0.3**2) / 2.0, rel=1e-15)
+    assert res.implicit_ridge == pytest.approx(res.nu, rel=1e-15)
