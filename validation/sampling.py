@@ -102,9 +102,11 @@ def sizes(dim, alpha, tau, kappa, rho=1.0) -> Sizes:
     return Sizes.from_ratios(dim, alpha, tau, kappa, rho)
 
 
-def _streams(seed) -> dict[str, np.random.Generator]:
-    seq = np.random.SeedSequence(seed)
-    return {name: np.random.default_rng(child) for name, child in zip(_STREAMS, seq.spawn(len(_STREAMS)))}
+def _streams(seed, prompt_draw: int = 0) -> dict[str, np.random.Generator]:
+    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    if prompt_draw:
+        children[2] = children[2].spawn(int(prompt_draw))[-1]
+    return {name: np.random.default_rng(child) for name, child in zip(_STREAMS, children)}
 
 
 def haar_subspace(dim: int, rank: int, rng: np.random.Generator) -> np.ndarray:
@@ -211,20 +213,29 @@ def _subspace_and_pool(s: Sizes, streams):
     return A, task_pool(A, s.n_tasks, streams["pool"])
 
 
-def sample_pretraining(sizes: Sizes, sigma: float, seed) -> PretrainingData:
+def sample_pretraining(sizes: Sizes, sigma: float, seed, prompt_draw: int = 0) -> PretrainingData:
     """Draw subspace, pool and M reduced prompts (x, h, y) for ``seed`` (exact law, no contexts).
 
+    ``prompt_draw = k > 0`` keeps the subspace and pool of ``seed`` and draws the k-th independent
+    set of prompts (used to separate E[Gamma | pool] from its fluctuations).
     Memory: two M x D float64 arrays (x, h); D = 256, tau = 2 is 2 x 268 MB.
     """
     sigma = float(check_real("sigma", sigma, lower=0.0, lower_inclusive=True))
-    streams = _streams(seed)
+    streams = _streams(seed, prompt_draw)
     A, pool = _subspace_and_pool(sizes, streams)
     rng = streams["prompts"]
     M, dim = sizes.n_prompts, sizes.dim
     idx = rng.integers(sizes.n_tasks, size=M)
-    x = rng.standard_normal((M, dim)) / np.sqrt(dim)
-    y = np.einsum("ij,ij->i", x, pool[idx]) + sigma * rng.standard_normal(M)
-    h = sample_h(pool[idx], sizes.context_length, sigma, rng)
+    x = np.empty((M, dim))
+    h = np.empty((M, dim))
+    y = np.empty(M)
+    # fixed-size chunks: reproducible, and no M x D temporary besides x and h themselves
+    for s in range(0, M, _CHUNK):
+        w = pool[idx[s:s + _CHUNK]]
+        k = w.shape[0]
+        x[s:s + k] = rng.standard_normal((k, dim)) / np.sqrt(dim)
+        y[s:s + k] = np.einsum("ij,ij->i", x[s:s + k], w) + sigma * rng.standard_normal(k)
+        h[s:s + k] = sample_h(w, sizes.context_length, sigma, rng)
     return PretrainingData(sizes, sigma, A, pool, idx, x=x, h=h, y=y)
 
 

@@ -1,0 +1,89 @@
+"""Monte Carlo of the trained Gamma: reproducibility, cache, exact errors, statistics, CLI, and
+theory vs simulation at small D with the pass rule |e_inf - theory| <= 3 SE(e_inf)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lowrank_icl.theory.finite_size import SecondMoment, exact_test_error
+from lowrank_icl.validation import ridge, sampling
+from lowrank_icl.validation.simulate import simulate
+from lowrank_icl.validation.stats import Estimate, compare, extrapolate, standard_error
+
+POINT = dict(alpha=2.0, tau=2.0, kappa=1.0, rho=0.5, sigma=0.3, lam=0.1)
+
+
+def test_standard_error_and_estimate():
+    v = [1.0, 2.0, 4.0]
+    # sd(ddof=1) = sqrt(((1-7/3)^2 + (2-7/3)^2 + (4-7/3)^2)/2) = sqrt(7/3); SE = sqrt(7/3)/sqrt(3)
+    assert standard_error(v) == pytest.approx(np.sqrt(7 / 3) / np.sqrt(3), rel=1e-14)
+    e = Estimate.of(v)
+    assert e.mean == pytest.approx(7 / 3) and e.to_dict()["values"] == v
+    assert np.isnan(standard_error([1.0]))
+
+
+def test_extrapolation_recovers_exact_line_and_its_uncertainty():
+    dims = np.array([10.0, 20.0, 40.0])
+    sems = np.array([0.02, 0.01, 0.005])
+    ex = extrapolate(dims, 0.7 + 3.0 / dims, sems)
+    assert ex.e_inf == pytest.approx(0.7, abs=1e-12) and ex.slope == pytest.approx(3.0, abs=1e-10)
+    # two points: e_inf = (D2 y2 - D1 y1)/(D2 - D1), so SE^2 = (D2 s2)^2 + (D1 s1)^2 over (D2 - D1)^2
+    ex2 = extrapolate(dims[:2], 0.7 + 3.0 / dims[:2], sems[:2])
+    assert ex2.se == pytest.approx(np.hypot(20 * 0.01, 10 * 0.02) / 10, rel=1e-12)
+    # one D: the weighted mean and its SE
+    one = extrapolate([16, 16], [1.0, 2.0], [1.0, 1.0])
+    assert (one.e_inf, one.se) == (pytest.approx(1.5), pytest.approx(np.sqrt(0.5)))
+    assert compare(0.7 + 2.9 * ex.se, ex).passed and not compare(0.7 + 3.1 * ex.se, ex).passed
+
+
+def test_simulate_reproducible_cached_and_errors_exact(tmp_path):
+    a = simulate(10, **POINT, seeds=[0, 1], cache_dir=tmp_path)
+    b = simulate(10, **POINT, seeds=[0, 1], cache_dir=tmp_path)   # from the cache
+    c = simulate(10, **POINT, seeds=[0, 1])                          # recomputed
+    assert len(list(tmp_path.glob("seed-*.json"))) == 2
+    assert a.q.values == b.q.values == c.q.values
+    assert a.converged and a.residual < 1e-9
+    # errors() at another test setting equals e(Gamma) recomputed from the trained Gamma
+    s = sampling.sizes(10, POINT["alpha"], POINT["tau"], POINT["kappa"], POINT["rho"])
+    d = sampling.sample_pretraining(s, POINT["sigma"], 1)
+    G = ridge.fit_ridge(d.x, d.h, d.y, POINT["lam"], s.n_tasks).gamma
+    err = a.errors(alpha_test=3.7, sigma_test=0.1)     # L~ = round(37) = 37
+    assert err.idg.values[1] == pytest.approx(exact_test_error(G, SecondMoment.subspace(d.subspace), 37, 0.1), rel=1e-10)
+    assert err.tm.values[1] == pytest.approx(exact_test_error(G, SecondMoment.pool(d.pool), 37, 0.1), rel=1e-10)
+    assert err.odg.values[1] == pytest.approx(exact_test_error(G, None, 37, 0.1), rel=1e-10)
+
+
+def test_simulate_rejects_bad_input():
+    with pytest.raises(ValueError, match="rho"):
+        simulate(8, 1, 1, 1, rho=0)
+    with pytest.raises(ValueError, match="dim"):
+        simulate(0, 1, 1, 1)
+
+
+def test_theory_matches_simulation_at_small_dim():
+    """The statistical rule of docs/simulation.md at D = 12, 16, 24 (8 seeds each, ~20 s)."""
+    from lowrank_icl.numerics import solve
+    theory = solve(**POINT).errors()
+    dims, runs = (12, 16, 24), {}
+    for D in dims:
+        runs[D] = simulate(D, **POINT, seeds=range(8), workers=2).errors()
+    for k in ("tm", "idg", "odg"):
+        ex = extrapolate(dims, [getattr(runs[D], k).mean for D in dims], [getattr(runs[D], k).sem for D in dims])
+        cmp = compare(getattr(theory, k), ex)
+        assert cmp.passed, (k, cmp)
+        # the rule must not pass vacuously: the extrapolation is informative (SE < 10% of the value)
+        assert ex.se < 0.1 * abs(cmp.theory)
+
+
+def test_cli_simulate_json_and_bad_input():
+    cmd = [sys.executable, "-m", "lowrank_icl.validation.cli", "simulate", "--dim", "8", "--alpha", "2",
+           "--tau", "1.5", "--kappa", "1", "--rho", "0.5", "--sigma", "0.2", "--lam", "0.1",
+           "--seeds", "0-2", "--json", "--quiet"]
+    out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout)
+    for k in ("tm", "idg", "odg"):
+        assert set(out[k]) == {"mean", "sem", "values"} and len(out[k]["values"]) == 3
+    assert set(out["order_parameters"]) == {"q", "m", "q_bar", "m_bar", "q0", "m0"} and out["seconds"] > 0
+    bad = subprocess.run(cmd[:-2] + ["--seeds", "4-1"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "seeds" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -1,0 +1,99 @@
+r"""``lowrank-icl bench``: speed and memory of training one Gamma_hat.
+
+1. D = 64, tau = 2 (alpha = 2, kappa = 1, rho = 0.5, sigma = 0.3, lam = 0.1): the automatic solver
+   vs the dense direct primal solve (the published approach: M x D^2 design, D^2 x D^2 normal
+   matrix, Cholesky) on the SAME sampled data in the same process; prints both times, the speed
+   ratio and the difference of their exact IDG test errors.
+2. D = 128, 256 (and 512 with ``--large``): sampling + automatic solve, each in a fresh process,
+   reporting seconds, the peak of numpy-traced memory (tracemalloc) and the process peak RSS
+   (resource.getrusage ru_maxrss).
+"""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+
+from lowrank_icl.theory.finite_size import SecondMoment, exact_test_error
+from lowrank_icl.validation.ridge import fit_ridge
+from lowrank_icl.validation.sampling import sample_pretraining, sizes
+
+BENCH_POINT = {"alpha": 2.0, "tau": 2.0, "kappa": 1.0, "rho": 0.5, "sigma": 0.3, "lam": 0.1}
+
+
+def _idg_error(fit, data):
+    s = data.sizes
+    return float(exact_test_error(fit.gamma, SecondMoment.subspace(data.subspace), s.context_length,
+                                  data.sigma))
+
+
+def one_run(dim: int, method: str = "auto", seed: int = 0) -> dict:
+    """Sample and train once at ``dim`` with ``method``; seconds and memory of this process."""
+    p = BENCH_POINT
+    s = sizes(dim, p["alpha"], p["tau"], p["kappa"], p["rho"])
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    data = sample_pretraining(s, p["sigma"], seed)
+    t1 = time.perf_counter()
+    fit = fit_ridge(data.x, data.h, data.y, p["lam"], s.n_tasks, method=method)
+    t2 = time.perf_counter()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return {"D": dim, "M": s.n_prompts, "weights": dim * dim, "method": fit.method,
+            "sample_s": t1 - t0, "solve_s": t2 - t1, "total_s": t2 - t0, "iterations": fit.iterations,
+            "residual": fit.residual, "converged": fit.converged, "e_idg": _idg_error(fit, data),
+            "traced_peak_mb": peak / 2**20, "max_rss_mb": rss_kb / 1024}
+
+
+def speed_ratio(dim: int = 64, seed: int = 0) -> dict:
+    """Auto solver vs dense primal on the same data, same process (the 5x target at D = 64)."""
+    p = BENCH_POINT
+    s = sizes(dim, p["alpha"], p["tau"], p["kappa"], p["rho"])
+    data = sample_pretraining(s, p["sigma"], seed)
+    out = {}
+    for label, method in (("auto", "auto"), ("dense_primal", "primal")):
+        t0 = time.perf_counter()
+        fit = fit_ridge(data.x, data.h, data.y, p["lam"], s.n_tasks, method=method)
+        out[label] = {"seconds": time.perf_counter() - t0, "method": fit.method,
+                      "iterations": fit.iterations, "residual": fit.residual, "e_idg": _idg_error(fit, data)}
+    out["ratio"] = out["dense_primal"]["seconds"] / out["auto"]["seconds"]
+    out["idg_difference"] = abs(out["auto"]["e_idg"] - out["dense_primal"]["e_idg"])
+    return out
+
+
+def _fresh_process(dim: int, timeout: float) -> dict:
+    cmd = [sys.executable, "-c",
+           "import json,sys; from lowrank_icl.validation.bench import one_run; "
+           f"print(json.dumps(one_run({int(dim)})))"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_bench(large: bool = False, as_json: bool = False, stream=sys.stdout, timeout: float = 3600) -> dict:
+    """Run the benchmark and print its table (or JSON)."""
+    report = {"point": BENCH_POINT, "d64": speed_ratio(64)}
+    if not as_json:
+        r = report["d64"]
+        print(f"D=64 tau=2 ({BENCH_POINT}):", file=stream)
+        print(f"  auto ({r['auto']['method']}, {r['auto']['iterations']} it): {r['auto']['seconds']:.2f} s", file=stream)
+        print(f"  dense direct primal: {r['dense_primal']['seconds']:.2f} s", file=stream)
+        print(f"  speed ratio dense/auto: {r['ratio']:.1f}x   |e_IDG(auto) - e_IDG(dense)| = "
+              f"{r['idg_difference']:.1e}", file=stream, flush=True)
+        print(f"{'D':>5} {'weights':>8} {'prompts':>8} {'method':>8} {'iter':>5} {'sample s':>9} "
+              f"{'solve s':>8} {'total s':>8} {'traced MB':>10} {'maxRSS MB':>10} {'e_IDG':>8}", file=stream, flush=True)
+    rows = []
+    for dim in (128, 256) + ((512,) if large else ()):
+        r = _fresh_process(dim, timeout)
+        rows.append(r)
+        if not as_json:
+            print(f"{r['D']:>5} {r['weights']:>8} {r['M']:>8} {r['method']:>8} {r['iterations']:>5} "
+                  f"{r['sample_s']:>9.2f} {r['solve_s']:>8.2f} {r['total_s']:>8.2f} {r['traced_peak_mb']:>10.0f} "
+                  f"{r['max_rss_mb']:>10.0f} {r['e_idg']:>8.4f}", file=stream, flush=True)
+    report["sizes"] = rows
+    if as_json:
+        print(json.dumps(report, indent=1), file=stream)
+    return report

@@ -1,0 +1,245 @@
+r"""Training the reduced linear attention: the ridge regression of the forward spec.
+
+    Gamma_hat = argmin_Gamma  sum_mu (y_mu - x_mu^T Gamma h_mu)^2 + lam M0 ||Gamma||_F^2
+
+with D^2 unknowns and M samples; the feature of prompt mu is H_mu = x_mu h_mu^T. Write X (M x D)
+for the queries, Hh (M x D) for the features h, pen = lam M0. The normal equations are
+
+    N(Gamma) := X^T diag(<x_mu, Gamma h_mu>) Hh + pen Gamma = X^T diag(y) Hh =: B.
+
+Methods (``fit_ridge(..., method=...)``):
+
+- ``"primal"`` -- the dense direct baseline the published code uses: build the M x D^2 design
+  Phi, then Cholesky of Phi^T Phi + pen I (lam = 0 and M < D^2: min-norm least squares of Phi).
+  Time O(M D^4 + D^6), memory O(M D^2 + D^4).
+- ``"dual"`` -- for M < D^2: the kernel of the features is a Hadamard product of two Gram
+  matrices, K = (X X^T) * (Hh Hh^T); solve (K + pen I) c = y and Gamma = X^T diag(c) Hh. At
+  lam = 0 this is the minimum-norm interpolator (pseudo-inverse if K is singular). O(M^2 D + M^3).
+- ``"cg"`` -- matrix-free preconditioned conjugate gradient on N (each apply is two M x D x D
+  BLAS products, O(M D^2) time, no memory beyond the data). Preconditioner: the Kronecker
+  approximation N ~ (X^T X) Gamma (Hh^T Hh)/M + pen Gamma (exact in expectation, since the query is
+  independent of h), inverted through the eigendecompositions of the two D x D factors, O(D^3).
+- ``"dual-cg"`` -- matrix-free CG on (K + pen I) c = y (Jacobi preconditioned), for M < D^2 when K
+  is too large to store; at lam = 0 it converges to the minimum-norm interpolator.
+- ``"auto"`` -- M < D^2: dual if M <= 6000 else dual-cg; M >= D^2: primal if D <= 24 else cg, and
+  cg falls back to primal (D <= 64) if it does not converge.
+
+Every result reports ``residual`` = ||N(Gamma) - B||_F / ||B||_F evaluated by one extra apply, the
+same measure for every method, plus ``converged`` and ``iterations``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from lowrank_icl.numerics._checks import check_int, check_real
+
+METHODS = ("auto", "primal", "dual", "cg", "dual-cg")
+_CHUNK = 8192          # rows per block in matrix-free applies (bounds temporaries to ~chunk x D)
+_DUAL_MAX = 6000       # largest M for the dense dual (K is M x M)
+_PRIMAL_AUTO_MAX_DIM = 24
+_PRIMAL_FALLBACK_MAX_DIM = 64
+
+
+@dataclass(frozen=True)
+class RidgeFit:
+    """A trained Gamma (D x D) with the solver's diagnostics."""
+
+    gamma: np.ndarray
+    method: str
+    converged: bool
+    residual: float
+    iterations: int
+    seconds: float
+
+
+def normal_apply(X: np.ndarray, H: np.ndarray, gamma: np.ndarray, penalty: float) -> np.ndarray:
+    """N(Gamma) = X^T diag(<x_mu, Gamma h_mu>) H + penalty Gamma, in row blocks (O(M D^2))."""
+    out = penalty * gamma
+    for s in range(0, X.shape[0], _CHUNK):
+        Xc, Hc = X[s:s + _CHUNK], H[s:s + _CHUNK]
+        pred = np.einsum("ij,ij->i", Xc @ gamma, Hc)
+        out += Xc.T @ (pred[:, None] * Hc)
+    return out
+
+
+def normal_rhs(X: np.ndarray, H: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """B = X^T diag(y) H (row blocks)."""
+    out = np.zeros((X.shape[1], H.shape[1]))
+    for s in range(0, X.shape[0], _CHUNK):
+        out += X[s:s + _CHUNK].T @ (y[s:s + _CHUNK, None] * H[s:s + _CHUNK])
+    return out
+
+
+def _relative_residual(X, H, y, gamma, penalty, rhs=None) -> float:
+    B = normal_rhs(X, H, y) if rhs is None else rhs
+    nb = np.linalg.norm(B)
+    return float(np.linalg.norm(normal_apply(X, H, gamma, penalty) - B) / (nb if nb > 0 else 1.0))
+
+
+def design_matrix(X: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """Phi (M x D^2), row mu = vec(x_mu h_mu^T) (row-major, so Phi @ vec(Gamma) = x^T Gamma h)."""
+    return (X[:, :, None] * H[:, None, :]).reshape(X.shape[0], -1)
+
+
+def _solve_primal(X, H, y, penalty):
+    M, dim = X.shape
+    Phi = design_matrix(X, H)
+    if penalty == 0 and M < dim * dim:
+        sol = sla.lstsq(Phi, y, lapack_driver="gelsd")[0]        # min-norm interpolator
+    else:
+        A = Phi.T @ Phi
+        A[np.diag_indices_from(A)] += penalty
+        b = Phi.T @ y
+        try:
+            sol = sla.cho_solve(sla.cho_factor(A, overwrite_a=True, check_finite=False), b, check_finite=False)
+        except np.linalg.LinAlgError:
+            # singular at lam = 0 (e.g. M = D^2 exactly): the minimum-norm least-squares solution
+            sol = sla.lstsq(Phi, y, lapack_driver="gelsd")[0]
+    return sol.reshape(dim, dim), 1
+
+
+def _dual_kernel(X, H):
+    K = X @ X.T
+    K *= H @ H.T
+    return K
+
+
+def _solve_dual(X, H, y, penalty):
+    K = _dual_kernel(X, H)
+    if penalty > 0:
+        K[np.diag_indices_from(K)] += penalty
+    try:
+        c = sla.cho_solve(sla.cho_factor(K, check_finite=False), y, check_finite=False)
+    except np.linalg.LinAlgError:
+        # singular kernel at lam = 0: pseudo-inverse (minimum-norm solution of the least squares)
+        evals, evecs = np.linalg.eigh(K)
+        keep = evals > evals.max() * K.shape[0] * np.finfo(float).eps
+        c = evecs[:, keep] @ ((evecs[:, keep].T @ y) / evals[keep])
+    return X.T @ (c[:, None] * H), 1
+
+
+def _kron_preconditioner(X, H, penalty):
+    """Returns R -> [Sx (.) Sh / M + penalty]^{-1} R with Sx = X^T X, Sh = H^T H (eigendecompositions)."""
+    M = X.shape[0]
+    ax, U = np.linalg.eigh(X.T @ X)
+    ah, V = np.linalg.eigh(H.T @ H)
+    denom = np.outer(np.maximum(ax, 0), np.maximum(ah, 0)) / M + penalty
+    floor = denom.max() * 1e-14                 # guards lam = 0 with a rank-deficient factor
+    inv = 1.0 / np.maximum(denom, floor)
+
+    def apply(R):
+        return U @ (((U.T @ R) @ V) * inv) @ V.T
+    return apply
+
+
+def _pcg(apply_op, rhs, precond, tol, max_iter, x0=None):
+    """Preconditioned CG for a symmetric positive (semi)definite operator on arrays (Frobenius)."""
+    x = np.zeros_like(rhs) if x0 is None else x0.copy()
+    r = rhs - apply_op(x) if x0 is not None else rhs.copy()
+    target = tol * np.linalg.norm(rhs)
+    z = precond(r)
+    p = z.copy()
+    rz = float(np.vdot(r, z))
+    it = 0
+    converged = np.linalg.norm(r) <= target
+    while not converged and it < max_iter:
+        Ap = apply_op(p)
+        pAp = float(np.vdot(p, Ap))
+        if pAp <= 0:
+            break
+        step = rz / pAp
+        x += step * p
+        r -= step * Ap
+        it += 1
+        if np.linalg.norm(r) <= target:
+            converged = True
+            break
+        z = precond(r)
+        rz_new = float(np.vdot(r, z))
+        p *= rz_new / rz
+        p += z
+        rz = rz_new
+    return x, it, converged
+
+
+def _solve_cg(X, H, y, penalty, tol, max_iter):
+    rhs = normal_rhs(X, H, y)
+    pre = _kron_preconditioner(X, H, penalty)
+    gamma, it, ok = _pcg(lambda G: normal_apply(X, H, G, penalty), rhs, pre, tol, max_iter)
+    return gamma, it, ok, rhs
+
+
+def _kernel_apply(X, H, c, penalty):
+    """(K + penalty I) c without K: K c = diag(X (X^T diag(c) H) H^T)."""
+    G = X.T @ (c[:, None] * H)
+    out = penalty * c
+    for s in range(0, X.shape[0], _CHUNK):
+        out[s:s + _CHUNK] += np.einsum("ij,ij->i", X[s:s + _CHUNK] @ G, H[s:s + _CHUNK])
+    return out
+
+
+def _solve_dual_cg(X, H, y, penalty, tol, max_iter):
+    diag = np.sum(X * X, axis=1) * np.sum(H * H, axis=1) + penalty
+    c, it, ok = _pcg(lambda v: _kernel_apply(X, H, v, penalty), y.astype(float), lambda r: r / diag,
+                     tol, max_iter)
+    return X.T @ (c[:, None] * H), it, ok
+
+
+def choose_method(n_prompts: int, dim: int) -> str:
+    """The ``auto`` rule (module docstring)."""
+    if n_prompts < dim * dim:
+        return "dual" if n_prompts <= _DUAL_MAX else "dual-cg"
+    return "primal" if dim <= _PRIMAL_AUTO_MAX_DIM else "cg"
+
+
+def fit_ridge(x, h, y, lam, n_tasks, *, method: str = "auto", tol: float = 1e-10,
+              max_iter: int = 5000) -> RidgeFit:
+    """Train Gamma_hat on reduced data: queries ``x`` (M x D), features ``h`` (M x D), labels ``y`` (M).
+
+    Penalty lam * n_tasks * ||Gamma||_F^2 (n_tasks = M0). ``lam = 0`` gives the least-squares
+    solution, the minimum-norm interpolator when M < D^2. ``tol`` is the relative residual target of
+    the iterative methods. Returns a :class:`RidgeFit`.
+    """
+    X = np.ascontiguousarray(x, dtype=float)
+    H = np.ascontiguousarray(h, dtype=float)
+    y = np.ascontiguousarray(y, dtype=float)
+    if X.ndim != 2 or X.shape != H.shape or y.shape != (X.shape[0],):
+        raise ValueError(f"x and h must be M x D and y length M (got {X.shape}, {H.shape}, {y.shape})")
+    lam = float(check_real("lam", lam, lower=0.0, lower_inclusive=True))
+    n_tasks = check_int("n_tasks", n_tasks, lower=1)
+    tol = float(check_real("tol", tol, lower=0.0, upper=1.0))
+    max_iter = check_int("max_iter", max_iter, lower=1)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS} (got {method!r})")
+    M, dim = X.shape
+    penalty = lam * n_tasks
+    chosen = choose_method(M, dim) if method == "auto" else method
+    if chosen == "cg" and penalty == 0 and M < dim * dim:
+        raise ValueError("method='cg' needs lam > 0 or M >= D^2; use 'dual' or 'dual-cg' for the "
+                         "minimum-norm interpolator")
+    if chosen == "dual-cg" and penalty == 0 and M > dim * dim:
+        raise ValueError("method='dual-cg' at lam = 0 needs M <= D^2 (the kernel is singular); use 'cg'")
+    start = time.perf_counter()
+    rhs = None
+    converged = True
+    if chosen == "primal":
+        gamma, it = _solve_primal(X, H, y, penalty)
+    elif chosen == "dual":
+        gamma, it = _solve_dual(X, H, y, penalty)
+    elif chosen == "cg":
+        gamma, it, converged, rhs = _solve_cg(X, H, y, penalty, tol, max_iter)
+        if not converged and method == "auto" and dim <= _PRIMAL_FALLBACK_MAX_DIM:
+            gamma, it2 = _solve_primal(X, H, y, penalty)
+            it, chosen, converged = it + it2, "cg->primal", True
+    else:
+        gamma, it, converged = _solve_dual_cg(X, H, y, penalty, tol, max_iter)
+    residual = _relative_residual(X, H, y, gamma, penalty, rhs)
+    if chosen in ("primal", "dual", "cg->primal"):
+        # direct solves: converged unless the normal equations are visibly violated
+        converged = bool(np.isfinite(residual) and residual < 1e-6)
+    return RidgeFit(gamma=gamma, method=chosen, converged=bool(converged), residual=residual,
+                    iterations=int(it), seconds=time.perf_counter() - start)
