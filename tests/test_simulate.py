@@ -44,7 +44,7 @@ def test_simulate_reproducible_cached_and_errors_exact(tmp_path):
     c = simulate(10, **POINT, seeds=[0, 1])                          # recomputed
     assert len(list(tmp_path.glob("seed-*.json"))) == 2
     assert a.q.values == b.q.values == c.q.values
-    assert a.converged and a.residual < 1e-9
+    assert a.converged and a.residual < 1e-7
     # errors() at another test setting equals e(Gamma) recomputed from the trained Gamma
     s = sampling.sizes(10, POINT["alpha"], POINT["tau"], POINT["kappa"], POINT["rho"])
     d = sampling.sample_pretraining(s, POINT["sigma"], 1)

@@ -21,7 +21,7 @@ Methods (``fit_ridge(..., method=...)``):
   independent of h), inverted through the eigendecompositions of the two D x D factors, O(D^3).
 - ``"dual-cg"`` -- matrix-free CG on (K + pen I) c = y (Jacobi preconditioned), for M < D^2 when K
   is too large to store; at lam = 0 it converges to the minimum-norm interpolator.
-- ``"auto"`` -- M < D^2: dual if M <= 6000 else dual-cg; M >= D^2: primal if D <= 24 else cg, and
+- ``"auto"`` -- M < D^2: dual if M <= 8192 else dual-cg; M >= D^2: primal if D <= 24 else cg, and
   cg falls back to primal (D <= 64) if it does not converge.
 
 Every result reports ``residual`` = ||N(Gamma) - B||_F / ||B||_F evaluated by one extra apply, the
@@ -39,7 +39,7 @@ from lowrank_icl.numerics._checks import check_int, check_real
 
 METHODS = ("auto", "primal", "dual", "cg", "dual-cg")
 _CHUNK = 8192          # rows per block in matrix-free applies (bounds temporaries to ~chunk x D)
-_DUAL_MAX = 6000       # largest M for the dense dual (K is M x M)
+_DUAL_MAX = 8192       # largest M for the dense dual (K is M x M: 0.5 GB)
 _PRIMAL_AUTO_MAX_DIM = 24
 _PRIMAL_FALLBACK_MAX_DIM = 64
 
