@@ -169,7 +169,7 @@ FIG3_RHOS = (0.25, 0.5, 0.75)
 def build_rank_transition(out_dir, quick, progress) -> FigureOutput:
     import matplotlib.pyplot as plt
     p = FIG3
-    budget = _budget(quick, (16, 24, 32), (48, 96, 128))
+    budget = _budget(quick, (16, 24, 32), (64, 128, 192))
     grid = np.geomspace(0.05, 2.0, 240)
     rel = (0.5, 2.0) if quick else (0.4, 1.0, 2.0)       # simulated kappa / rho
     points, labels = [], []
@@ -216,7 +216,7 @@ FIG4_ALPHAS = (1.0, 10.0, 100.0)
 @figure("forward_double_descent", "full-rank double descent in tau for alpha in {1, 10, 100} (Lu et al. conventions)")
 def build_double_descent(out_dir, quick, progress) -> FigureOutput:
     import matplotlib.pyplot as plt
-    budget = _budget(quick, (16, 24, 32), (32, 48, 64))
+    budget = _budget(quick, (16, 24, 32), (48, 64, 96))
     grid = np.geomspace(0.1, 10, 300)
     sim_taus = (0.4, 2.5) if quick else (0.3, 0.6, 1.6, 3.0)
     points, labels = [], []
@@ -267,7 +267,7 @@ FIG5 = dict(alpha=4.0, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1)
 def build_decomposition(out_dir, quick, progress) -> FigureOutput:
     import matplotlib.pyplot as plt
     p = FIG5
-    budget = _budget(quick, (16, 24, 32), (32, 64, 96), quick_seeds=4, full_seeds=5)
+    budget = _budget(quick, (16, 24, 32), (48, 96, 128), quick_seeds=4, full_seeds=5)
     grid = np.geomspace(0.3, 20, 200)
     taus = (0.5, 2.0) if quick else (0.5, 1.0, 2.0, 5.0)
     parts = _error_parts_theory(grid, p)
