@@ -17,16 +17,17 @@ Method ``"damped"`` is the published damped fixed-point iteration, kept as a bas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import mpmath
 import numpy as np
 
 from lowrank_icl.numerics._checks import check_int, check_real
 from lowrank_icl.numerics.params import ForwardParams
-from lowrank_icl.theory.saddle_point import (asymptotic_error, numeric_explicit_solution,
+from lowrank_icl.theory.saddle_point import (asymptotic_error, evaluate_explicit,
                                              numeric_published_map)
-from lowrank_icl.theory.stieltjes import (pool_transforms, pool_transforms_mp, published_g,
-                                          published_g_derivative)
+from lowrank_icl.theory.stieltjes import (pool_moments, pool_moments_mp, pool_transforms,
+                                          pool_transforms_mp, published_g, published_g_derivative)
 
 ORDER_PARAMETERS = ("q", "m", "chi", "q_bar", "chi_bar", "q_hat", "m_hat", "chi_hat", "q_bar_hat",
                     "chi_bar_hat", "m_bar", "q0", "m0", "nu")
@@ -259,106 +260,101 @@ def _branches(tau, lam):
     return np.where(lam > 0, RIDGE, np.where(tau > 1, RIDGELESS_UNDER, np.where(tau < 1, RIDGELESS_OVER, THRESHOLD)))
 
 
-def _explicit(p: dict, u, xp_transforms, order_fns, part_fns, stiff_fn):
-    """Every order parameter from the root u (float64 arrays)."""
-    alpha, tau, kappa, rho, sigma, lam = (p[k] for k in ForwardParams.field_names())
-    c = (1 + sigma**2) / alpha
-    nu = c + u
-    z = -nu
-    tr = xp_transforms(z, kappa, rho)
-    args = (z, tr.g, tr.dg, tr.dg_tilde, alpha, tau, kappa, rho, sigma)
-    threshold = (lam == 0) & (tau == 1)
+def _q_hat(tau, kappa, lam, u):
+    """q_hat = lam/u; its lam -> 0 limits are (tau - 1)/kappa for tau > 1 and 0 for tau <= 1."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        # q_hat = lam/u; its lam -> 0 limits are (tau - 1)/kappa for tau > 1 and 0 for tau <= 1
-        q_hat = np.where(lam > 0, lam / np.where(u > 0, u, 1.0), np.maximum(tau - 1, 0.0) / kappa)
-        out = {name: np.asarray(fn(*args), dtype=float) * np.ones_like(z) for name, fn in order_fns.items()}
-        parts = {k: {pn: np.asarray(fn(*args), dtype=float) * np.ones_like(z) for pn, fn in d.items()}
-                 for k, d in part_fns.items()}
-        for name in ("E", "q", "q_bar", "q0"):
-            out[name] = np.where(threshold, np.inf, out[name])
-        for d in parts.values():
-            for pn in ("noise_T", "noise_R"):
-                d[pn] = np.where(threshold, np.inf, d[pn])
-        chi = np.where(q_hat > 0, out["chi_times_q_hat"] / np.where(q_hat > 0, q_hat, 1.0), np.inf)
-        chi_bar = np.where(q_hat > 0, out["chi_bar_times_q_hat"] / np.where(q_hat > 0, q_hat, 1.0), np.inf)
-        chi_hat = np.where(q_hat > 0, out["chi_hat_over_q_hat2"] * q_hat**2, 0.0)
-    return dict(q=out["q"], m=out["m"], chi=chi, q_bar=out["q_bar"], chi_bar=chi_bar, q_hat=q_hat,
-                m_hat=q_hat, chi_hat=chi_hat, q_bar_hat=(1 + sigma**2) * q_hat / alpha,
-                chi_bar_hat=(1 + sigma**2) * chi_hat / alpha, m_bar=out["m_bar"], q0=out["q0"],
-                m0=out["m0"], nu=nu, training_error=out["E"]), parts
+        return np.where(lam > 0, lam / np.where(u > 0, u, 1.0), np.maximum(tau - 1, 0.0) / kappa)
 
 
-def published_residual(p: dict, sol: dict, transforms=pool_transforms, module: str = "numpy"):
-    """Max relative residual of the published equations at the point ``sol``.
+def _explicit(p: dict, u):
+    """Every order parameter from the root u (float64 arrays), via the stable moments."""
+    alpha, tau, kappa, rho, sigma, lam = (p[k] for k in ForwardParams.field_names())
+    nu = (1 + sigma**2) / alpha + u
+    mo = pool_moments(-nu, kappa, rho)
+    order, parts = evaluate_explicit(u, mo, alpha, tau, kappa, rho, sigma, lam)
+    order = {k: np.broadcast_to(v, nu.shape) for k, v in order.items()}
+    q_hat = _q_hat(tau, kappa, lam, u)
+    pos = q_hat > 0
+    safe = np.where(pos, q_hat, 1.0)
+    with np.errstate(invalid="ignore"):  # inf * 0 at the threshold is discarded by the where
+        chi_hat = np.where(pos, order["chi_hat_over_q_hat2"] * q_hat**2, 0.0)  # 0 also at the threshold
+    sol = dict(q=order["q"], m=order["m"], chi=np.where(pos, order["chi_times_q_hat"] / safe, np.inf),
+               q_bar=order["q_bar"], chi_bar=np.where(pos, order["chi_bar_times_q_hat"] / safe, np.inf),
+               q_hat=q_hat, m_hat=q_hat, chi_hat=chi_hat, q_bar_hat=(1 + sigma**2) * q_hat / alpha,
+               chi_bar_hat=(1 + sigma**2) * chi_hat / alpha, m_bar=order["m_bar"], q0=order["q0"],
+               m0=order["m0"], nu=nu, training_error=order["E"])
+    parts = {k: {pn: np.broadcast_to(v, nu.shape) for pn, v in d.items()} for k, d in parts.items()}
+    return sol, parts
+
+
+def _moment_args(mo):
+    return (mo.g, mo.dg, mo.A1, mo.B1, mo.A2, mo.Mm, mo.Q3)
+
+
+def published_residual(p: dict, sol: dict) -> np.ndarray:
+    """Max relative residual of the published equations at the point ``sol`` (float64 arrays).
 
     Where every quantity is finite the five published equations are evaluated literally from the
-    state (q, m, chi, q_bar, chi_bar). At lam = 0, tau < 1 (q_hat = 0, chi = +inf) they are
-    evaluated in their lam -> 0 limit: the q, m, q_bar equations are homogeneous of degree 0 in
-    the conjugates, so they are evaluated with the conjugates divided by q_hat; the chi and
-    chi_bar equations times q_hat combine with the Delta equation times q_hat into
-    tau/kappa = q_hat chi + c q_hat chi_bar. At the interpolation threshold the residual is 0 by
-    definition (the solution is the exact limit, with infinite errors).
+    state (q, m, chi, q_bar, chi_bar): conjugates and z from their published definitions, then the
+    right-hand sides, with the spectral moments at that z evaluated cancellation-free
+    (stieltjes.pool_moments). At lam = 0, tau < 1 (q_hat = 0, chi = +inf) they are evaluated in their
+    lam -> 0 limit: the q, m, q_bar equations are homogeneous of degree 0 in the conjugates, so
+    they are evaluated with the conjugates divided by q_hat; the chi and chi_bar equations times
+    q_hat combine with the Delta equation times q_hat into tau/kappa = q_hat chi + c q_hat chi_bar.
+    At the interpolation threshold the residual is 0 by definition (exact limit, infinite errors).
     """
-    z_fn, hat_fns, rhs_fns = numeric_published_map(module)
+    z_fn, _hats, rhs_fns = numeric_published_map("numpy")
     alpha, tau, kappa, rho, sigma, lam = (p[k] for k in ForwardParams.field_names())
     regular = np.isfinite(sol["chi"]) & np.isfinite(sol["q"])
-    res = np.zeros_like(tau, dtype=float)
+    res = np.zeros(tau.shape, dtype=float)
     names = ("q", "m", "chi", "q_bar", "chi_bar")
 
     def rel(a, b):
         return np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
 
-    if np.any(regular):
-        state = [np.asarray(sol[k])[regular] for k in names]
-        prm = [x[regular] for x in (alpha, tau, kappa, sigma, lam)]
-        z_state = z_fn(*state, *prm)
-        tr = transforms(z_state, prm[2], rho[regular])
-        rhs = [rhs_fns[k](*state, z_state, tr.g, tr.dg, *prm) for k in names]
-        res[regular] = np.max([rel(r, s) for r, s in zip(rhs, state)], axis=0)
-    scaled = ~regular & np.isfinite(sol["q"])
-    if np.any(scaled):
-        a_, t_, k_, s_, r_ = (x[scaled] for x in (alpha, tau, kappa, sigma, rho))
-        c = (1 + s_**2) / a_
-        z = -sol["nu"][scaled]
-        q_, m_, qb_ = (sol[k][scaled] for k in ("q", "m", "q_bar"))
-        err = (1 + s_**2) - 2 * m_ + q_ + c * qb_
-        tr = transforms(z, k_, r_)
-        # hats divided by q_hat: q_hat -> 1, m_hat -> 1, chi_hat -> kappa E/tau, chi_bar_hat -> c kappa E/tau
-        hats = _scaled_hat_rhs(module)
-        chi_hat_s = k_ * err / t_
-        vals = {k: fn(1.0, 1.0, chi_hat_s, c * chi_hat_s, z, tr.g, tr.dg, a_, t_, k_, s_)
-                for k, fn in hats.items()}
-        delta_eq = rel(vals["chi"] + c * vals["chi_bar"], t_ / k_)
-        res[scaled] = np.max([rel(vals["q"], q_), rel(vals["m"], m_), rel(vals["q_bar"], qb_), delta_eq], axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if np.any(regular):
+            state = [np.asarray(sol[k])[regular] for k in names]
+            prm = [x[regular] for x in (alpha, tau, kappa, sigma, lam)]
+            z_state = z_fn(*state, *prm)
+            ok = np.isfinite(z_state) & (z_state < 0)
+            mo = pool_moments(np.where(ok, z_state, -1.0), prm[2], rho[regular])
+            rhs = [rhs_fns[k](*state, *_moment_args(mo), *prm) for k in names]
+            res[regular] = np.where(ok, np.max([rel(r, st) for r, st in zip(rhs, state)], axis=0), np.inf)
+        scaled = ~regular & np.isfinite(sol["q"])
+        if np.any(scaled):
+            a_, t_, k_, s_, r_ = (x[scaled] for x in (alpha, tau, kappa, sigma, rho))
+            c = (1 + s_**2) / a_
+            q_, m_, qb_ = (np.asarray(sol[k])[scaled] for k in ("q", "m", "q_bar"))
+            mo = pool_moments(-np.asarray(sol["nu"])[scaled], k_, r_)
+            chi_hat_s = k_ * ((1 + s_**2) - 2 * m_ + q_ + c * qb_) / t_
+            vals = {k: fn(1.0, 1.0, chi_hat_s, c * chi_hat_s, *_moment_args(mo), a_, t_, k_, s_)
+                    for k, fn in _hat_rhs("numpy").items()}
+            delta_eq = rel(vals["chi"] + c * vals["chi_bar"], t_ / k_)
+            res[scaled] = np.max([rel(vals["q"], q_), rel(vals["m"], m_), rel(vals["q_bar"], qb_), delta_eq], axis=0)
     return res
 
 
-_SCALED_CACHE: dict = {}
+@lru_cache(maxsize=None)
+def _hat_rhs(module: str):
+    """Published right-hand sides as functions of given conjugate values (the lam -> 0 limit)."""
+    import sympy as sp
 
-
-def _scaled_hat_rhs(module: str):
-    """Published right-hand sides as functions of explicit hat values (q_hat, m_hat, chi_hat, chi_bar_hat)."""
-    if module not in _SCALED_CACHE:
-        import sympy as sp
-
-        from lowrank_icl.theory import saddle_point as spm
-        pub = spm.published_saddle_point()
-        H = spm.HAT_SYMBOLS
-        args = (H["q_hat"], H["m_hat"], H["chi_hat"], H["chi_bar_hat"], spm.zs, spm.g, spm.dg,
-                spm.alpha, spm.tau, spm.kappa, spm.sigma)
-        _SCALED_CACHE[module] = {str(k): sp.lambdify(args, v, modules=module) for k, v in pub.rhs.items()}
-    return _SCALED_CACHE[module]
+    from lowrank_icl.theory import saddle_point as spm
+    H = spm.HAT_SYMBOLS
+    args = (H["q_hat"], H["m_hat"], H["chi_hat"], H["chi_bar_hat"], spm.g, spm.dg, *spm.MOMENTS,
+            spm.alpha, spm.tau, spm.kappa, spm.sigma)
+    return {str(k): sp.lambdify(args, v, modules=module) for k, v in spm.published_saddle_point().rhs.items()}
 
 
 def _solve_reduced(params: ForwardParams, max_iter: int) -> ForwardSolution:
     p = {k: np.atleast_1d(v).astype(float) for k, v in params.broadcast().items()}
-    shape = params.shape
     u, iters, g_res = _solve_u(p, max_iter)
-    order_fns, part_fns, stiff_fn = numeric_explicit_solution("numpy")
-    sol, parts = _explicit(p, u, pool_transforms, order_fns, part_fns, stiff_fn)
+    sol, parts = _explicit(p, u)
     residual = np.maximum(published_residual(p, sol), g_res)
     converged = np.isfinite(residual) & (residual <= _RESIDUAL_TOL)
-    return _package(params, shape, sol, parts, converged, residual, iters, _branches(p["tau"], p["lam"]), "reduced")
+    return _package(params, params.shape, sol, parts, converged, residual, iters,
+                    _branches(p["tau"], p["lam"]), "reduced")
 
 
 def _package(params, shape, sol, parts, converged, residual, iters, branch, method):
@@ -374,22 +370,6 @@ def _package(params, shape, sol, parts, converged, residual, iters, branch, meth
 
 # ----------------------------------------------------------------------------------------------
 # reduced method in mpmath (referee checks, near-singular points)
-
-class _MpTransforms:
-    """Elementwise mpmath transforms over object arrays, same interface as pool_transforms."""
-
-    def __call__(self, z, kappa, rho):
-        zs, ks, rs = np.broadcast_arrays(np.asarray(z, dtype=object), np.asarray(kappa, dtype=object),
-                                         np.asarray(rho, dtype=object))
-        out = [pool_transforms_mp(a, b, cc) for a, b, cc in zip(zs.ravel(), ks.ravel(), rs.ravel())]
-
-        class T:
-            pass
-        t = T()
-        for name in ("g", "dg", "g_tilde", "dg_tilde"):
-            setattr(t, name, np.array([getattr(o, name) for o in out], dtype=object).reshape(zs.shape))
-        return t
-
 
 def _solve_u_mp(tau, kappa, rho, sigma, alpha, lam, max_iter=400):
     """Scalar safeguarded Newton/bisection in log u at the current mpmath precision."""
@@ -432,71 +412,59 @@ def _solve_u_mp(tau, kappa, rho, sigma, alpha, lam, max_iter=400):
 
 
 def _solve_mp(params: ForwardParams, precision: int) -> ForwardSolution:
-    shape = params.shape
     flat = {k: np.ravel(v) for k, v in params.broadcast().items()}
     n = flat["alpha"].size
-    order_fns, part_fns, stiff_fn = numeric_explicit_solution("mpmath")
+    sols, parts_list, iters, residuals = [], [], [], []
     with mpmath.workdps(precision):
-        p = {k: np.array([mpmath.mpf(float(x)) for x in v], dtype=object) for k, v in flat.items()}
-        roots = [_solve_u_mp(p["tau"][i], p["kappa"][i], p["rho"][i], p["sigma"][i], p["alpha"][i], p["lam"][i])
-                 for i in range(n)]
-        u = np.array([r[0] for r in roots], dtype=object)
-        iters = np.array([r[1] for r in roots])
-        g_res = np.array([r[2] for r in roots], dtype=object)
-        sols = [_explicit_mp({k: v[i] for k, v in p.items()}, u[i], order_fns, part_fns) for i in range(n)]
-        sol = {k: np.array([s[0][k] for s in sols], dtype=object) for k in sols[0][0]}
-        parts = {k: {pn: np.array([s[1][k][pn] for s in sols], dtype=object) for pn in d}
-                 for k, d in sols[0][1].items()}
-        residual = np.array([max(_residual_mp({k: v[i] for k, v in p.items()}, {k: v[i] for k, v in sol.items()}),
-                                 g_res[i]) for i in range(n)], dtype=object)
-    tol = mpmath.mpf(10) ** (-(precision - 5))
-    converged = np.array([bool(r <= tol) for r in residual])
-    return _package(params, shape, sol, parts, converged, residual, iters,
-                    _branches(flat["tau"], flat["lam"]), "reduced")
+        for i in range(n):
+            pt = {k: mpmath.mpf(float(v[i])) for k, v in flat.items()}
+            u, it, g_res = _solve_u_mp(pt["tau"], pt["kappa"], pt["rho"], pt["sigma"], pt["alpha"], pt["lam"])
+            sol, parts = _explicit_mp(pt, u)
+            sols.append(sol)
+            parts_list.append(parts)
+            iters.append(it)
+            residuals.append(max(_residual_mp(pt, sol), g_res))
+        tol = mpmath.mpf(10) ** (-(precision - 5))
+        converged = np.array([bool(r <= tol) for r in residuals])
+    sol = {k: np.array([s_[k] for s_ in sols], dtype=object) for k in sols[0]}
+    parts = {k: {pn: np.array([pl[k][pn] for pl in parts_list], dtype=object) for pn in d}
+             for k, d in parts_list[0].items()}
+    return _package(params, params.shape, sol, parts, converged, np.array(residuals, dtype=object),
+                    np.array(iters), _branches(flat["tau"], flat["lam"]), "reduced")
 
 
-def _explicit_mp(p, u, order_fns, part_fns):
+def _explicit_mp(p, u):
     alpha, tau, kappa, rho, sigma, lam = (p[k] for k in ForwardParams.field_names())
-    c = (1 + sigma**2) / alpha
-    nu = c + u
-    z = -nu
-    tr = pool_transforms_mp(z, kappa, rho)
-    args = (z, tr.g, tr.dg, tr.dg_tilde, alpha, tau, kappa, rho, sigma)
-    inf = mpmath.inf
-    threshold = lam == 0 and tau == 1
+    nu = (1 + sigma**2) / alpha + u
+    order, parts = evaluate_explicit(u, pool_moments_mp(-nu, kappa, rho), alpha, tau, kappa, rho, sigma, lam)
     q_hat = lam / u if lam > 0 else max(tau - 1, 0) / kappa
-    out = {k: (inf if threshold and k in ("E", "q", "q_bar", "q0") else fn(*args)) for k, fn in order_fns.items()}
-    parts = {k: {pn: (inf if threshold and pn != "signal" else fn(*args)) for pn, fn in d.items()}
-             for k, d in part_fns.items()}
-    chi_hat = out["chi_hat_over_q_hat2"] * q_hat**2 if q_hat > 0 else mpmath.mpf(0)
-    sol = dict(q=out["q"], m=out["m"], chi=out["chi_times_q_hat"] / q_hat if q_hat > 0 else inf,
-               q_bar=out["q_bar"], chi_bar=out["chi_bar_times_q_hat"] / q_hat if q_hat > 0 else inf,
+    chi_hat = order["chi_hat_over_q_hat2"] * q_hat**2 if q_hat > 0 else mpmath.mpf(0)
+    inf = mpmath.inf
+    sol = dict(q=order["q"], m=order["m"], chi=order["chi_times_q_hat"] / q_hat if q_hat > 0 else inf,
+               q_bar=order["q_bar"], chi_bar=order["chi_bar_times_q_hat"] / q_hat if q_hat > 0 else inf,
                q_hat=q_hat, m_hat=q_hat, chi_hat=chi_hat, q_bar_hat=(1 + sigma**2) * q_hat / alpha,
-               chi_bar_hat=(1 + sigma**2) * chi_hat / alpha, m_bar=out["m_bar"], q0=out["q0"], m0=out["m0"],
-               nu=nu, training_error=out["E"])
+               chi_bar_hat=(1 + sigma**2) * chi_hat / alpha, m_bar=order["m_bar"], q0=order["q0"],
+               m0=order["m0"], nu=nu, training_error=order["E"])
     return sol, parts
 
 
 def _residual_mp(p, sol):
-    regular = mpmath.isfinite(sol["chi"]) and mpmath.isfinite(sol["q"])
+    """Scalar mpmath twin of :func:`published_residual` (same two cases)."""
     if not mpmath.isfinite(sol["q"]):
         return mpmath.mpf(0)
-    if regular:
+    alpha, tau, kappa, sigma = p["alpha"], p["tau"], p["kappa"], p["sigma"]
+    if mpmath.isfinite(sol["chi"]):
         z_fn, _h, rhs_fns = numeric_published_map("mpmath")
         names = ("q", "m", "chi", "q_bar", "chi_bar")
         state = [sol[k] for k in names]
         prm = [p[k] for k in ("alpha", "tau", "kappa", "sigma", "lam")]
-        z_state = z_fn(*state, *prm)
-        tr = pool_transforms_mp(z_state, p["kappa"], p["rho"])
-        return max(abs(rhs_fns[k](*state, z_state, tr.g, tr.dg, *prm) - sol[k]) / abs(sol[k]) for k in names)
-    alpha, tau, kappa, sigma = p["alpha"], p["tau"], p["kappa"], p["sigma"]
+        mo = pool_moments_mp(z_fn(*state, *prm), kappa, p["rho"])
+        return max(abs(rhs_fns[k](*state, *_moment_args(mo), *prm) - sol[k]) / abs(sol[k]) for k in names)
     c = (1 + sigma**2) / alpha
-    z = -sol["nu"]
-    err = (1 + sigma**2) - 2 * sol["m"] + sol["q"] + c * sol["q_bar"]
-    tr = pool_transforms_mp(z, kappa, p["rho"])
-    chi_hat_s = kappa * err / tau
-    vals = {k: fn(1, 1, chi_hat_s, c * chi_hat_s, z, tr.g, tr.dg, alpha, tau, kappa, sigma)
-            for k, fn in _scaled_hat_rhs("mpmath").items()}
+    mo = pool_moments_mp(-sol["nu"], kappa, p["rho"])
+    chi_hat_s = kappa * ((1 + sigma**2) - 2 * sol["m"] + sol["q"] + c * sol["q_bar"]) / tau
+    vals = {k: fn(1, 1, chi_hat_s, c * chi_hat_s, *_moment_args(mo), alpha, tau, kappa, sigma)
+            for k, fn in _hat_rhs("mpmath").items()}
     checks = [abs(vals[k] - sol[k]) / abs(sol[k]) for k in ("q", "m", "q_bar")]
     checks.append(abs(vals["chi"] + c * vals["chi_bar"] - tau / kappa) / (tau / kappa))
     return max(checks)
@@ -517,6 +485,7 @@ def _solve_damped(params: ForwardParams, max_iter: int, damping: float) -> Forwa
     p = {k: np.atleast_1d(v).astype(float) for k, v in params.broadcast().items()}
     shape = params.shape
     z_fn, _hats, rhs_fns = numeric_published_map("numpy")
+    textbook_moments = _textbook_moments()
     names = ("q", "m", "chi", "q_bar", "chi_bar")
     n = p["tau"].size
     x = {k: np.ones(n) for k in names}
@@ -535,7 +504,9 @@ def _solve_damped(params: ForwardParams, max_iter: int, damping: float) -> Forwa
             z = z_fn(*st, *pr)
             g_val = published_g(z, pr[2], rho[idx])
             dg_val = published_g_derivative(z, pr[2], rho[idx], g_val)
-            new = [rhs_fns[k](*st, z, g_val, dg_val, *pr) for k in names]
+            # the published code forms the moments from g, g' directly (textbook combinations)
+            moments = [fn(z, g_val, dg_val) for fn in textbook_moments]
+            new = [rhs_fns[k](*st, g_val, dg_val, *moments, *pr) for k in names]
             sq_change = np.zeros(idx.size)
             for k, old, val in zip(names, st, new):
                 upd = (1 - eta) * old + eta * val
@@ -544,21 +515,36 @@ def _solve_damped(params: ForwardParams, max_iter: int, damping: float) -> Forwa
             iters[idx] += 1
             stop = ~np.isfinite(sq_change) | (np.sqrt(sq_change) < 1e-9)
             active[idx[stop]] = False
-    # everything else follows from the state through the explicit at-the-solution formulas
-    order_fns, part_fns, stiff_fn = numeric_explicit_solution("numpy")
+    # everything else follows from the state: hats and z from their published definitions, the
+    # at-the-solution formulas for m_bar, q0, m0 (spec section 4)
+    pflat = {k: v.ravel() for k, v in p.items()}
     with np.errstate(all="ignore"):
         zf = z_fn(*[x[k] for k in names], *prm)
-        finite = np.isfinite(zf) & (zf < 0)
-        u = np.where(finite, -zf - (1 + prm[3] ** 2) / prm[0], np.nan)
-        pflat = {k: v.ravel() for k, v in p.items()}
-        sol, parts = _explicit(pflat, np.where(finite, u, 1.0), pool_transforms, order_fns, part_fns, stiff_fn)
-        for k in names:
-            sol[k] = x[k]
-        res = np.where(finite, published_residual(pflat, {**sol, **{k: np.where(finite, x[k], 1.0) for k in names}}),
-                       np.nan)
+        finite = np.isfinite(zf) & (zf < 0) & np.all([np.isfinite(x[k]) for k in names], axis=0)
+        hats = {k: fn(*[x[k2] for k2 in names], *prm) for k, fn in _hats.items()}
+        mo = pool_moments(np.where(finite, zf, -1.0), prm[2], rho)
+        f = np.where(finite, hats["chi_hat"] / hats["q_hat"] ** 2, np.nan) / prm[2]  # = E/tau
+        c = (1 + prm[3] ** 2) / prm[0]
+        sol = {k: x[k] for k in names}
+        sol.update({k: hats[k] for k in ("q_hat", "m_hat", "chi_hat", "q_bar_hat", "chi_bar_hat")})
+        sol.update(m_bar=mo.A1, m0=mo.A1 / rho, q0=f * (mo.B1 / rho + c * mo.dg_tilde) + mo.A2 / rho, nu=-zf,
+                   training_error=(1 + prm[3] ** 2) - 2 * x["m"] + x["q"] + c * x["q_bar"])
+        parts = {"q": {"signal": mo.Q3, "noise_T": f * mo.A2, "noise_R": f * c * mo.B1},
+                 "q_bar": {"signal": mo.A2, "noise_T": f * mo.B1, "noise_R": f * c * mo.dg},
+                 "q0": {"signal": mo.A2 / rho, "noise_T": f * mo.B1 / rho, "noise_R": f * c * mo.dg_tilde}}
+        res = published_residual(pflat, {**sol, **{k: np.where(finite, x[k], 1.0) for k in names}})
     res = np.where(finite, res, np.nan)
     converged = np.isfinite(res) & (res <= _RESIDUAL_TOL)
     return _package(params, shape, sol, parts, converged, res, iters, _branches(pflat["tau"], pflat["lam"]), "damped")
+
+
+@lru_cache(maxsize=None)
+def _textbook_moments():
+    import sympy as sp
+
+    from lowrank_icl.theory import saddle_point as spm
+    return [sp.lambdify((spm.zs, spm.g, spm.dg), spm.MOMENT_DEFINITIONS[mom], modules="numpy")
+            for mom in spm.MOMENTS]
 
 
 def _unwrap(x):

@@ -133,3 +133,21 @@ def test_sampled_pool_eigenvalues(kk, r):
         cov = np.linalg.inv(X.T @ W @ X)
         e_inf = (cov @ X.T @ W @ y)[0]
         assert abs(e_inf - getattr(theory, name)) <= 3 * np.sqrt(cov[0, 0]), name
+
+
+@pytest.mark.parametrize("nu", [1e-10, 1e-4, 1.0, 1e3, 1e8])
+@pytest.mark.parametrize("kk,r", [(0.05, 0.1), (0.3, 0.5), (3.0, 1.0), (100.0, 0.3)])
+def test_stable_moments_match_published_forms_at_120_digits(nu, kk, r):
+    # the textbook combinations (1 + 2zg + z^2 g', ...) evaluated with 120 digits are the reference;
+    # in float64 they would lose ~eps nu^2, the stable forms lose nothing
+    from lowrank_icl.theory.stieltjes import pool_moments, pool_moments_mp
+    ours = pool_moments(-nu, kk, r)
+    with mpmath.workdps(120):
+        ref = pool_moments_mp(-nu, kk, r)
+        z_, g_, dg_ = -mpmath.mpf(nu), ref.g, ref.dg
+        published = {"A1": 1 + z_ * g_, "B1": g_ + z_ * dg_, "A2": 1 + 2 * z_ * g_ + z_**2 * dg_,
+                     "Mm": 1 + z_ * (1 + z_ * g_), "Q3": 1 + 2 * z_ + 3 * z_**2 * g_ + z_**3 * dg_,
+                     "W": z_**2 * (g_ + z_ * dg_)}
+        for name, exact in published.items():
+            assert abs(getattr(ref, name) / exact - 1) < mpmath.mpf(10) ** -80, name
+            assert abs(float(getattr(ours, name) / exact) - 1) < 4e-15, name  # a few roundings

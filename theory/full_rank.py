@@ -76,7 +76,7 @@ def _rho1_errors(z_value, g_value, extra_subs=None):
             spm.sigma: sp.sqrt(rho_lu), spm.alpha: (1 + rho_lu) / x}
     if extra_subs:
         subs.update(extra_subs)
-    order = {name: sol.order[name].subs(subs) for name in ("E", "m_bar", "q_bar")}
+    order = {name: sol.order[name].subs(spm.MOMENT_DEFINITIONS).subs(subs) for name in ("E", "m_bar", "q_bar")}
     e_tm = order["E"]  # E is the TM error at alpha_t = alpha, sigma_t = sigma by definition
     e_odg = spm.asymptotic_error(order["m_bar"], order["q_bar"], order["q_bar"], (1 + rho_lu) / x, sp.sqrt(rho_lu))
     return e_tm, e_odg

@@ -22,14 +22,18 @@ q_bar equations are linear in the training error E, with
 
     E = E_signal / (1 - K/tau),   K = int (s + c)^2/(s + nu)^2 dmu(s) = 1 + 2zg + z^2 g' + 2c(g + zg') + c^2 g'.
 
-Everything is built with sympy from the published equations; ``numeric_*`` functions lambdify the
-results once (cached) for numpy or mpmath.
+Everything is built with sympy from the published equations. The published right-hand sides are
+written in the spectral moments A1 = 1 + zg, B1 = g + zg', A2 = 1 + 2zg + z^2 g', Mm = 1 + z(1 + zg),
+Q3 = 1 + 2z + 3z^2 g + z^3 g' so that numerics can evaluate them without cancellation
+(stieltjes.PoolMoments); :func:`evaluate_explicit` is the numeric form of the solution.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
 
+import mpmath
+import numpy as np
 import sympy as sp
 
 from lowrank_icl.theory.stieltjes import rho
@@ -45,6 +49,12 @@ s2 = 1 + sigma**2
 c_implicit = s2 / alpha  # implicit ridge from finite contexts, (1 + sigma^2)/alpha
 
 STATE = (q, m, chi, q_bar, chi_bar)
+# Spectral moments of the pool at z (see stieltjes.PoolMoments); the published equations are
+# written in them so that numerics can evaluate each one in a cancellation-free form.
+A1, B1, A2, Mm, Q3 = sp.symbols("A1 B1 A2 Mm Q3", positive=True)
+MOMENTS = (A1, B1, A2, Mm, Q3)
+MOMENT_DEFINITIONS = {A1: 1 + zs * g, B1: g + zs * dg, A2: 1 + 2 * zs * g + zs**2 * dg,
+                      Mm: 1 + zs * (1 + zs * g), Q3: 1 + 2 * zs + 3 * zs**2 * g + zs**3 * dg}
 HAT_SYMBOLS = dict(zip(("q_hat", "m_hat", "q_bar_hat", "chi_hat", "chi_bar_hat"),
                        sp.symbols("q_hat m_hat q_bar_hat chi_hat chi_bar_hat", positive=True)))
 q_hat = HAT_SYMBOLS["q_hat"]
@@ -56,7 +66,8 @@ class PublishedSaddlePoint:
 
     ``hats`` gives each conjugate as a function of the state (q, m, chi, q_bar, chi_bar);
     ``z`` is z as a function of the hats; ``rhs`` maps each state variable to its right-hand
-    side as a function of the hat symbols (HAT_SYMBOLS), of z and of g, dg (the transforms at z).
+    side as a function of the hat symbols (HAT_SYMBOLS), of g, dg and of the moment symbols
+    A1, B1, A2, Mm, Q3 (MOMENT_DEFINITIONS gives each in g, dg, z: the published forms).
     """
 
     delta: sp.Expr
@@ -85,11 +96,10 @@ def published_saddle_point() -> PublishedSaddlePoint:
             "chi_hat": chih_state, "chi_bar_hat": s2 * chih_state / alpha}
     qh, mh, qbh, chih, chibh = (HAT_SYMBOLS[k] for k in ("q_hat", "m_hat", "q_bar_hat", "chi_hat", "chi_bar_hat"))
     rhs = {
-        q: (chih * (1 + 2 * zs * g + zs**2 * dg) / kappa + mh**2 * (1 + 2 * zs + 3 * zs**2 * g + zs**3 * dg)
-            + chibh * (g + zs * dg) / kappa) / qh**2,
-        m: (mh / qh) * (1 + zs * (1 + zs * g)),
-        chi: (1 + zs * g) / (kappa * qh),
-        q_bar: (chih * (g + zs * dg) / kappa + mh**2 * (1 + 2 * zs * g + zs**2 * dg) + chibh * dg / kappa) / qh**2,
+        q: (chih * A2 / kappa + mh**2 * Q3 + chibh * B1 / kappa) / qh**2,
+        m: (mh / qh) * Mm,
+        chi: A1 / (kappa * qh),
+        q_bar: (chih * B1 / kappa + mh**2 * A2 + chibh * dg / kappa) / qh**2,
         chi_bar: g / (kappa * qh),
     }
     return PublishedSaddlePoint(delta=delta, hats=hats, training_error=err, z=-(lam + qbh) / qh, rhs=rhs)
@@ -114,8 +124,8 @@ def derive_scalar_equation() -> sp.Expr:
     qh_of_delta = tau / (kappa * delta_sym)
     hats_of_delta = {HAT_SYMBOLS["q_hat"]: qh_of_delta, HAT_SYMBOLS["m_hat"]: qh_of_delta,
                      HAT_SYMBOLS["q_bar_hat"]: s2 * qh_of_delta / alpha}
-    chi_rhs = pub.rhs[chi].subs(hats_of_delta)
-    chibar_rhs = pub.rhs[chi_bar].subs(hats_of_delta)
+    chi_rhs = pub.rhs[chi].subs(hats_of_delta).subs(MOMENT_DEFINITIONS)
+    chibar_rhs = pub.rhs[chi_bar].subs(hats_of_delta).subs(MOMENT_DEFINITIONS)
     delta_equation = delta_sym - (1 + chi_rhs + s2 * chibar_rhs / alpha)
     z_value = -c_implicit - u
     delta_value = sp.solve(sp.Eq(pub.z.subs(hats_of_delta), z_value), delta_sym)[0]
@@ -156,6 +166,7 @@ def derive_explicit_solution() -> ExplicitSolution:
     With m_hat = q_hat, chi_hat = (tau/kappa) E/Delta^2 and Delta = tau/(kappa q_hat), the ratios
     chi_hat/q_hat^2 = kappa E/tau and chi_bar_hat/q_hat^2 = c kappa E/tau no longer involve q_hat,
     so the three equations plus the definition of E are a linear system in (q, m, q_bar, E).
+    Expressions are in the moment symbols; ``.subs(MOMENT_DEFINITIONS)`` gives them in g, g', z.
     """
     pub = published_saddle_point()
     chih = (tau / kappa) * E * (kappa * q_hat / tau) ** 2
@@ -165,35 +176,70 @@ def derive_explicit_solution() -> ExplicitSolution:
     system.append(sp.Eq(E, pub.training_error))
     sol = sp.solve(system, [q, q_bar, m, E], dict=True)[0]
     err = sp.simplify(sol[E])
-    stiffness = sp.expand(1 + 2 * zs * g + zs**2 * dg + 2 * c_implicit * (g + zs * dg) + c_implicit**2 * dg)
+    c = c_implicit
+    stiffness = A2 + 2 * c * B1 + c**2 * dg
 
     # the three published terms of q, q_bar and q0 (spec), with chi_hat/q_hat^2 = kappa E/tau
-    per_q_hat2 = kappa * err / tau  # chi_hat / q_hat^2
+    per_q_hat2 = kappa * err / tau
     parts = {
-        "q": {"signal": 1 + 2 * zs + 3 * zs**2 * g + zs**3 * dg,
-              "noise_T": per_q_hat2 * (1 + 2 * zs * g + zs**2 * dg) / kappa,
-              "noise_R": per_q_hat2 * c_implicit * (g + zs * dg) / kappa},
-        "q_bar": {"signal": 1 + 2 * zs * g + zs**2 * dg,
-                  "noise_T": per_q_hat2 * (g + zs * dg) / kappa,
-                  "noise_R": per_q_hat2 * c_implicit * dg / kappa},
-        "q0": {"signal": (1 + 2 * zs * g + zs**2 * dg) / rho,
-               "noise_T": per_q_hat2 * (g + zs * dg) / (rho * kappa),
-               "noise_R": per_q_hat2 * c_implicit * dgt / kappa},
+        "q": {"signal": Q3, "noise_T": per_q_hat2 * A2 / kappa, "noise_R": per_q_hat2 * c * B1 / kappa},
+        "q_bar": {"signal": A2, "noise_T": per_q_hat2 * B1 / kappa, "noise_R": per_q_hat2 * c * dg / kappa},
+        "q0": {"signal": A2 / rho, "noise_T": per_q_hat2 * B1 / (rho * kappa),
+               "noise_R": per_q_hat2 * c * dgt / kappa},
     }
-    m_bar = 1 + zs * g
     order = {
         "E": err,
         "q": sp.simplify(sol[q]),
         "q_bar": sp.simplify(sol[q_bar]),
         "q0": sum(parts["q0"].values()),
         "m": sol[m],
-        "m_bar": m_bar,
-        "m0": m_bar / rho,
-        "chi_times_q_hat": (1 + zs * g) / kappa,
+        "m_bar": A1,
+        "m0": A1 / rho,
+        "chi_times_q_hat": A1 / kappa,
         "chi_bar_times_q_hat": g / kappa,
         "chi_hat_over_q_hat2": per_q_hat2,
     }
     return ExplicitSolution(training_error=err, order=order, parts=parts, stiffness=stiffness)
+
+
+def evaluate_explicit(u, moments, alpha_value, tau_value, kappa_value, rho_value, sigma_value, lam_value):
+    """Numeric order parameters at the root u, in cancellation-free form (numpy or mpmath).
+
+    ``moments`` is a stieltjes.PoolMoments at z = -(c + u). Equal to :func:`derive_explicit_solution`
+    (tests) but rearranged so that every subtraction is gone:
+
+    * E = tau (sigma^2 + W + c A2) / (tau - K), because s2 - 2 Mm + Q3 = sigma^2 + W (W = nu^2 B1);
+    * tau - K = u (B1 + c g') + lam kappa/u at the root (u > 0), and tau - 1 at u = 0, because
+      1 - K = u (2 B1 + (2c + u) g') and G(u) = 0 gives tau - 1 = lam kappa/u - u g.
+
+    Returns (order, parts): dicts of E, q, q_bar, q0, m, m_bar, m0, chi_times_q_hat,
+    chi_bar_times_q_hat, chi_hat_over_q_hat2 and of the signal/noise_T/noise_R split.
+    At lam = 0, tau = 1 (u = 0, tau - K = 0) E and the noise parts are +inf.
+    """
+    mo = moments
+    c = (1 + sigma_value**2) / alpha_value
+    if isinstance(u, np.ndarray) or isinstance(tau_value, np.ndarray):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = np.where(u > 0, u * (mo.B1 + c * mo.dg) + lam_value * kappa_value / np.where(u > 0, u, 1.0),
+                           tau_value - 1)
+            err = np.where(gap > 0, tau_value * (sigma_value**2 + mo.W + c * mo.A2) / np.where(gap > 0, gap, 1.0),
+                           np.inf)
+    else:
+        gap = u * (mo.B1 + c * mo.dg) + lam_value * kappa_value / u if u > 0 else tau_value - 1
+        err = tau_value * (sigma_value**2 + mo.W + c * mo.A2) / gap if gap > 0 else mpmath.inf
+    f = err / tau_value
+    parts = {
+        "q": {"signal": mo.Q3, "noise_T": f * mo.A2, "noise_R": f * c * mo.B1},
+        "q_bar": {"signal": mo.A2, "noise_T": f * mo.B1, "noise_R": f * c * mo.dg},
+        "q0": {"signal": mo.A2 / rho_value, "noise_T": f * mo.B1 / rho_value,
+               "noise_R": f * c * mo.dg_tilde},
+    }
+    order = {"E": err, "m": mo.Mm, "m_bar": mo.A1, "m0": mo.A1 / rho_value,
+             "chi_times_q_hat": mo.A1 / kappa_value, "chi_bar_times_q_hat": mo.g / kappa_value,
+             "chi_hat_over_q_hat2": kappa_value * f}
+    for name, d in parts.items():
+        order[name] = d["signal"] + d["noise_T"] + d["noise_R"]
+    return order, parts
 
 
 def asymptotic_error(m_x, q_x, q_bar, alpha_test, sigma_test):
@@ -208,30 +254,16 @@ def asymptotic_error(m_x, q_x, q_bar, alpha_test, sigma_test):
 
 
 @lru_cache(maxsize=None)
-def numeric_explicit_solution(module: str = "numpy"):
-    """Lambdified (order, parts) of :func:`derive_explicit_solution`.
-
-    Signature of each callable: f(z, g, dg, dgt, alpha, tau, kappa, rho, sigma).
-    """
-    sol = derive_explicit_solution()
-    args = (zs, g, dg, dgt, alpha, tau, kappa, rho, sigma)
-    order = {k: sp.lambdify(args, v, modules=module) for k, v in sol.order.items()}
-    parts = {k: {p: sp.lambdify(args, e, modules=module) for p, e in d.items()} for k, d in sol.parts.items()}
-    stiffness = sp.lambdify(args, sol.stiffness, modules=module)
-    return order, parts, stiffness
-
-
-@lru_cache(maxsize=None)
 def numeric_published_map(module: str = "numpy"):
     """Lambdified published equations: (z_of_state, hats, rhs) as functions of the state.
 
     z_of_state(q, m, chi, q_bar, chi_bar, alpha, tau, kappa, sigma, lam);
-    rhs[name](q, m, chi, q_bar, chi_bar, z, g, dg, alpha, tau, kappa, sigma, lam).
+    rhs[name](q, m, chi, q_bar, chi_bar, g, dg, A1, B1, A2, Mm, Q3, alpha, tau, kappa, sigma, lam).
     """
     pub = published_saddle_point()
     params = (alpha, tau, kappa, sigma, lam)
     z_fn = sp.lambdify((*STATE, *params), pub.z_of_state(), modules=module)
     hats = {k: sp.lambdify((*STATE, *params), v, modules=module) for k, v in pub.hats.items()}
-    rhs = {str(k): sp.lambdify((*STATE, zs, g, dg, *params), v, modules=module)
+    rhs = {str(k): sp.lambdify((*STATE, g, dg, *MOMENTS, *params), v, modules=module)
            for k, v in pub.rhs_of_state().items()}
     return z_fn, hats, rhs
