@@ -367,7 +367,7 @@ class RE:
         return w, cb / N
 
 
-def _spectral_gap_rank(eigs: np.ndarray) -> int:
+def spectral_gap_rank(eigs: np.ndarray) -> int:
     r"""Rank from the largest spectral gap of a (noise-corrected) covariance estimate.
 
     eigs descending. The noise floor tau is the median |eigenvalue| (the corrected noise bulk
@@ -444,7 +444,7 @@ class TRE:
         Sigma_w = (cov - (np.outer(w0, w0) + m2 * np.linalg.inv(Sigma_x)) / N) / (1.0 + 1.0 / N)
         eigs, vecs = np.linalg.eigh((Sigma_w + Sigma_w.T) / 2)
         eigs, vecs = eigs[::-1], vecs[:, ::-1]
-        r_hat = self.rank if self.rank is not None else _spectral_gap_rank(eigs)
+        r_hat = self.rank if self.rank is not None else spectral_gap_rank(eigs)
         r_hat = min(r_hat, d)
         U = vecs[:, :r_hat]
         Lambda = np.maximum(eigs[:r_hat], 1e-8 * max(eigs[0], 1e-300))
