@@ -16,6 +16,7 @@ extrapolated value, its SE, the theory and whether |e_inf - theory| <= 3 SE.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -41,7 +42,12 @@ def _budget(quick: bool, quick_dims, full_dims, quick_seeds=4, full_seeds=5) -> 
         Budget(tuple(full_dims), tuple(range(full_seeds)))
 
 
-def _simulate_points(points: list[ForwardParams], budget: Budget, progress, pool_repeats=1):
+def _cache_dir(out_dir):
+    """Per-seed simulation cache next to the figures (json; safe to delete)."""
+    return Path(out_dir) / "_simcache"
+
+
+def _simulate_points(points: list[ForwardParams], budget: Budget, progress, pool_repeats=1, cache_dir=None):
     """All (point, D, seed) jobs in one pool of 2 processes; returns {(i, D): SimulationResult}."""
     jobs, where = [], []
     for i, p in enumerate(points):
@@ -50,7 +56,7 @@ def _simulate_points(points: list[ForwardParams], budget: Budget, progress, pool
             jobs += js
             where += [(i, D)] * len(js)
     progress(f"{len(jobs)} trainings ({len(points)} points x D in {list(budget.dims)} x {len(budget.seeds)} seeds)")
-    results = run_jobs(jobs, workers=2, progress=True)
+    results = run_jobs(jobs, workers=2, progress=True, cache_dir=cache_dir)
     out = {}
     for i, p in enumerate(points):
         for D in budget.dims:
@@ -59,11 +65,38 @@ def _simulate_points(points: list[ForwardParams], budget: Budget, progress, pool
     return out
 
 
-def _extrapolated(sims, i, dims, getter):
-    """Extrapolation over D of the Estimate getter(sim) at point i, plus the largest-D estimate."""
+def _extrapolated(sims, i, dims, getter, theory_at=None):
+    """Extrapolation over D of the Estimate getter(sim) at point i, plus the largest-D estimate.
+
+    ``theory_at(sim)`` (optional) is the theory at the ratios the sim actually used (integer sizes,
+    integer test context) and ``theory_at(None)`` the theory at the nominal point; each mean is
+    shifted by their difference before the fit, which removes the rounding of L, M, M0, r, L~
+    (a non-1/D, oscillating offset) from the extrapolation.
+    """
     ests = [getter(sims[(i, D)]) for D in dims]
-    ex = extrapolate(dims, [e.mean for e in ests], [e.sem for e in ests])
+    means = np.array([e.mean for e in ests])
+    if theory_at is not None:
+        nominal = float(theory_at(None))
+        means = means - np.array([float(theory_at(sims[(i, D)])) - nominal for D in dims])
+    ex = extrapolate(dims, means, [e.sem for e in ests])
     return ex, ests[-1]
+
+
+def _theory_errors(p: dict, protocol: str, alpha_test=None, sigma_test=None):
+    """theory_at for an error: solve at the sim's effective ratios (or the nominal point for None)."""
+    def at(sim):
+        if sim is None:
+            return getattr(solve(**p).errors(alpha_test, sigma_test), protocol)
+        eff = sim.effective_params()
+        return getattr(solve(**_params_dict(eff)).errors(sim.effective_alpha_test(alpha_test), sigma_test), protocol)
+    return at
+
+
+def _theory_order(p: dict, name: str):
+    def at(sim):
+        q = solve(**(p if sim is None else _params_dict(sim.effective_params())))
+        return getattr(q, name)
+    return at
 
 
 def _row(label, quantity, dims, ex, theory, last):
@@ -99,19 +132,20 @@ FIG1 = dict(alpha=4.0, tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1)
 def build_alpha_test(out_dir, quick, progress) -> FigureOutput:
     import matplotlib.pyplot as plt
     p = FIG1
-    budget = _budget(quick, (24, 32, 48), (64, 128, 256))
+    budget = _budget(quick, (32, 48, 64), (64, 128, 256))
     sol = solve(**p)
     grid = np.geomspace(0.1 * p["alpha"], 4 * p["alpha"], 200)
     th = sol.errors(alpha_test=grid, sigma_test=0.0)
     sim_at = np.array([0.4, 1.0, 2.0, 4.0, 8.0, 16.0])
-    sims = _simulate_points([ForwardParams(**p)], budget, progress)
+    sims = _simulate_points([ForwardParams(**p)], budget, progress, cache_dir=_cache_dir(out_dir))
     fig, ax = plt.subplots(figsize=(6.2, 4.4))
     rows = []
     for k in PROTOCOLS:
         ax.plot(grid, getattr(th, k), color=COLORS[k], label=f"{k.upper()} theory")
         exs, lasts = [], []
         for a_t in sim_at:
-            ex, last = _extrapolated(sims, 0, budget.dims, lambda s, a_t=a_t, k=k: getattr(s.errors(a_t, 0.0), k))
+            ex, last = _extrapolated(sims, 0, budget.dims, lambda s, a_t=a_t, k=k: getattr(s.errors(a_t, 0.0), k),
+                                     _theory_errors(p, k, a_t, 0.0))
             exs.append(ex)
             lasts.append(last)
             rows.append(_row(f"alpha_t={a_t:g}", f"e_{k}", budget.dims, ex,
@@ -136,18 +170,20 @@ ORDER_LABELS = {"q": r"$q$", "m": r"$m$", "q_bar": r"$\bar q$", "m_bar": r"$\bar
 def build_order_parameters(out_dir, quick, progress) -> FigureOutput:
     import matplotlib.pyplot as plt
     p = FIG2
-    budget = _budget(quick, (16, 24, 32), (48, 96, 192))
+    budget = _budget(quick, (20, 30, 40), (48, 96, 192))
     grid = np.linspace(0.25, 2.0, 200)
     th = solve(kappa=grid, **p)
     kappas = [0.5, 1.0, 2.0] if quick else [0.25, 0.5, 0.75, 1.0, 1.5, 2.0]
-    sims = _simulate_points([ForwardParams(kappa=k, **p) for k in kappas], budget, progress)
+    sims = _simulate_points([ForwardParams(kappa=k, **p) for k in kappas], budget, progress,
+                            cache_dir=_cache_dir(out_dir))
     fig, ax = plt.subplots(figsize=(6.2, 4.4))
     rows = []
     for name in ORDER:
         ax.plot(grid, getattr(th, name), color=COLORS[name], label=ORDER_LABELS[name])
         exs, lasts = [], []
         for i, kap in enumerate(kappas):
-            ex, last = _extrapolated(sims, i, budget.dims, lambda s, name=name: getattr(s, name))
+            ex, last = _extrapolated(sims, i, budget.dims, lambda s, name=name: getattr(s, name),
+                                     _theory_order({**p, "kappa": kap}, name))
             exs.append(ex)
             lasts.append(last)
             rows.append(_row(f"kappa={kap:g}", name, budget.dims, ex, getattr(solve(kappa=kap, **p), name), last))
@@ -169,7 +205,7 @@ FIG3_RHOS = (0.25, 0.5, 0.75)
 def build_rank_transition(out_dir, quick, progress) -> FigureOutput:
     import matplotlib.pyplot as plt
     p = FIG3
-    budget = _budget(quick, (16, 24, 32), (64, 128, 192))
+    budget = _budget(quick, (16, 24, 32, 40), (64, 128, 192))
     grid = np.geomspace(0.05, 2.0, 240)
     rel = (0.5, 2.0) if quick else (0.4, 1.0, 2.0)       # simulated kappa / rho
     points, labels = [], []
@@ -177,7 +213,7 @@ def build_rank_transition(out_dir, quick, progress) -> FigureOutput:
         for f in rel:
             points.append(ForwardParams(kappa=f * rho, rho=rho, **p))
             labels.append((rho, f * rho))
-    sims = _simulate_points(points, budget, progress)
+    sims = _simulate_points(points, budget, progress, cache_dir=_cache_dir(out_dir))
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=False)
     rows = []
     shades = dict(zip(FIG3_RHOS, (0.45, 0.7, 1.0)))
@@ -190,7 +226,8 @@ def build_rank_transition(out_dir, quick, progress) -> FigureOutput:
             idx = [i for i, (r_, _) in enumerate(labels) if r_ == rho]
             exs, lasts = [], []
             for i in idx:
-                ex, last = _extrapolated(sims, i, budget.dims, lambda s, k=k: getattr(s.errors(), k))
+                ex, last = _extrapolated(sims, i, budget.dims, lambda s, k=k: getattr(s.errors(), k),
+                                         _theory_errors(_params_dict(points[i]), k))
                 exs.append(ex)
                 lasts.append(last)
                 th = getattr(solve(kappa=labels[i][1], rho=rho, **p).errors(), k)
@@ -224,7 +261,7 @@ def build_double_descent(out_dir, quick, progress) -> FigureOutput:
         for t in sim_taus:
             points.append(ForwardParams.from_full_rank(alpha=a, tau=t, **FIG4_LU))
             labels.append((a, t))
-    sims = _simulate_points(points, budget, progress)
+    sims = _simulate_points(points, budget, progress, cache_dir=_cache_dir(out_dir))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     rows = []
     # their e_ICL is our ODG (= IDG at rho = 1), their e_IDG our TM
@@ -236,7 +273,8 @@ def build_double_descent(out_dir, quick, progress) -> FigureOutput:
             idx = [i for i, (a_, _) in enumerate(labels) if a_ == a]
             exs, lasts = [], []
             for i in idx:
-                ex, last = _extrapolated(sims, i, budget.dims, lambda s, k=k: getattr(s.errors(), k))
+                ex, last = _extrapolated(sims, i, budget.dims, lambda s, k=k: getattr(s.errors(), k),
+                                         _theory_errors(_params_dict(points[i]), k))
                 exs.append(ex)
                 lasts.append(last)
                 th_i = getattr(solve(**_params_dict(points[i])).errors(), k)
@@ -272,7 +310,7 @@ def build_decomposition(out_dir, quick, progress) -> FigureOutput:
     taus = (0.5, 2.0) if quick else (0.5, 1.0, 2.0, 5.0)
     parts = _error_parts_theory(grid, p)
     points = [ForwardParams(tau=t, **p) for t in taus]
-    sims = _simulate_points(points, budget, progress, pool_repeats=3)
+    sims = _simulate_points(points, budget, progress, pool_repeats=3, cache_dir=_cache_dir(out_dir))
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.stackplot(grid, parts["signal"], parts["noise_T"], parts["noise_R"],
                  colors=("tab:blue", "tab:orange", "tab:green"), alpha=0.35,
@@ -286,7 +324,7 @@ def build_decomposition(out_dir, quick, progress) -> FigureOutput:
     for name, (color, getter) in series.items():
         exs, lasts = [], []
         for i, t in enumerate(taus):
-            ex, last = _extrapolated(sims, i, budget.dims, getter)
+            ex, last = _extrapolated(sims, i, budget.dims, getter, _theory_parts({**p, "tau": t}, name))
             exs.append(ex)
             lasts.append(last)
             th = _error_parts_theory(np.array([t]), p)
@@ -306,6 +344,16 @@ def build_decomposition(out_dir, quick, progress) -> FigureOutput:
                "Simulation: 3 independent prompt draws per pool separate E[Gamma | pool] (signal) from its "
                "fluctuation (noise). " + _caption_sim(budget))
     return _finish(fig, out_dir, "forward_decomposition", rows, caption)
+
+
+def _theory_parts(point: dict, name: str):
+    """theory_at for the decomposition series "total", "signal", "noise" (noise = noise-T + noise-R)."""
+    def at(sim):
+        q = point if sim is None else _params_dict(sim.effective_params())
+        parts = _error_parts_theory(np.asarray(q["tau"], float), {k: v for k, v in q.items() if k != "tau"})
+        return {"total": parts["signal"] + parts["noise_T"] + parts["noise_R"], "signal": parts["signal"],
+                "noise": parts["noise_T"] + parts["noise_R"]}[name]
+    return at
 
 
 def _error_parts_theory(taus, p) -> dict:

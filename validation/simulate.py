@@ -148,6 +148,20 @@ class SimulationResult:
             out[name] = {"signal": Estimate.of(sig), "noise": Estimate.of(noise)}
         return out
 
+    def effective_params(self) -> ForwardParams:
+        """The ratios actually simulated: L/D, M/D^2, M0/D, r/D of the integer sizes (sigma, lam as given).
+
+        Comparing theory at these ratios removes the rounding of the sizes from a finite-D comparison.
+        """
+        s = self.sizes
+        return ForwardParams(alpha=s.alpha, tau=s.tau, kappa=s.kappa, rho=s.rho,
+                             sigma=self.params.sigma, lam=self.params.lam)
+
+    def effective_alpha_test(self, alpha_test=None) -> float:
+        """L~/D of the integer test context used by :meth:`errors` for this alpha_test."""
+        Lt, _ = self._test_setting(alpha_test, None)
+        return Lt / self.sizes.dim
+
     def order_parameters(self) -> dict:
         """Means of the order parameters (CLI JSON)."""
         return {k: getattr(self, k).mean for k in ORDER_FIELDS}
