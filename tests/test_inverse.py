@@ -215,3 +215,34 @@ def test_estimator_errors_are_value_errors():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         InverseParams(d=10, N=5, r=4)      # r < N: no warning
+
+
+# --- experiments and CLI ---------------------------------------------------------------------------
+def test_slope_fit_recovers_a_power_law_and_its_interval_covers(rng):
+    from lowrank_icl.validation.inverse_experiments import fit_loglog_slope
+    x = np.array([0.01, 0.03, 0.1, 0.3, 1.0])
+    exact = 3.0 * x ** 2
+    fit = fit_loglog_slope(x, exact, 1e-3 * exact)
+    assert fit.slope == pytest.approx(2.0, abs=1e-10) and fit.chi2_dof < 1e-12
+    # noisy points with the stated SE: the 95% interval must cover the true slope (seeded draw)
+    noisy = exact * np.exp(0.05 * rng.standard_normal(5))
+    fit = fit_loglog_slope(x, noisy, 0.05 * noisy)
+    assert fit.ci[0] < 2.0 < fit.ci[1]
+
+
+def test_cli_inverse_json_contract():
+    import json
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli", "inverse", "--dim", "12",
+                          "--context", "8", "--rank", "2", "--tasks", "200", "--layers", "1", "--loss",
+                          "supervised", "--test", "100", "--maxiter", "30", "--json"],
+                         capture_output=True, text=True, check=True, timeout=120)
+    res = json.loads(out.stdout)
+    for name in ("RE", "TRE", "LT", "ORE"):
+        assert res["mse"][name]["mean"] > 0 and res["mse"][name]["sem"] > 0
+    assert res["rank_recovered"] == 2 and res["seconds"] > 0
+    assert "ore_theory" in res and "lt1_theory" in res
+    bad = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli", "inverse", "--cond", "0.5"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "cond must be >= 1" in bad.stderr
