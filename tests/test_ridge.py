@@ -65,3 +65,15 @@ def test_auto_choice_and_input_errors():
         ridge.fit_ridge(d.x, d.h, d.y, -1.0, s.n_tasks)
     with pytest.raises(ValueError, match="method"):
         ridge.fit_ridge(d.x, d.h, d.y, 0.1, s.n_tasks, method="lu")
+
+
+@pytest.mark.parametrize("dim,tau,lam", [(8, 2.0, 0.1), (10, 2.0, 0.0), (12, 1.3, 1e-3)])
+def test_mixed_precision_cg_reaches_float64_accuracy(dim, tau, lam):
+    # float32 applies inside float64 iterative refinement: same answer as the dense primal solve
+    s, d = _data(dim, tau)
+    ref = ridge.fit_ridge(d.x, d.h, d.y, lam, s.n_tasks, method="primal")
+    fit = ridge.fit_ridge(d.x, d.h, d.y, lam, s.n_tasks, method="cg", mixed=True, tol=1e-13)
+    assert fit.method == "cg-mixed" and fit.converged and fit.residual < 1e-12
+    C = SecondMoment.subspace(d.subspace)
+    assert abs(exact_test_error(fit.gamma, C, s.context_length, 0.3)
+               - exact_test_error(ref.gamma, C, s.context_length, 0.3)) < 1e-8

@@ -19,6 +19,8 @@ Methods (``fit_ridge(..., method=...)``):
   BLAS products, O(M D^2) time, no memory beyond the data). Preconditioner: the Kronecker
   approximation N ~ (X^T X) Gamma (Hh^T Hh)/M + pen Gamma (exact in expectation, since the query is
   independent of h), inverted through the eigendecompositions of the two D x D factors, O(D^3).
+  From D >= 96 the applies run in float32 inside float64 iterative refinement (reported as
+  ``"cg-mixed"``): about twice the speed, the same final float64 residual.
 - ``"dual-cg"`` -- matrix-free CG on (K + pen I) c = y (Jacobi preconditioned), for M < D^2 when K
   is too large to store; at lam = 0 it converges to the minimum-norm interpolator.
 - ``"auto"`` -- M < D^2: dual if M <= 8192 else dual-cg; M >= D^2: primal if D <= 24 else cg, and
@@ -42,6 +44,7 @@ _CHUNK = 8192          # rows per block in matrix-free applies (bounds temporari
 _DUAL_MAX = 8192       # largest M for the dense dual (K is M x M: 0.5 GB)
 _PRIMAL_AUTO_MAX_DIM = 24
 _PRIMAL_FALLBACK_MAX_DIM = 64
+_MIXED_MIN_DIM = 96
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,45 @@ def _solve_cg(X, H, y, penalty, tol, max_iter):
     return gamma, it, ok, rhs
 
 
+def _normal_apply_single(X32, H32, gamma, penalty):
+    """N(Gamma) with the two BLAS products in float32 (about twice as fast), accumulated in float64."""
+    G = gamma.astype(np.float32)
+    out = penalty * gamma
+    for s in range(0, X32.shape[0], _CHUNK):
+        Xc, Hc = X32[s:s + _CHUNK], H32[s:s + _CHUNK]
+        pred = np.einsum("ij,ij->i", Xc @ G, Hc)
+        out += (Xc.T @ (pred[:, None] * Hc)).astype(np.float64)
+    return out
+
+
+def _solve_cg_mixed(X, H, y, penalty, tol, max_iter):
+    """Iterative refinement: float64 residuals r = B - N(Gamma), corrections from PCG with float32
+    applies (relative accuracy ~1e-6, so each outer step gains ~5 digits); if an outer step stops
+    gaining, finish with float64 PCG from the current iterate. Final accuracy is that of float64."""
+    X32, H32 = X.astype(np.float32), H.astype(np.float32)
+    rhs = normal_rhs(X, H, y)
+    nb = np.linalg.norm(rhs)
+    pre = _kron_preconditioner(X, H, penalty)
+    gamma = np.zeros_like(rhs)
+    r = rhs.copy()
+    it, res_prev = 0, np.inf
+    while it < max_iter:
+        res = np.linalg.norm(r)
+        if res <= tol * nb:
+            return gamma, it, True, rhs
+        if res > 1e-2 * res_prev:       # float32 corrections no longer pay: finish in float64
+            break
+        res_prev = res
+        inner_tol = max(1e-5, 0.5 * tol * nb / res)
+        d, k, _ = _pcg(lambda G: _normal_apply_single(X32, H32, G, penalty), r, pre, inner_tol, max_iter - it)
+        gamma += d
+        it += k + 1
+        r = rhs - normal_apply(X, H, gamma, penalty)
+    del X32, H32
+    gamma, k, ok = _pcg(lambda G: normal_apply(X, H, G, penalty), rhs, pre, tol, max(1, max_iter - it), x0=gamma)
+    return gamma, it + k, ok, rhs
+
+
 def _kernel_apply(X, H, c, penalty):
     """(K + penalty I) c without K: K c = diag(X (X^T diag(c) H) H^T)."""
     G = X.T @ (c[:, None] * H)
@@ -197,12 +239,14 @@ def choose_method(n_prompts: int, dim: int) -> str:
 
 
 def fit_ridge(x, h, y, lam, n_tasks, *, method: str = "auto", tol: float = 1e-10,
-              max_iter: int = 5000) -> RidgeFit:
+              max_iter: int = 5000, mixed: bool | None = None) -> RidgeFit:
     """Train Gamma_hat on reduced data: queries ``x`` (M x D), features ``h`` (M x D), labels ``y`` (M).
 
     Penalty lam * n_tasks * ||Gamma||_F^2 (n_tasks = M0). ``lam = 0`` gives the least-squares
     solution, the minimum-norm interpolator when M < D^2. ``tol`` is the relative residual target of
-    the iterative methods. Returns a :class:`RidgeFit`.
+    the iterative methods. ``mixed`` (cg only; default: D >= 96) runs the CG applies in float32
+    inside float64 iterative refinement: about twice as fast, same final residual, 50% more memory
+    for the data. Returns a :class:`RidgeFit`.
     """
     X = np.ascontiguousarray(x, dtype=float)
     H = np.ascontiguousarray(h, dtype=float)
@@ -231,7 +275,11 @@ def fit_ridge(x, h, y, lam, n_tasks, *, method: str = "auto", tol: float = 1e-10
     elif chosen == "dual":
         gamma, it = _solve_dual(X, H, y, penalty)
     elif chosen == "cg":
-        gamma, it, converged, rhs = _solve_cg(X, H, y, penalty, tol, max_iter)
+        use_mixed = dim >= _MIXED_MIN_DIM if mixed is None else bool(mixed)
+        solver = _solve_cg_mixed if use_mixed else _solve_cg
+        gamma, it, converged, rhs = solver(X, H, y, penalty, tol, max_iter)
+        if use_mixed:
+            chosen = "cg-mixed"
         if not converged and method == "auto" and dim <= _PRIMAL_FALLBACK_MAX_DIM:
             gamma, it2 = _solve_primal(X, H, y, penalty)
             it, chosen, converged = it + it2, "cg->primal", True
