@@ -43,10 +43,10 @@ class Scale:
 
 
 SCALES = {
-    "quick": Scale(d=30, N=15, r=3, n_s=1500, n_test=600, K=2, maxiter=80, sigmas=(0.05, 0.2, 0.5),
-                   ranks=(1, 2, 3, 5, 8, 12, 15), sigma_sweep=(0.03, 0.1, 0.3, 1.0), conds=(1, 10, 100),
+    "quick": Scale(d=30, N=15, r=3, n_s=1500, n_test=600, K=2, maxiter=80, sigmas=(0.03, 0.1, 0.3),
+                   ranks=(1, 2, 3, 5, 8, 12, 15), sigma_sweep=(0.01, 0.03, 0.1, 0.3, 1.0), conds=(1, 10, 100),
                    n_prior=3000),
-    "medium": Scale(d=100, N=50, r=10, n_s=3000, n_test=2000, K=2, maxiter=150, sigmas=(0.03, 0.1, 0.3),
+    "medium": Scale(d=100, N=50, r=10, n_s=2000, n_test=1000, K=2, maxiter=80, sigmas=(0.03, 0.1, 0.3),
                     ranks=(2, 5, 10, 20, 30, 40, 50), sigma_sweep=(0.01, 0.03, 0.1, 0.3, 1.0),
                     conds=(1, 3, 10, 30, 100), n_prior=10000),
     "full": Scale(d=100, N=50, r=10, n_s=10000, n_test=2000, K=4, maxiter=250, sigmas=(0.03, 0.1, 0.3),

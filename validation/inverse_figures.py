@@ -42,8 +42,30 @@ def _cache_dir(out_dir) -> Path:
     return Path(out_dir) / "cache"
 
 
-def _lt_cache(out_dir, scale_name, sigma, loss) -> Path:
-    return _cache_dir(out_dir) / f"inverse_lt_{scale_name}_sigma{sigma:g}_{loss}.npz"
+def cached_compare(out_dir, scale_name, progress, *, d, N, r, sigma, cond=1.0, n_s, K, maxiter, n_test,
+                   losses=LT_LOSSES, include=("RE", "TRE", "ORE")) -> dict:
+    """compare_estimators scores (no theory), cached as json so experiments share identical runs."""
+    key = (f"{scale_name}_d{d}_N{N}_r{r}_s{sigma:g}_c{cond:g}_ns{n_s}_K{K}_it{maxiter}_t{n_test}_seed{SEED}_"
+           + "-".join(losses) + "_" + "-".join(include))
+    path = _cache_dir(out_dir) / f"inverse_cmp_{key}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    p = quiet_params(d=d, N=N, r=r, sigma=sigma, cond=cond, n_s=n_s)
+    res = compare_estimators(p, K=K, losses=losses, include=include, n_test=n_test, seed=SEED, maxiter=maxiter,
+                             progress=progress, keep_estimators=True, theory=False)
+    out = {"rank_recovered": res.rank_recovered, "seconds": res.seconds,
+           "scores": {k: [v.mean, v.sem, v.train_seconds, v.iterations, v.converged] for k, v in res.scores.items()}}
+    for loss in losses:
+        lt = res.estimators[f"LT-{loss}"]
+        atomic_savez(_cache_dir(out_dir) / f"inverse_lt_{key}_{loss}.npz", {"b": lt.b, "Gammas": lt.Gammas})
+    out["lt_files"] = {loss: f"inverse_lt_{key}_{loss}.npz" for loss in losses}
+    atomic_write_json(path, out)
+    return out
+
+
+def _model(sc, **kw) -> InverseModel:
+    """The model draw compare_estimators uses for these parameters (first draw of the seed)."""
+    return InverseModel.draw(quiet_params(d=sc.d, N=sc.N, n_s=sc.n_s, **kw), np.random.default_rng(SEED))
 
 
 # --- experiment 1 ------------------------------------------------------------------------------
@@ -53,26 +75,23 @@ def build_noise(out_dir, quick, progress) -> FigureOutput:
     name, sc = scale_for(quick)
     header = ("sigma", "estimator", "mse", "sem", "train_seconds", "lbfgs_iterations", "converged",
               "rank_recovered", "ore_theory", "lt1_theory")
-    rows, results = [], {}
+    rows, results, theory = [], {}, {}
     for sigma in sc.sigmas:
-        p = quiet_params(d=sc.d, N=sc.N, r=sc.r, sigma=sigma, n_s=sc.n_s)
-        res = compare_estimators(p, K=sc.K, n_test=sc.n_test, seed=SEED, maxiter=sc.maxiter,
-                                 progress=progress, keep_estimators=True)
+        res = cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=sc.r, sigma=sigma, n_s=sc.n_s, K=sc.K,
+                             maxiter=sc.maxiter, n_test=sc.n_test)
         results[sigma] = res
-        for loss in LT_LOSSES:
-            lt = res.estimators[f"LT-{loss}"]
-            atomic_savez(_lt_cache(out_dir, name, sigma, loss), {"b": lt.b, "Gammas": lt.Gammas})
-        for est, s in res.scores.items():
-            rows.append((sigma, est, s.mean, s.sem, s.train_seconds, s.iterations, s.converged,
-                         res.rank_recovered, res.ore_theory, res.lt1_theory))
+        model = _model(sc, r=sc.r, sigma=sigma)
+        theory[sigma] = (ore_theory(model), lt1_theory(model))
+        for est, v in res["scores"].items():
+            rows.append((sigma, est, v[0], v[1], v[2], v[3], v[4], res["rank_recovered"], *theory[sigma]))
     fig, ax = plt.subplots(figsize=(7, 4.8))
-    names = list(next(iter(results.values())).scores)
+    names = list(next(iter(results.values()))["scores"])
     for i, est in enumerate(names):
         xs = np.array(sc.sigmas) * (1 + 0.04 * (i - len(names) / 2))
-        m = [results[s].scores[est].mean for s in sc.sigmas]
-        e = [2 * results[s].scores[est].sem for s in sc.sigmas]
+        m = [results[s]["scores"][est][0] for s in sc.sigmas]
+        e = [2 * results[s]["scores"][est][1] for s in sc.sigmas]
         ax.errorbar(xs, m, yerr=e, marker=MARKERS.get(est, "o"), color=COLORS.get(est), label=est, capsize=3)
-    th = [results[s].ore_theory for s in sc.sigmas]
+    th = [theory[s][0] for s in sc.sigmas]
     if all(t is not None for t in th):
         ax.plot(sc.sigmas, th, "k--", lw=1, label="ORE theory")
     ax.set_xscale("log")
@@ -121,16 +140,12 @@ def build_prior(out_dir, quick, progress) -> FigureOutput:
     fresh = model.sample(sc.n_prior, np.random.default_rng(SEED + 1))
     C = ore_C(model)
     ests = {}
+    res = cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=sc.r, sigma=PRIOR_SIGMA, n_s=sc.n_s, K=sc.K,
+                         maxiter=sc.maxiter, n_test=sc.n_test)
     for loss in LT_LOSSES:
-        path = _lt_cache(out_dir, name, PRIOR_SIGMA, loss)
         lt = LT(K=sc.K, loss=loss, maxiter=sc.maxiter)
-        if path.exists():
-            with np.load(path, allow_pickle=False) as z:
-                lt.b, lt.Gammas = z["b"], z["Gammas"]
-            progress(f"LT-{loss}: parameters from {path}")
-        else:
-            progress(f"training LT-{loss} (no cache from inverse_noise)")
-            lt.fit(train.X, train.Y, train.W)
+        with np.load(_cache_dir(out_dir) / res["lt_files"][loss], allow_pickle=False) as z:
+            lt.b, lt.Gammas = z["b"], z["Gammas"]
         ests[f"LT-{loss}"] = lt
     ests["TRE"] = TRE().fit(train.X, train.Y)
     ests["ORE"] = ORE.from_model(model)
@@ -169,21 +184,16 @@ def build_prior(out_dir, quick, progress) -> FigureOutput:
 def rank_sweep(out_dir, quick, progress) -> list[dict]:
     """MSE vs r at fixed N (all estimators plus a K = 1 supervised LT), cached as json per scale."""
     name, sc = scale_for(quick)
-    path = _cache_dir(out_dir) / f"inverse_rank_sweep_{name}.json"
-    if path.exists():
-        return json.loads(path.read_text())
     out = []
     for r in sc.ranks:
-        p = quiet_params(d=sc.d, N=sc.N, r=r, sigma=PRIOR_SIGMA, n_s=sc.n_s)
-        res = compare_estimators(p, K=sc.K, n_test=sc.n_test, seed=SEED, maxiter=sc.maxiter, progress=progress,
-                                 theory=False)
-        lt1 = compare_estimators(p, K=1, losses=("supervised",), include=(), n_test=sc.n_test, seed=SEED,
-                                 maxiter=sc.maxiter, theory=False)
-        row = {"r": r, "rank_recovered": res.rank_recovered,
-               "scores": {k: [v.mean, v.sem] for k, v in res.scores.items()}}
-        row["scores"]["LT1-supervised"] = [lt1.scores["LT-supervised"].mean, lt1.scores["LT-supervised"].sem]
+        res = cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=r, sigma=PRIOR_SIGMA, n_s=sc.n_s, K=sc.K,
+                             maxiter=sc.maxiter, n_test=sc.n_test)
+        lt1 = cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=r, sigma=PRIOR_SIGMA, n_s=sc.n_s, K=1,
+                             maxiter=sc.maxiter, n_test=sc.n_test, losses=("supervised",), include=())
+        row = {"r": r, "rank_recovered": res["rank_recovered"],
+               "scores": {k: v[:2] for k, v in res["scores"].items()}}
+        row["scores"]["LT1-supervised"] = lt1["scores"]["LT-supervised"][:2]
         out.append(row)
-    atomic_write_json(path, out)
     return out
 
 
@@ -193,8 +203,7 @@ def build_rank(out_dir, quick, progress) -> FigureOutput:
     name, sc = scale_for(quick)
     sweep = rank_sweep(out_dir, quick, progress)
     for s in sweep:   # theory is cheap: evaluated afresh on the same model draw (not cached)
-        model = InverseModel.draw(quiet_params(d=sc.d, N=sc.N, r=s["r"], sigma=PRIOR_SIGMA, n_s=sc.n_s),
-                                  np.random.default_rng(SEED))
+        model = _model(sc, r=s["r"], sigma=PRIOR_SIGMA)
         s["ore_theory"], s["lt1_theory"] = ore_theory(model), lt1_theory(model)
     header = ("r", "r_over_N", "estimator", "mse", "sem", "rank_recovered", "ore_theory", "lt1_theory")
     rows = [(s["r"], s["r"] / sc.N, k, v[0], v[1], s["rank_recovered"], s["ore_theory"], s["lt1_theory"])
@@ -230,20 +239,14 @@ def build_scaling(out_dir, quick, progress) -> FigureOutput:
     plt = _plt()
     name, sc = scale_for(quick)
     sweeps = {}
-    res_sigma = []
-    for sigma in sc.sigma_sweep:
-        p = quiet_params(d=sc.d, N=sc.N, r=sc.r, sigma=sigma, n_s=sc.n_s)
-        res_sigma.append(compare_estimators(p, K=sc.K, n_test=sc.n_test, seed=SEED, maxiter=sc.maxiter,
-                                            include=("TRE", "ORE"), progress=progress, theory=False))
-    sweeps["sigma"] = (np.array(sc.sigma_sweep), {k: [(r.scores[k].mean, r.scores[k].sem) for r in res_sigma]
+    runs = [cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=sc.r, sigma=sigma, n_s=sc.n_s, K=sc.K,
+                           maxiter=sc.maxiter, n_test=sc.n_test) for sigma in sc.sigma_sweep]
+    sweeps["sigma"] = (np.array(sc.sigma_sweep), {k: [tuple(r["scores"][k][:2]) for r in runs]
                                                   for k in SLOPE_ESTIMATORS})
-    res_cond = []
-    for cond in sc.conds:
-        p = quiet_params(d=sc.d, N=sc.N, r=sc.r, sigma=PRIOR_SIGMA, cond=cond, n_s=sc.n_s)
-        res_cond.append(compare_estimators(p, K=sc.K, n_test=sc.n_test, seed=SEED, maxiter=sc.maxiter,
-                                           include=("TRE", "ORE"), progress=progress, theory=False))
+    runs = [cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=sc.r, sigma=PRIOR_SIGMA, cond=cond,
+                           n_s=sc.n_s, K=sc.K, maxiter=sc.maxiter, n_test=sc.n_test) for cond in sc.conds]
     sweeps["cond"] = (np.array(sc.conds, dtype=float),
-                      {k: [(r.scores[k].mean, r.scores[k].sem) for r in res_cond] for k in SLOPE_ESTIMATORS})
+                      {k: [tuple(r["scores"][k][:2]) for r in runs] for k in SLOPE_ESTIMATORS})
     rank = [s for s in rank_sweep(out_dir, quick, progress) if s["r"] < sc.N]   # r/N < 1 only
     sweeps["r_over_N"] = (np.array([s["r"] / sc.N for s in rank]),
                           {k: [tuple(s["scores"][k]) for s in rank] for k in SLOPE_ESTIMATORS})
