@@ -83,7 +83,7 @@ from lowrank_icl.numerics._blas import single_threaded_blas
 from lowrank_icl.numerics._checks import check_int, check_real
 from lowrank_icl.theory.finite_size import SecondMoment, exact_test_error
 from lowrank_icl.validation.ridge import fit_ridge
-from lowrank_icl.validation.sampling import Sizes, haar_subspace, sample_contexts
+from lowrank_icl.validation.sampling import Sizes, sample_contexts
 
 OPTIMIZERS = ("lbfgs", "gd")
 # scaled gradient ||grad F|| ||theta|| / F below which a fit counts as converged: at D = 6-10 going
@@ -342,11 +342,16 @@ class TaskLaw:
         return SecondMoment.subspace(self.factor)
 
     def sample(self, n, rng) -> np.ndarray:
-        """n tasks (n x D) from the law (ODG: a fresh Haar subspace per call)."""
+        """n tasks (n x D) from the law, independent across rows (ODG: a fresh subspace per task)."""
         if self.kind == "pool":
             return self.tasks[rng.integers(self.tasks.shape[0], size=n)]
-        A = self.factor if self.factor is not None else haar_subspace(self.dim, self.rank, rng)
-        return np.sqrt(self.dim / self.rank) * (rng.standard_normal((n, self.rank)) @ A.T)
+        if self.factor is None:
+            # a fresh Haar subspace per task: w = sqrt(D/r) ||v|| u with u uniform on the sphere
+            # and ||v||^2 ~ chi2(r), the same law as sqrt(D/r) A v with a new A for every prompt
+            u = rng.standard_normal((n, self.dim))
+            u /= np.linalg.norm(u, axis=1, keepdims=True)
+            return np.sqrt(self.dim / self.rank * rng.chisquare(self.rank, size=n))[:, None] * u
+        return np.sqrt(self.dim / self.rank) * (rng.standard_normal((n, self.rank)) @ self.factor.T)
 
 
 def attention_test_error(V, W, law: TaskLaw, context_length, sigma_test=0.0) -> float:
@@ -407,3 +412,107 @@ def sampled_test_error(V, W, law: TaskLaw, context_length, sigma_test=0.0, n_pro
         S, xq, yq = context_statistics(X, y)
         sq[s0:s0 + k] = (yq - predict(V, W, S, xq)) ** 2
     return float(np.mean(sq)), float(np.std(sq, ddof=1) / np.sqrt(n))
+
+
+# ----------------------------------------------------------------------------------------------
+# one seed: full attention and reduced ridge on the same prompts
+
+PROTOCOLS = ("tm", "idg", "odg")
+
+
+def compare_with_ridge(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, seed=0, alpha_tests=None,
+                       sigma_test=None, n_test_prompts=0, optimizer="lbfgs", init_scale=1e-2) -> dict:
+    """Train the full attention (small random init, ``seed``) and the reduced ridge on the SAME
+    pretraining prompts (:func:`lowrank_icl.validation.sampling.sample_contexts` for ``seed``) and
+    measure both. Returns a JSON-ready dict:
+
+    - ``alpha_tests`` and ``context_lengths`` (integer L~ = round(alpha_t D)),
+    - ``attention``, ``attention_gamma`` (its Gamma_eff alone), ``ridge``: {protocol: [exact error per
+      alpha_t]} for protocol in tm, idg, odg (:func:`attention_test_error`),
+    - ``sampled`` (n_test_prompts > 0): {protocol: [mean, se]} of the attention on fresh prompts at
+      alpha_t = alpha, ``gamma_distance`` ||Gamma_eff - Gamma_ridge||_F / ||Gamma_ridge||_F,
+    - ``loss``/``ridge_loss`` (the training objective of each, both in units of F), diagnostics and times.
+    """
+    s = Sizes.from_ratios(dim, alpha, tau, kappa, rho)
+    sigma = float(check_real("sigma", sigma, lower=0.0, lower_inclusive=True))
+    lam = float(check_real("lam", lam, lower=0.0, lower_inclusive=True))
+    sig_t = sigma if sigma_test is None else float(check_real("sigma_test", sigma_test, lower=0.0,
+                                                                lower_inclusive=True))
+    a_tests = [float(alpha)] if alpha_tests is None else [float(a) for a in np.atleast_1d(alpha_tests)]
+    lengths = [max(1, int(np.floor(a * dim + 0.5))) for a in a_tests]
+    t0 = time.perf_counter()
+    ctx = sample_contexts(s, sigma, seed)
+    S, xq, yq = context_statistics(ctx.X, ctx.y)
+    red = ctx.reduced()
+    pool, A = ctx.pool, ctx.subspace
+    del ctx
+    t_data = time.perf_counter() - t0
+    fit = train_attention(S, xq, yq, lam, s.n_tasks, seed=seed, optimizer=optimizer, init_scale=init_scale)
+    rfit = fit_ridge(red.x, red.h, red.y, lam, s.n_tasks)
+    penalty = lam * s.n_tasks / s.n_prompts
+    ridge_loss = loss_and_grad(*embed_gamma(rfit.gamma), S, xq, yq, penalty)[0]
+    laws = {"tm": TaskLaw.pool(pool), "idg": TaskLaw.subspace(A), "odg": TaskLaw.fresh_subspace(dim, s.rank)}
+    models = {"attention": (fit.value, fit.key_query), "attention_gamma": embed_gamma(fit.gamma),
+              "ridge": embed_gamma(rfit.gamma)}
+    out = {name: {p: [attention_test_error(*vw, laws[p], Lt, sig_t) for Lt in lengths] for p in PROTOCOLS}
+           for name, vw in models.items()}
+    if n_test_prompts:
+        L_train = s.context_length
+        out["sampled"] = {p: list(sampled_test_error(fit.value, fit.key_query, laws[p], L_train, sig_t,
+                                                     n_prompts=n_test_prompts, seed=seed + 7919))
+                          for p in ("idg", "odg")}
+        out["sampled_exact"] = {p: attention_test_error(fit.value, fit.key_query, laws[p], L_train, sig_t)
+                                for p in ("idg", "odg")}
+    out.update({
+        "dim": int(dim), "seed": int(seed), "alpha_tests": a_tests, "context_lengths": lengths,
+        "sizes": {"L": s.context_length, "M": s.n_prompts, "M0": s.n_tasks, "r": s.rank},
+        "gamma_distance": float(np.linalg.norm(fit.gamma - rfit.gamma) / np.linalg.norm(rfit.gamma)),
+        "bypass_norm": fit.bypass_norm, "loss": fit.loss, "ridge_loss": float(ridge_loss),
+        "converged": bool(fit.converged and rfit.converged), "residual": fit.residual,
+        "iterations": fit.iterations, "seconds_attention": fit.seconds, "seconds_ridge": rfit.seconds,
+        "seconds_data": t_data, "seconds": time.perf_counter() - t0})
+    return out
+
+
+def _compare_job(job: dict) -> dict:
+    return compare_with_ridge(**job)
+
+
+def run_comparisons(jobs: list, workers: int = 2, progress=None) -> list:
+    """:func:`compare_with_ridge` for each job dict (keyword arguments), in up to 2 processes
+    (spawned, single-threaded BLAS), results in input order. ``progress(msg)`` after each job."""
+    workers = max(1, min(2, int(workers)))
+    results: list = [None] * len(jobs)
+    t0 = time.perf_counter()
+
+    def report(i):
+        if progress is not None:
+            r = results[i]
+            done = sum(x is not None for x in results)
+            progress(f"attention D={r['dim']} seed={r['seed']} [{done}/{len(jobs)}] "
+                     f"{r['seconds_attention']:.1f}s ({r['iterations']} it), elapsed {time.perf_counter() - t0:.0f}s")
+    if workers == 1 or len(jobs) == 1:
+        for i, job in enumerate(jobs):
+            results[i] = _compare_job(job)
+            report(i)
+        return results
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    import os
+    env = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: "1" for k in env})
+    try:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+            futures = {ex.submit(_compare_job, job): i for i, job in enumerate(jobs)}
+            for fut in cf.as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                report(i)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return results
