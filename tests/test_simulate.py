@@ -87,3 +87,20 @@ def test_cli_simulate_json_and_bad_input():
     assert set(out["order_parameters"]) == {"q", "m", "q_bar", "m_bar", "q0", "m0"} and out["seconds"] > 0
     bad = subprocess.run(cmd[:-2] + ["--seeds", "4-1"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "seeds" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", [
+    dict(alpha=4.0, tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1),      # spec section 6, figure 1 set
+    dict(alpha=16.0, tau=2.0, kappa=0.25, rho=0.5, sigma=0.5, lam=1e-4),   # kappa < rho side of the transition
+    dict(alpha=1.0, tau=0.5, kappa=0.5, rho=1.0, sigma=0.1, lam=0.0),      # full rank, ridgeless, tau < 1
+])
+def test_theory_matches_simulation_at_moderate_dim(point):
+    """Pass rule at D = 40, 60, 80 (8 seeds each); D chosen so that every size is an exact integer."""
+    from lowrank_icl.numerics import solve
+    theory = solve(**point).errors()
+    dims = (40, 60, 80)
+    runs = {D: simulate(D, **point, seeds=range(8), workers=2).errors() for D in dims}
+    for k in ("tm", "idg", "odg"):
+        ex = extrapolate(dims, [getattr(runs[D], k).mean for D in dims], [getattr(runs[D], k).sem for D in dims])
+        assert compare(getattr(theory, k), ex).passed, (k, ex, getattr(theory, k))
