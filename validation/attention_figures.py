@@ -23,16 +23,18 @@ from lowrank_icl.validation.sampling import Sizes
 from lowrank_icl.validation.stats import Estimate, compare, extrapolate
 
 POINT = {"alpha": 2.0, "tau": 2.0, "kappa": 1.0, "rho": 0.5, "sigma": 0.3, "lam": 0.1}
+SMALL_LAM = 0.01            # second ridge strength: panel (b) and the table only
 ALPHA_TEST_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 COLORS = {"tm": "tab:blue", "idg": "tab:orange", "odg": "tab:green"}
-TABLE_HEADER = ("D", "protocol", "attention", "attention_se", "attention_sampled", "attention_sampled_se",
+TABLE_HEADER = ("lam", "D", "protocol", "attention", "attention_se", "attention_sampled", "attention_sampled_se",
                 "ridge", "ridge_se", "excess", "excess_se", "theory", "pass_3se", "sec_per_training")
 
 
 def _settings(quick: bool):
+    """(dims, seeds, sampled test prompts per seed)."""
     if quick:
         return (12, 16, 20), tuple(range(4)), 2000
-    return (20, 30, 40), tuple(range(6)), 5000
+    return (20, 30, 40, 60), tuple(range(6)), 5000
 
 
 def _theory(sizes: Sizes, p: dict, alpha_test: float):
@@ -41,20 +43,22 @@ def _theory(sizes: Sizes, p: dict, alpha_test: float):
     return sol.errors(alpha_test=alpha_test)
 
 
-@figure("full_attention", "full linear attention (GD) vs reduced ridge vs theory, errors vs alpha_t")
-def build_full_attention(out_dir, quick, progress) -> FigureOutput:
-    import matplotlib.pyplot as plt
+def excess_slope(dims, estimates):
+    """Weighted least-squares fit of the paired excess as c/D (through the origin): (c, SE(c)),
+    SE widened by the Birge ratio sqrt(chi^2/dof) when above 1 (as in validation.stats)."""
+    x = 1.0 / np.asarray(dims, dtype=float)
+    y = np.array([e.mean for e in estimates])
+    w = 1.0 / np.array([e.sem for e in estimates]) ** 2
+    c = float(np.sum(w * x * y) / np.sum(w * x * x))
+    se = float(1.0 / np.sqrt(np.sum(w * x * x)))
+    dof = len(x) - 1
+    if dof > 0:
+        se *= max(1.0, float(np.sqrt(np.sum(w * (y - c * x) ** 2) / dof)))
+    return c, se
 
-    p = POINT
-    dims, seeds, n_test = _settings(quick)
-    a_tests = [f * p["alpha"] for f in ALPHA_TEST_FACTORS]
-    i_train = ALPHA_TEST_FACTORS.index(1.0)
-    jobs = [dict(dim=D, seed=s, alpha_tests=a_tests, n_test_prompts=n_test, **p) for D in dims for s in seeds]
-    progress(f"{len(jobs)} trainings (D in {list(dims)} x {len(seeds)} seeds), attention + ridge each")
-    results = run_comparisons(jobs, workers=2, progress=progress)
-    by_dim = {D: [r for r in results if r["dim"] == D] for D in dims}
 
-    rows, excess = [], {q: [] for q in PROTOCOLS}
+def _point_rows(p, dims, by_dim, i_train, excess):
+    rows = []
     for D in dims:
         rs = by_dim[D]
         sizes = Sizes.from_ratios(D, p["alpha"], p["tau"], p["kappa"], p["rho"])
@@ -65,13 +69,38 @@ def build_full_attention(out_dir, quick, progress) -> FigureOutput:
             rid = Estimate.of([r["ridge"][q][i_train] for r in rs])
             dif = Estimate.of(np.array(att.values) - np.array(rid.values))
             excess[q].append(dif)
-            if q in ("idg", "odg"):
+            if q in ("idg", "odg") and "sampled" in rs[0]:
                 sm = np.array([r["sampled"][q] for r in rs])   # (seeds, [mean, se]) per seed
                 samp, samp_se = float(sm[:, 0].mean()), float(np.sqrt(np.sum(sm[:, 1] ** 2)) / len(rs))
             else:
                 samp, samp_se = float("nan"), float("nan")
-            rows.append((D, q, att.mean, att.sem, samp, samp_se, rid.mean, rid.sem, dif.mean, dif.sem,
+            rows.append((p["lam"], D, q, att.mean, att.sem, samp, samp_se, rid.mean, rid.sem, dif.mean, dif.sem,
                          float(getattr(th, q)), "", sec))
+    return rows
+
+
+@figure("full_attention", "full linear attention (GD) vs reduced ridge vs theory, errors vs alpha_t")
+def build_full_attention(out_dir, quick, progress) -> FigureOutput:
+    import matplotlib.pyplot as plt
+
+    p = POINT
+    p_small = {**POINT, "lam": SMALL_LAM}
+    dims, seeds, n_test = _settings(quick)
+    a_tests = [f * p["alpha"] for f in ALPHA_TEST_FACTORS]
+    i_train = ALPHA_TEST_FACTORS.index(1.0)
+    jobs = [dict(dim=D, seed=s, alpha_tests=a_tests, n_test_prompts=n_test, **p) for D in dims for s in seeds]
+    jobs += [dict(dim=D, seed=s, alpha_tests=[p["alpha"]], **p_small) for D in dims for s in seeds]
+    progress(f"{len(jobs)} trainings (lam in {{{p['lam']}, {SMALL_LAM}}} x D in {list(dims)} x {len(seeds)} seeds), "
+             "attention + ridge each")
+    results = run_comparisons(jobs, workers=2, progress=progress)
+    n_main = len(dims) * len(seeds)
+    by_dim = {D: [r for r in results[:n_main] if r["dim"] == D] for D in dims}
+    by_dim_small = {D: [r for r in results[n_main:] if r["dim"] == D] for D in dims}
+
+    excess = {q: [] for q in PROTOCOLS}
+    excess_small = {q: [] for q in PROTOCOLS}
+    rows = _point_rows(p, dims, by_dim, i_train, excess)
+    rows += _point_rows(p_small, dims, by_dim_small, 0, excess_small)
     # 1/D extrapolation of both models at alpha_t = alpha, compared with theory at the nominal point
     nominal = solve(p["alpha"], p["tau"], p["kappa"], p["rho"], p["sigma"], p["lam"]).errors()
     for q in PROTOCOLS:
@@ -87,8 +116,14 @@ def build_full_attention(out_dir, quick, progress) -> FigureOutput:
                 sems.append(e.sem)
             ex = extrapolate(dims, means, sems)
             cmp = compare(float(getattr(nominal, q)), ex)
-            rows.append((f"inf({model})", q, ex.e_inf, ex.se, float("nan"), float("nan"), float("nan"),
+            rows.append((p["lam"], f"inf({model})", q, ex.e_inf, ex.se, float("nan"), float("nan"), float("nan"),
                          float("nan"), float("nan"), float("nan"), cmp.theory, "pass" if cmp.passed else "FAIL", ""))
+    # the paired excess fitted as c/D, both ridge strengths
+    for lam_value, exc in ((p["lam"], excess), (SMALL_LAM, excess_small)):
+        for q in PROTOCOLS:
+            c, c_se = excess_slope(dims, exc[q])
+            rows.append((lam_value, "excess*D", q, c, c_se, float("nan"), float("nan"), float("nan"), float("nan"),
+                         float("nan"), float("nan"), float("nan"), "", ""))
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
     D = dims[-1]
@@ -109,26 +144,31 @@ def build_full_attention(out_dir, quick, progress) -> FigureOutput:
     ax.minorticks_off()
     ax.set_xlabel(r"test context ratio $\alpha_t = \tilde L / D$")
     ax.set_ylabel(r"test error $e$")
-    ax.set_title(rf"(a) D = {D}, {len(rs)} seeds")
+    ax.set_title(rf"(a) $\lambda$ = {p['lam']}, D = {D}, {len(rs)} seeds")
     ax.legend(fontsize=7, ncol=1)
     inv = 1.0 / np.array(dims, dtype=float)
-    for k, q in enumerate(PROTOCOLS):
-        ests = excess[q]
-        bx.errorbar(inv * (1 + 0.02 * (k - 1)), [e.mean for e in ests], yerr=[e.sem for e in ests], fmt="o-",
-                    color=COLORS[q], capsize=2, label=q.upper())
+    for lam_value, exc, mk, ls in ((p["lam"], excess, "o", "-"), (SMALL_LAM, excess_small, "^", "--")):
+        for k, q in enumerate(PROTOCOLS):
+            ests = exc[q]
+            c, _ = excess_slope(dims, ests)
+            bx.errorbar(inv * (1 + 0.02 * (k - 1)), [e.mean for e in ests], yerr=[e.sem for e in ests], fmt=mk,
+                        color=COLORS[q], capsize=2, label=rf"{q.upper()}, $\lambda$={lam_value:g}")
+            xs = np.array([0.0, inv.max() * 1.1])
+            bx.plot(xs, c * xs, ls=ls, color=COLORS[q], lw=0.9)
     bx.axhline(0.0, color="k", lw=0.8)
     bx.set_xlim(0, inv.max() * 1.15)
     bx.set_xlabel(r"$1/D$")
     bx.set_ylabel(r"$e_{\rm attention} - e_{\rm ridge}$ at $\alpha_t = \alpha$")
-    bx.set_title("(b) paired excess of the full attention (mean $\\pm$ SE)")
-    bx.legend(fontsize=8)
+    bx.set_title(r"(b) paired excess (mean $\pm$ SE over seeds), fits $c/D$")
+    bx.legend(fontsize=7, ncol=2)
     fig.suptitle(rf"Full linear attention vs reduced ridge: $\alpha$={p['alpha']}, $\tau$={p['tau']}, "
-                 rf"$\kappa$={p['kappa']}, $\rho$={p['rho']}, $\sigma$={p['sigma']}, $\lambda$={p['lam']}, "
+                 rf"$\kappa$={p['kappa']}, $\rho$={p['rho']}, $\sigma$={p['sigma']}, $\lambda$={p['lam']} (b: also {SMALL_LAM}), "
                  rf"$\sigma_t=\sigma$", fontsize=10)
     fig.tight_layout()
     files = save_figure(fig, Path(out_dir), "full_attention", TABLE_HEADER, rows)
     plt.close(fig)
     caption = (f"Full one-layer linear attention trained by L-BFGS from small random init on the same prompts "
-               f"as the reduced ridge; exact test errors; D in {list(dims)}, {len(seeds)} seeds. Rows inf(model): "
-               f"1/D extrapolation vs theory (pass = within 3 SE).")
+               f"as the reduced ridge; exact test errors at alpha_t = alpha; D in {list(dims)}, {len(seeds)} seeds; "
+               f"lam = {p['lam']} and {SMALL_LAM}. Rows inf(model): 1/D extrapolation vs theory (pass = within "
+               f"3 SE); rows excess*D: the paired excess fitted as c/D (c, SE).")
     return FigureOutput("full_attention", files, TABLE_HEADER, rows, caption)
