@@ -31,12 +31,14 @@ same measure for every method, plus ``converged`` and ``iterations``.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
 
+from lowrank_icl.numerics._blas import single_threaded_blas
 from lowrank_icl.numerics._checks import check_int, check_real
 
 METHODS = ("auto", "primal", "dual", "cg", "dual-cg")
@@ -231,6 +233,10 @@ def _solve_dual_cg(X, H, y, penalty, tol, max_iter):
     return X.T @ (c[:, None] * H), it, ok
 
 
+def _blas_guard(single: bool):
+    return single_threaded_blas() if single else contextlib.nullcontext()
+
+
 def choose_method(n_prompts: int, dim: int) -> str:
     """The ``auto`` rule (module docstring)."""
     if n_prompts < dim * dim:
@@ -239,14 +245,16 @@ def choose_method(n_prompts: int, dim: int) -> str:
 
 
 def fit_ridge(x, h, y, lam, n_tasks, *, method: str = "auto", tol: float = 1e-10,
-              max_iter: int = 5000, mixed: bool | None = None) -> RidgeFit:
+              max_iter: int = 5000, mixed: bool | None = None, single_threaded: bool = True) -> RidgeFit:
     """Train Gamma_hat on reduced data: queries ``x`` (M x D), features ``h`` (M x D), labels ``y`` (M).
 
     Penalty lam * n_tasks * ||Gamma||_F^2 (n_tasks = M0). ``lam = 0`` gives the least-squares
     solution, the minimum-norm interpolator when M < D^2. ``tol`` is the relative residual target of
     the iterative methods. ``mixed`` (cg only; default: D >= 96) runs the CG applies in float32
     inside float64 iterative refinement: about twice as fast, same final residual, 50% more memory
-    for the data. Returns a :class:`RidgeFit`.
+    for the data. ``single_threaded`` runs the iterative methods with one BLAS thread: their many
+    mid-size products lose 4-10x to spinning OpenBLAS threads on a busy 2-core machine (measured),
+    and gain at most 2x from a second thread on an idle one. Returns a :class:`RidgeFit`.
     """
     X = np.ascontiguousarray(x, dtype=float)
     H = np.ascontiguousarray(h, dtype=float)
@@ -277,14 +285,16 @@ def fit_ridge(x, h, y, lam, n_tasks, *, method: str = "auto", tol: float = 1e-10
     elif chosen == "cg":
         use_mixed = dim >= _MIXED_MIN_DIM if mixed is None else bool(mixed)
         solver = _solve_cg_mixed if use_mixed else _solve_cg
-        gamma, it, converged, rhs = solver(X, H, y, penalty, tol, max_iter)
+        with _blas_guard(single_threaded):
+            gamma, it, converged, rhs = solver(X, H, y, penalty, tol, max_iter)
         if use_mixed:
             chosen = "cg-mixed"
         if not converged and method == "auto" and dim <= _PRIMAL_FALLBACK_MAX_DIM:
             gamma, it2 = _solve_primal(X, H, y, penalty)
             it, chosen, converged = it + it2, "cg->primal", True
     else:
-        gamma, it, converged = _solve_dual_cg(X, H, y, penalty, tol, max_iter)
+        with _blas_guard(single_threaded):
+            gamma, it, converged = _solve_dual_cg(X, H, y, penalty, tol, max_iter)
     residual = _relative_residual(X, H, y, gamma, penalty, rhs)
     if chosen in ("primal", "dual", "cg->primal"):
         # direct solves: converged unless the normal equations are visibly violated
