@@ -8,7 +8,8 @@ attention at alpha_t = alpha.
 
 Panel (a): errors vs alpha_t at the largest D -- theory (numerics.solve, curves), attention (filled
 markers, mean +- SE over seeds), ridge (open markers). Panel (b): the paired excess
-e_attention - e_ridge at alpha_t = alpha vs 1/D (mean +- SE of the per-seed differences).
+e_attention - e_ridge at alpha_t = alpha vs D on log axes (mean +- SE of the per-seed differences),
+with weighted power-law fits a D^-b.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ SMALL_LAM = 0.01            # second ridge strength: panel (b) and the table onl
 ALPHA_TEST_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 COLORS = {"tm": "tab:blue", "idg": "tab:orange", "odg": "tab:green"}
 TABLE_HEADER = ("lam", "D", "protocol", "attention", "attention_se", "attention_sampled", "attention_sampled_se",
-                "ridge", "ridge_se", "excess", "excess_se", "theory", "pass_3se", "sec_per_training")
+                "ridge", "ridge_se", "excess", "excess_se", "excess_gamma_part", "gamma_distance", "theory", "pass_3se",
+                "sec_per_training")
 
 
 def _settings(quick: bool):
@@ -43,18 +45,25 @@ def _theory(sizes: Sizes, p: dict, alpha_test: float):
     return sol.errors(alpha_test=alpha_test)
 
 
-def excess_slope(dims, estimates):
-    """Weighted least-squares fit of the paired excess as c/D (through the origin): (c, SE(c)),
-    SE widened by the Birge ratio sqrt(chi^2/dof) when above 1 (as in validation.stats)."""
-    x = 1.0 / np.asarray(dims, dtype=float)
+def excess_power_law(dims, estimates):
+    """Fit the paired excess as a D^(-b) by weighted least squares of log(excess) on log(D), weights
+    (mean/SE)^2 (delta method), over the points with mean > 2 SE. Returns (a, b, SE(b)), SE(b)
+    widened by the Birge ratio sqrt(chi^2/dof) when above 1 (as in validation.stats); NaNs when
+    fewer than two points are resolved."""
+    d = np.asarray(dims, dtype=float)
     y = np.array([e.mean for e in estimates])
-    w = 1.0 / np.array([e.sem for e in estimates]) ** 2
-    c = float(np.sum(w * x * y) / np.sum(w * x * x))
-    se = float(1.0 / np.sqrt(np.sum(w * x * x)))
-    dof = len(x) - 1
-    if dof > 0:
-        se *= max(1.0, float(np.sqrt(np.sum(w * (y - c * x) ** 2) / dof)))
-    return c, se
+    se = np.array([e.sem for e in estimates])
+    keep = y > 2 * se
+    if keep.sum() < 2:
+        return float("nan"), float("nan"), float("nan")
+    X = np.column_stack([np.ones(keep.sum()), -np.log(d[keep])])
+    ly = np.log(y[keep])
+    w = (y[keep] / se[keep]) ** 2
+    cov = np.linalg.inv(X.T @ (w[:, None] * X))
+    coef = cov @ (X.T @ (w * ly))
+    dof = int(keep.sum()) - 2
+    scale = max(1.0, float(np.sqrt(np.sum(w * (ly - X @ coef) ** 2) / dof))) if dof > 0 else 1.0
+    return float(np.exp(coef[0])), float(coef[1]), float(np.sqrt(cov[1, 1]) * scale)
 
 
 def _point_rows(p, dims, by_dim, i_train, excess):
@@ -69,13 +78,16 @@ def _point_rows(p, dims, by_dim, i_train, excess):
             rid = Estimate.of([r["ridge"][q][i_train] for r in rs])
             dif = Estimate.of(np.array(att.values) - np.array(rid.values))
             excess[q].append(dif)
+            # the part of the excess carried by Gamma_eff alone (the rest is the bypass variance)
+            dif_gamma = float(np.mean([r["attention_gamma"][q][i_train] - r["ridge"][q][i_train] for r in rs]))
+            gdist = float(np.mean([r["gamma_distance"] for r in rs]))
             if q in ("idg", "odg") and "sampled" in rs[0]:
                 sm = np.array([r["sampled"][q] for r in rs])   # (seeds, [mean, se]) per seed
                 samp, samp_se = float(sm[:, 0].mean()), float(np.sqrt(np.sum(sm[:, 1] ** 2)) / len(rs))
             else:
                 samp, samp_se = float("nan"), float("nan")
             rows.append((p["lam"], D, q, att.mean, att.sem, samp, samp_se, rid.mean, rid.sem, dif.mean, dif.sem,
-                         float(getattr(th, q)), "", sec))
+                         dif_gamma, gdist, float(getattr(th, q)), "", sec))
     return rows
 
 
@@ -117,13 +129,13 @@ def build_full_attention(out_dir, quick, progress) -> FigureOutput:
             ex = extrapolate(dims, means, sems)
             cmp = compare(float(getattr(nominal, q)), ex)
             rows.append((p["lam"], f"inf({model})", q, ex.e_inf, ex.se, float("nan"), float("nan"), float("nan"),
-                         float("nan"), float("nan"), float("nan"), cmp.theory, "pass" if cmp.passed else "FAIL", ""))
-    # the paired excess fitted as c/D, both ridge strengths
+                         float("nan"), float("nan"), float("nan"), float("nan"), float("nan"), cmp.theory, "pass" if cmp.passed else "FAIL", ""))
+    # the paired excess fitted as a D^-b, both ridge strengths (value b, SE(b))
     for lam_value, exc in ((p["lam"], excess), (SMALL_LAM, excess_small)):
         for q in PROTOCOLS:
-            c, c_se = excess_slope(dims, exc[q])
-            rows.append((lam_value, "excess*D", q, c, c_se, float("nan"), float("nan"), float("nan"), float("nan"),
-                         float("nan"), float("nan"), float("nan"), "", ""))
+            _, b, b_se = excess_power_law(dims, exc[q])
+            rows.append((lam_value, "excess~D^-b", q, b, b_se, float("nan"), float("nan"), float("nan"), float("nan"),
+                         float("nan"), float("nan"), float("nan"), float("nan"), float("nan"), "", ""))
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
     D = dims[-1]
@@ -146,20 +158,27 @@ def build_full_attention(out_dir, quick, progress) -> FigureOutput:
     ax.set_ylabel(r"test error $e$")
     ax.set_title(rf"(a) $\lambda$ = {p['lam']}, D = {D}, {len(rs)} seeds")
     ax.legend(fontsize=7, ncol=1)
-    inv = 1.0 / np.array(dims, dtype=float)
+    dd = np.array(dims, dtype=float)
     for lam_value, exc, mk, ls in ((p["lam"], excess, "o", "-"), (SMALL_LAM, excess_small, "^", "--")):
         for k, q in enumerate(PROTOCOLS):
             ests = exc[q]
-            c, _ = excess_slope(dims, ests)
-            bx.errorbar(inv * (1 + 0.02 * (k - 1)), [e.mean for e in ests], yerr=[e.sem for e in ests], fmt=mk,
-                        color=COLORS[q], capsize=2, label=rf"{q.upper()}, $\lambda$={lam_value:g}")
-            xs = np.array([0.0, inv.max() * 1.1])
-            bx.plot(xs, c * xs, ls=ls, color=COLORS[q], lw=0.9)
-    bx.axhline(0.0, color="k", lw=0.8)
-    bx.set_xlim(0, inv.max() * 1.15)
-    bx.set_xlabel(r"$1/D$")
+            m = np.array([e.mean for e in ests])
+            e_se = np.array([e.sem for e in ests])
+            pos = m > 0                                   # log axis: non-positive means are not drawn
+            amp, b, b_se = excess_power_law(dims, ests)
+            lab = rf"{q.upper()}, $\lambda$={lam_value:g}" + ("" if np.isnan(b) else rf", $b$={b:.2f}$\pm${b_se:.2f}")
+            bx.errorbar(dd[pos] * (1 + 0.02 * (k - 1)), m[pos], yerr=np.minimum(e_se[pos], 0.95 * m[pos]), fmt=mk,
+                        color=COLORS[q], capsize=2, label=lab)
+            if not np.isnan(b):
+                xs = np.geomspace(dd.min() * 0.9, dd.max() * 1.1, 20)
+                bx.plot(xs, amp * xs ** (-b), ls=ls, color=COLORS[q], lw=0.9)
+    bx.set_xscale("log")
+    bx.set_yscale("log")
+    bx.set_xticks(list(dims), [str(x) for x in dims])
+    bx.minorticks_off()
+    bx.set_xlabel(r"token dimension $D$")
     bx.set_ylabel(r"$e_{\rm attention} - e_{\rm ridge}$ at $\alpha_t = \alpha$")
-    bx.set_title(r"(b) paired excess (mean $\pm$ SE over seeds), fits $c/D$")
+    bx.set_title(r"(b) paired excess (mean $\pm$ SE over seeds), fits $a D^{-b}$")
     bx.legend(fontsize=7, ncol=2)
     fig.suptitle(rf"Full linear attention vs reduced ridge: $\alpha$={p['alpha']}, $\tau$={p['tau']}, "
                  rf"$\kappa$={p['kappa']}, $\rho$={p['rho']}, $\sigma$={p['sigma']}, $\lambda$={p['lam']} (b: also {SMALL_LAM}), "
@@ -170,5 +189,5 @@ def build_full_attention(out_dir, quick, progress) -> FigureOutput:
     caption = (f"Full one-layer linear attention trained by L-BFGS from small random init on the same prompts "
                f"as the reduced ridge; exact test errors at alpha_t = alpha; D in {list(dims)}, {len(seeds)} seeds; "
                f"lam = {p['lam']} and {SMALL_LAM}. Rows inf(model): 1/D extrapolation vs theory (pass = within "
-               f"3 SE); rows excess*D: the paired excess fitted as c/D (c, SE).")
+               f"3 SE); rows excess~D^-b: the paired excess fitted as a D^-b (b, SE).")
     return FigureOutput("full_attention", files, TABLE_HEADER, rows, caption)
