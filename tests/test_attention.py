@@ -157,3 +157,17 @@ def test_input_validation(small_data):
         predict(np.eye(3), np.eye(4), S, xq)
     with pytest.raises(ValueError, match="context_length"):
         attention_test_error(*embed_gamma(np.eye(s.dim)), TaskLaw.fresh_subspace(s.dim, 2), 0)
+
+
+def test_entries_outside_the_output_path_decay_to_zero(small_data):
+    """The first D rows of V and the last column of W never reach yhat; with lam > 0 their gradient is
+    2 p ||W||^2 V_rest (resp. 2 p ||V||^2 W_col), so every stationary point has them exactly 0. From an
+    init of size init_scale/sqrt(D+1) they must shrink by orders of magnitude (measured ~1e-7)."""
+    s, _, S, xq, yq = small_data
+    D = s.dim
+    fit = train_attention(S, xq, yq, 0.1, s.n_tasks, seed=4, init_scale=1e-2)
+    init_size = 1e-2 / np.sqrt(D + 1)
+    assert np.max(np.abs(fit.value[:D])) < 1e-2 * init_size
+    assert np.max(np.abs(fit.key_query[:, D])) < 1e-2 * init_size
+    # while the entries on the output path are O(1)
+    assert abs(fit.value[D, D]) > 0.1 and np.linalg.norm(fit.key_query[:D, :D]) > 0.1
