@@ -297,6 +297,30 @@ class ORE:
     def predict(self, X, Y) -> np.ndarray:
         return posterior_mean(X, Y, self.w0, self.U, self.Lambda, self.sigma)
 
+    def posterior_covariance(self, X) -> np.ndarray:
+        r"""Sigma_post = (Lambda^{-1} + (XU)^T XU / sigma^2)^{-1} per context, shape (n, r, r).
+
+        Its trace is the ORE risk conditional on X, E[||w_hat - w||^2 | X] (w - w_hat = U (v - v_hat));
+        by the law of total covariance U E_X[Sigma_post] U^T = sigma^2 C = Sigma_w - Cov(w_hat).
+        """
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 3 or X.shape[2] != self.U.shape[0]:
+            raise ValueError(f"X must have shape (n, N, {self.U.shape[0]}) (got {X.shape})")
+        with single_threaded_blas():
+            XU = X @ self.U
+            prec = np.einsum("nir,nis->nrs", XU, XU)
+            if self.sigma > 0:
+                return np.linalg.inv(np.diag(1.0 / self.Lambda) + prec / self.sigma ** 2)
+            # sigma = 0: Lambda^{1/2} (I - P) Lambda^{1/2}, P the projector on the row space of XU Lambda^{1/2}
+            root = np.sqrt(self.Lambda)
+            B = XU * root
+            P = np.linalg.pinv(B) @ B
+            return root[:, None] * (np.eye(len(root)) - P) * root[None, :]
+
+    def conditional_risk(self, X) -> np.ndarray:
+        """Exact ORE risk per coordinate given each design: tr Sigma_post / d, shape (n,)."""
+        return np.trace(self.posterior_covariance(X), axis1=1, axis2=2) / self.U.shape[0]
+
 
 class RE:
     r"""Per-context ridge w = (X^T X + N lam I)^{-1} X^T Y, lam chosen per context.

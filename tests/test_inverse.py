@@ -119,6 +119,37 @@ def test_ore_risk_equals_trace_of_posterior_covariance(rng):
     XU = X[0] @ m.U
     tr_post = np.trace(np.linalg.inv(np.diag(1 / m.Lambda) + XU.T @ XU / m.sigma ** 2))
     assert abs(err.mean() - tr_post) < 5 * err.std() / np.sqrt(reps)
+    assert ORE.from_model(m).conditional_risk(X)[0] * 10 == pytest.approx(tr_post, rel=1e-12)
+
+
+def test_ore_law_of_total_covariance(rng):
+    """Cov(w_hat) + U E_X[Sigma_post] U^T = Sigma_w (i.e. Cov(w_hat) = Sigma_w - sigma^2 C), mean w0.
+
+    Monte Carlo over 20000 contexts; entrywise tolerance 5 SE of a sample covariance,
+    SE(Cov_ij) <= sqrt((S_ii S_jj + S_ij^2)/n) with S = Sigma_w bounding Cov(w_hat).
+    """
+    m = small_model(rng, d=6, N=4, r=2, sigma=0.7, Lambda=[1.5, 0.5])
+    c = m.sample(20000, rng)
+    ore = ORE.from_model(m)
+    W_hat = ore.predict(c.X, c.Y)
+    lhs = np.cov(W_hat, rowvar=False) + m.U @ ore.posterior_covariance(c.X).mean(0) @ m.U.T
+    S = m.Sigma_w
+    se = np.sqrt((np.outer(np.diag(S), np.diag(S)) + S ** 2) / len(c))
+    assert np.all(np.abs(lhs - S) < 5 * se + 1e-12)
+    assert np.all(np.abs(W_hat.mean(0) - m.w0) < 5 * np.sqrt(np.diag(S) / len(c)) + 1e-12)
+
+
+def test_ore_noiseless_posterior_covariance(rng):
+    """sigma = 0: zero posterior covariance when r <= N; the prior on the unseen directions when r > N."""
+    with pytest.warns(InverseRegimeWarning):
+        m = small_model(rng, d=8, N=3, r=5, sigma=0.0)
+    X = rng.standard_normal((2, 3, 8))
+    post = ORE.from_model(m).posterior_covariance(X)
+    assert np.allclose(np.linalg.eigvalsh(post)[:, :2], 0, atol=1e-10)   # r - N = 2 free directions
+    assert np.all(np.trace(post, axis1=1, axis2=2) > 0)
+    m2 = small_model(rng, d=8, N=5, r=3, sigma=0.0)
+    assert np.allclose(ORE.from_model(m2).posterior_covariance(X[:, :, :8].repeat(2, axis=1)[:, :5]), 0,
+                       atol=1e-10)
 
 
 def test_ridge_gcv_matches_direct_minimization(rng):

@@ -68,4 +68,6 @@ def _run(args) -> int:
         print(f"{name:>16}  {s.mean:11.4e}  {s.sem:9.2e}  {s.train_seconds:8.2f}  {s.iterations:5d}")
     print(f"ore_theory = {out['ore_theory']}   lt1_theory = {out['lt1_theory']}   "
           f"rank_recovered = {out['rank_recovered']}   seconds = {out['seconds']:.1f}")
+    c = out["ore_conditional_risk"]
+    print(f"ORE exact risk given the test designs, mean tr(Sigma_post)/d = {c['mean']:.4e} +- {c['sem']:.1e}")
     return 0

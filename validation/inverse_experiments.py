@@ -86,14 +86,18 @@ class Comparison:
     lt1_theory: float | None        # optimal one-layer LT risk / d (theory), None where it does not apply
     seconds: float
     model: InverseModel = field(repr=False)
+    ore_conditional: tuple = (None, None)   # mean and SE over the test designs of tr Sigma_post / d
     estimators: dict = field(repr=False, default_factory=dict)
 
     def to_json(self) -> dict:
+        def num(x):
+            return None if x is None or not np.isfinite(x) else float(x)
         return {"mse": {k: {"mean": v.mean, "sem": v.sem} for k, v in self.scores.items()},
                 "train": {k: {"seconds": v.train_seconds, "iterations": v.iterations,
-                              "converged": v.converged, "loss": v.train_loss}
+                              "converged": v.converged, "loss": num(v.train_loss)}
                           for k, v in self.scores.items()},
                 "ore_theory": self.ore_theory, "lt1_theory": self.lt1_theory,
+                "ore_conditional_risk": {"mean": self.ore_conditional[0], "sem": self.ore_conditional[1]},
                 "rank_recovered": self.rank_recovered, "seconds": self.seconds,
                 "params": {"d": self.params.d, "N": self.params.N, "r": self.params.r,
                            "sigma": self.params.sigma, "cond": self.params.cond, "n_s": self.params.n_s,
@@ -167,11 +171,13 @@ def compare_estimators(params: InverseParams, *, K: int = 4, losses=LT_LOSSES, n
         lt = LT(K=K, loss=loss, maxiter=maxiter).fit(train.X, train.Y, train.W)
         scores[f"LT-{loss}"] = _score(lt, test, 0.0, lt.train_)
         ests[f"LT-{loss}"] = lt
+    cond_risk = ORE.from_model(model).conditional_risk(test.X)
+    ore_conditional = (float(cond_risk.mean()), float(cond_risk.std(ddof=1) / np.sqrt(cond_risk.size)))
     ordered = {k: scores[k] for k in ESTIMATOR_ORDER if k in scores}
     ordered.update({k: v for k, v in scores.items() if k not in ordered})
     return Comparison(params, K, ordered, rank, ore_theory(model) if theory else None,
                       lt1_theory(model) if theory else None, time.perf_counter() - start, model,
-                      ests if keep_estimators else {})
+                      ore_conditional=ore_conditional, estimators=ests if keep_estimators else {})
 
 
 # --- statistics --------------------------------------------------------------------------------

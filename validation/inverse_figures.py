@@ -119,13 +119,13 @@ def output_moments(W_hat: np.ndarray, w0: np.ndarray, sigma: float, C: np.ndarra
             "cov_rel_error": float(np.linalg.norm(corrected - Sigma_w) / np.linalg.norm(Sigma_w))}
 
 
-def ore_C(model: InverseModel):
-    """C = U E_X[(sigma^2 Lambda^{-1} + U^T X^T X U)^{-1}] U^T from the theory module (None if absent)."""
-    try:
-        from lowrank_icl.validation import inverse_experiments as ie
-        return ie.ore_C_matrix(model)
-    except (ImportError, AttributeError):
-        return None
+def ore_C(model: InverseModel, X: np.ndarray) -> np.ndarray:
+    r"""C = U E_X[(sigma^2 Lambda^{-1} + U^T X^T X U)^{-1}] U^T, the expectation over the designs X.
+
+    sigma^2 C = U E_X[Sigma_post] U^T (law of total covariance), averaged over the given designs.
+    """
+    post = ORE.from_model(model).posterior_covariance(X).mean(axis=0)
+    return model.U @ post @ model.U.T / model.sigma ** 2
 
 
 @figure("inverse_prior", "inverse ICL: the LT's outputs recover the prior mean and rank (claim 2)")
@@ -138,7 +138,7 @@ def build_prior(out_dir, quick, progress) -> FigureOutput:
     model = InverseModel.draw(p, rng)
     train = model.sample(p.n_s, rng)
     fresh = model.sample(sc.n_prior, np.random.default_rng(SEED + 1))
-    C = ore_C(model)
+    C = ore_C(model, fresh.X)
     ests = {}
     res = cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=sc.r, sigma=PRIOR_SIGMA, n_s=sc.n_s, K=sc.K,
                          maxiter=sc.maxiter, n_test=sc.n_test)
