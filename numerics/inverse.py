@@ -395,10 +395,11 @@ def spectral_gap_rank(eigs: np.ndarray) -> int:
     r"""Rank from the largest spectral gap of a (noise-corrected) covariance estimate.
 
     eigs descending. The noise floor tau is the median |eigenvalue| (the corrected noise bulk
-    sits around 0; assumes r < d/2), and r_hat = argmax_k lambda_k / max(lambda_{k+1}, tau) over
+    sits around 0; assumes r < d/2), at least 1e-4 of the largest eigenvalue (so that rounding-level
+    eigenvalues of an exactly low-rank matrix make no gap of their own), and r_hat = argmax_k lambda_k / max(lambda_{k+1}, tau) over
     the eigenvalues above tau.
     """
-    tau = max(float(np.median(np.abs(eigs))), 1e-12 * max(float(eigs[0]), 1e-300))
+    tau = max(float(np.median(np.abs(eigs))), 1e-4 * max(float(eigs[0]), 1e-300))
     ratios = eigs[:-1] / np.maximum(eigs[1:], tau)
     ratios[eigs[:-1] <= tau] = -np.inf
     if not np.isfinite(ratios).any():
