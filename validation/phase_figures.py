@@ -1,1 +1,97 @@
-"""Figure builders (filled in by their issue); registered with validation.figures.figure."""
+"""Phase-transition figures: the kappa = rho transition across alpha, the (kappa, rho) diagram,
+and the law of predictions against simulation."""
+from __future__ import annotations
+
+import numpy as np
+
+from lowrank_icl.numerics import solve
+from lowrank_icl.numerics.crossover import crossover_scaling, phase_boundary
+from lowrank_icl.validation.figures import FigureOutput, figure, save_figure
+
+# spec section 5 style setting: lam = 0, tau > 1, small noise
+TRANSITION = dict(rho=0.3, tau=2.0, sigma=0.1, lam=0.0)
+
+
+def idg_slope_limit(kappa, rho, tau, sigma):
+    """alpha = infinity limit of e_IDG/alpha: (rho - kappa)_+ sigma^2 / (rho (tau - 1)(1 + sigma^2)) (spec sec. 5)."""
+    return np.maximum(rho - kappa, 0.0) * sigma**2 / (rho * (tau - 1) * (1 + sigma**2))
+
+
+@figure("phase_transition", "e_IDG/alpha and m0 vs kappa across alpha, with the alpha = infinity kink at kappa = rho")
+def build_transition(out_dir, quick, progress):
+    import matplotlib.pyplot as plt
+
+    p = TRANSITION
+    alphas = [1e2, 1e3, 1e4, 1e6] if quick else [1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
+    kappa = np.linspace(0.05, 0.6, 600)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(alphas)))
+    for a, col in zip(alphas, colors):
+        res = solve(a, p["tau"], kappa, p["rho"], p["sigma"], p["lam"])
+        axes[0].plot(kappa, res.errors().idg / a, color=col, label=rf"$\alpha=10^{{{np.log10(a):.0f}}}$")
+        axes[1].plot(kappa, res.m0, color=col)
+    axes[0].plot(kappa, idg_slope_limit(kappa, p["rho"], p["tau"], p["sigma"]), "k--", label=r"$\alpha=\infty$")
+    axes[1].plot(kappa, np.minimum(kappa, p["rho"]) / p["rho"], "k--", label=r"$\alpha=\infty$: $\min(\kappa,\rho)/\rho$")
+    for ax in axes:
+        ax.axvline(p["rho"], color="grey", lw=0.8, ls=":")
+        ax.set_xlabel(r"task diversity $\kappa = M_0/D$")
+    axes[0].set_yscale("log")
+    axes[0].set_ylim(1e-6, None)
+    axes[0].set_ylabel(r"$e_{\mathrm{IDG}}/\alpha$")
+    axes[1].set_ylabel(r"$m_0 = \mathrm{tr}(A^T\Gamma A)/r$")
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(rf"transition at $\kappa=\rho$: $\rho={p['rho']}$, $\tau={p['tau']}$, $\sigma={p['sigma']}$, "
+                 rf"$\lambda={p['lam']}$ (dotted: $\kappa=\rho$)")
+    progress("locating kappa* and the width")
+    scan = [1e2, 1e3, 1e4, 1e5, 1e6] if quick else [1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
+    pb, wfit, kfit = crossover_scaling(scan, p["rho"], p["tau"], p["sigma"], p["lam"])
+    for ax in axes:
+        for k in pb.kappa_star:
+            ax.axvline(k, color="red", lw=0.5, alpha=0.5)
+    header = ("alpha", "kappa_star", "kappa_star_minus_rho", "width_ln_kappa", "slope_at_star", "e_idg_at_star",
+              "converged")
+    rows = [(float(a), float(k), float(k - p["rho"]), float(w), float(s), float(e), bool(c))
+            for a, k, w, s, e, c in zip(pb.alpha, pb.kappa_star, pb.width, pb.slope, pb.error_at_star, pb.converged)]
+    files = save_figure(fig, out_dir, "phase_transition", header, rows)
+    plt.close(fig)
+    caption = (f"kappa* -> rho and width ~ alpha^-b, b = {wfit} (fit over alpha = {scan[0]:.0e}..{scan[-1]:.0e}); "
+               f"|kappa* - rho| ~ alpha^-{kfit.exponent:.2f}")
+    progress(caption)
+    return FigureOutput("phase_transition", files, header, rows, caption)
+
+
+@figure("phase_diagram_kappa_rho", "log10 e_IDG over (kappa, rho) at moderate and large alpha, with kappa = rho and kappa*(rho)")
+def build_kappa_rho(out_dir, quick, progress):
+    import matplotlib.pyplot as plt
+
+    p = TRANSITION
+    n = 120 if quick else 300
+    kappa = np.logspace(-1.5, 0.5, n)
+    rho = np.linspace(0.02, 1.0, n)
+    alphas = (1e1, 1e4)
+    rho_line = np.linspace(0.05, 0.95, 7 if quick else 19)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    rows = []
+    for ax, a in zip(axes, alphas):
+        res = solve(a, p["tau"], kappa[None, :], rho[:, None], p["sigma"], p["lam"])
+        img = ax.pcolormesh(kappa, rho, np.log10(res.errors().idg), shading="auto", cmap="magma")
+        fig.colorbar(img, ax=ax, label=r"$\log_{10} e_{\mathrm{IDG}}$")
+        on = kappa <= 1.0
+        ax.plot(kappa[on], kappa[on], "w--", lw=1, label=r"$\kappa=\rho$")
+        ks = [phase_boundary(a, r, p["tau"], p["sigma"], p["lam"]).kappa_star[0] for r in rho_line]
+        ax.plot(ks, rho_line, "co", ms=4, label=r"$\kappa^*(\rho)$")
+        rows += [(a, float(r), float(k)) for r, k in zip(rho_line, ks)]
+        ax.set_xscale("log")
+        ax.set_xlim(kappa[0], kappa[-1])
+        ax.set_ylim(rho[0], rho[-1])
+        ax.set_xlabel(r"$\kappa = M_0/D$")
+        ax.set_title(rf"$\alpha = {a:g}$")
+        ax.legend(fontsize=8, loc="upper left")
+    axes[0].set_ylabel(r"$\rho = r/D$")
+    fig.suptitle(rf"IDG error over task diversity and task rank: $\tau={p['tau']}$, $\sigma={p['sigma']}$, $\lambda=0$")
+    header = ("alpha", "rho", "kappa_star")
+    files = save_figure(fig, out_dir, "phase_diagram_kappa_rho", header, rows)
+    plt.close(fig)
+    return FigureOutput("phase_diagram_kappa_rho", files, header, rows,
+                        "the crossover kappa*(rho) follows kappa = rho, sharper at large alpha")

@@ -1,0 +1,87 @@
+"""The kappa = rho transition: phase_boundary properties, scaling, alpha -> infinity limits, prediction law."""
+import numpy as np
+import pytest
+
+from lowrank_icl.numerics import solve
+from lowrank_icl.numerics.crossover import fit_power_law, phase_boundary, prediction_law
+
+RHO, TAU, SIGMA = 0.3, 2.0, 0.1
+
+
+@pytest.fixture(scope="module")
+def boundary():
+    return phase_boundary([1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8], RHO, TAU, SIGMA)
+
+
+def test_kappa_star_tends_to_rho_monotonically(boundary):
+    assert boundary.converged.all()
+    gap = np.abs(boundary.kappa_star - RHO)
+    assert np.all(np.diff(gap) < 0)
+    assert gap[-1] < 1e-7  # |kappa* - rho| ~ 1/alpha (next test): 1e-8 scale at alpha = 1e8
+
+
+def test_width_shrinks_like_inverse_sqrt_alpha(boundary):
+    assert np.all(np.diff(boundary.width) < 0)
+    # square-Wishart hard edge at kappa = rho: e_IDG(rho) ~ alpha^(1/2), width ~ alpha^(-1/2)
+    fit = fit_power_law(boundary.alpha[3:], boundary.width[3:])
+    assert fit.ci_low <= 0.5 <= fit.ci_high
+    e_fit = fit_power_law(boundary.alpha[3:], 1 / boundary.error_at_star[3:])
+    assert e_fit.ci_low <= 0.5 <= e_fit.ci_high
+
+
+def test_steepest_point_is_an_inflection_of_log_error(boundary):
+    # independent check of the root: the slope at kappa* is below the slope at both ends of the width
+    for a, k, lo, hi in zip(boundary.alpha, boundary.kappa_star, boundary.kappa_lo, boundary.kappa_hi):
+        x = np.log(np.array([lo, k, hi]))
+        h = 1e-4 * (x[2] - x[0])
+        f = lambda xx: np.log(solve(a, TAU, np.exp(xx), RHO, SIGMA, 0.0).errors().idg)  # noqa: E731
+        s = (f(x + h) - f(x - h)) / (2 * h)
+        assert s[1] < s[0] and s[1] < s[2]
+        assert s[0] == pytest.approx(s[1] / 2, rel=1e-4) and s[2] == pytest.approx(s[1] / 2, rel=1e-4)
+
+
+@pytest.mark.parametrize("kappa", [0.15, 0.5])
+def test_alpha_infinity_limits_of_spec_section_5(kappa):
+    # spec section 5 (lam = 0, tau > 1): leading behaviour as alpha -> infinity; corrections are
+    # O(alpha^-1/2) at worst (the kappa = rho edge is excluded), so at alpha = 1e10 a 1e-4 match
+    alpha, tau, sigma, rho = 1e10, 2.6, 0.3, RHO
+    res = solve(alpha, tau, kappa, rho, sigma, 0.0)
+    mn = min(kappa, rho)
+    assert res.m == pytest.approx(1, rel=1e-4)
+    assert res.m_bar == pytest.approx(mn, rel=1e-4)
+    assert res.m0 == pytest.approx(mn / rho, rel=1e-4)
+    assert res.q_hat == pytest.approx((tau - 1) / kappa, rel=1e-12)
+    assert res.chi == pytest.approx(mn / (tau - 1), rel=1e-4)
+    assert res.q == pytest.approx(1 + sigma**2 * mn / (tau - 1), rel=1e-4)
+    assert res.q_bar / alpha == pytest.approx(sigma**2 / (1 + sigma**2) * (1 - mn) / (tau - 1), rel=1e-4)
+    if rho < kappa:
+        assert res.q0 == pytest.approx(1 + sigma**2 * kappa * rho / ((tau - 1) * (kappa - rho)), rel=1e-4)
+    else:
+        assert res.q0 / alpha == pytest.approx((rho - kappa) * sigma**2 / (rho * (tau - 1) * (1 + sigma**2)), rel=1e-4)
+
+
+def test_published_check_point():
+    # spec section 6: alpha = 1.8e6, lam = 0, tau = 2.6, kappa = 0.4, sigma = 0.01 (rho < kappa and rho > kappa)
+    for rho in (0.2, 0.6):
+        res = solve(1.8e6, 2.6, 0.4, rho, 0.01, 0.0)
+        assert res.converged
+        assert res.m0 == pytest.approx(min(0.4, rho) / rho, rel=1e-3)
+
+
+@pytest.mark.parametrize("protocol", ["tm", "idg", "odg"])
+def test_prediction_law_reproduces_errors(protocol):
+    res = solve(alpha=[4.0, 10.0], tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1)
+    law = prediction_law(res, protocol, alpha_test=[2.0, 20.0], sigma_test=0.3)
+    err = getattr(res.errors(alpha_test=[2.0, 20.0], sigma_test=0.3), protocol)
+    assert np.allclose(law.error, err, rtol=1e-13)
+    assert np.all(np.abs(law.correlation) <= 1)
+    assert np.allclose(law.signal + law.noise_T + law.noise_R + law.finite_context, law.var_yhat, rtol=1e-14)
+
+
+def test_rejects_bad_input():
+    with pytest.raises(ValueError, match="tau must be > 1 when lam = 0"):
+        phase_boundary(10.0, RHO, 0.5, SIGMA)
+    with pytest.raises(ValueError, match="rho must be > 0 and <= 1"):
+        phase_boundary(10.0, 1.5, 2.0, SIGMA)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        phase_boundary(10.0, RHO, 2.0, SIGMA, protocol="xyz")
