@@ -7,7 +7,8 @@ errors (TM, IDG, ODG) at every test context ratio alpha_t, plus a sampled-prompt
 attention at alpha_t = alpha.
 
 Panel (a): errors vs alpha_t at the largest D -- theory (numerics.solve, curves), attention (filled
-markers, mean +- SE over seeds), ridge (open markers). Panel (b): the paired excess
+markers, mean +- SE over seeds), ridge (open markers), at lam = 0.1. Panel (b): for lam = 0.1 and
+lam = 0.01, the paired excess
 e_attention - e_ridge at alpha_t = alpha vs D on log axes (mean +- SE of the per-seed differences),
 with weighted power-law fits a D^-b.
 """
