@@ -98,3 +98,23 @@ def test_prediction_law_matches_simulation_at_small_dim():
         assert passed, (name, theory, e_inf, se)
     # at D = 48 the scale-mixture kurtosis (~0.28) is below what KS resolves with 18000 samples
     assert chk.ks_pvalue > 1e-3
+
+
+def test_optimal_context_interior_below_rho_and_infinite_above():
+    from lowrank_icl.numerics.crossover import optimal_context_length
+    below = optimal_context_length(2.0, 0.1, 0.3, 0.3)
+    assert below.converged and not below.at_boundary
+    # an interior minimum: the error rises on both sides (1% steps in alpha)
+    e = [solve(below.alpha * f, 2.0, 0.1, 0.3, 0.3, 0.0).errors().idg for f in (0.99, 1.0, 1.01)]
+    assert e[1] <= e[0] and e[1] <= e[2]
+    assert e[1] == pytest.approx(below.error, rel=1e-12)
+    above = optimal_context_length(2.0, 0.5, 0.3, 0.3)
+    assert above.at_boundary  # kappa > rho: more context always helps
+
+
+def test_token_allocation_is_a_minimum_on_its_side_of_the_threshold():
+    from lowrank_icl.numerics.crossover import optimal_token_allocation
+    opt = optimal_token_allocation(30.0, 1.0, 0.3, 0.3)
+    assert opt.converged and opt.tau * opt.alpha == pytest.approx(30.0, rel=1e-12)
+    e = [solve(opt.alpha * f, 30.0 / (opt.alpha * f), 1.0, 0.3, 0.3, 0.0).errors().idg for f in (0.99, 1.01)]
+    assert opt.error <= min(e)

@@ -134,3 +134,94 @@ def build_prediction_distribution(out_dir, quick, progress):
     plt.close(fig)
     return FigureOutput("prediction_distribution", files, header, rows,
                         "E yhat^2 and E y yhat extrapolated in D vs theory (3-SE rule); excess kurtosis -> 0")
+
+
+@figure("phase_diagram_tau_kappa", "(tau, kappa) at lam = 0: interpolation line tau = 1 and the memorization-to-generalization crossover")
+def build_tau_kappa(out_dir, quick, progress):
+    import matplotlib.pyplot as plt
+
+    rho, sigma, alpha = 0.3, 0.3, 10.0
+    n = 150 if quick else 400
+    tau = np.logspace(-1, 1.5, n)
+    kappa = np.logspace(-1.5, 1, n)
+    res = solve(alpha, tau[None, :], kappa[:, None], rho, sigma, 0.0)
+    err = res.errors()
+    # memorization: the model does much better on the pool tasks than on fresh tasks of the subspace
+    ratio = np.log10(err.idg / err.tm)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    img0 = axes[0].pcolormesh(tau, kappa, np.log10(err.idg), shading="auto", cmap="magma")
+    fig.colorbar(img0, ax=axes[0], label=r"$\log_{10} e_{\mathrm{IDG}}$")
+    img1 = axes[1].pcolormesh(tau, kappa, ratio, shading="auto", cmap="coolwarm")
+    fig.colorbar(img1, ax=axes[1], label=r"$\log_{10}(e_{\mathrm{IDG}}/e_{\mathrm{TM}})$")
+    cs = axes[1].contour(tau, kappa, ratio, levels=[np.log10(2.0)], colors="k", linewidths=1.2)
+    rows = [(float(v[0]), float(v[1])) for seg in cs.allsegs[0] for v in seg[:: max(1, len(seg) // 40)]]
+    for ax in axes:
+        ax.axvline(1.0, color="w" if ax is axes[0] else "k", ls="--", lw=1, label=r"$\tau=1$ (interpolation)")
+        ax.axhline(rho, color="c", ls=":", lw=1.2, label=r"$\kappa=\rho$")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\tau = M/D^2$")
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel(r"$\kappa = M_0/D$")
+    axes[1].set_title(r"black: $e_{\mathrm{IDG}} = 2\, e_{\mathrm{TM}}$ (memorization below it, generalization above)", fontsize=9)
+    fig.suptitle(rf"$\lambda = 0$, $\alpha={alpha:g}$, $\rho={rho}$, $\sigma={sigma}$")
+    header = ("tau_on_contour", "kappa_on_contour")
+    files = save_figure(fig, out_dir, "phase_diagram_tau_kappa", header, rows)
+    plt.close(fig)
+    return FigureOutput("phase_diagram_tau_kappa", files, header, rows[:10],
+                        "contour e_IDG = 2 e_TM separates memorization (few tasks) from generalization")
+
+
+@figure("pretraining_design", "optimal context length at fixed prompts, and optimal token split, vs kappa and rho")
+def build_design(out_dir, quick, progress):
+    import matplotlib.pyplot as plt
+
+    from lowrank_icl.numerics.crossover import optimal_context_length, optimal_token_allocation
+
+    sigma, tau = 0.3, 2.0
+    rhos = (0.1, 0.3, 0.6, 1.0)
+    kappas = np.logspace(-1.3, 0.3, 12 if quick else 30)
+    alpha = np.logspace(-1, 4, 300)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), gridspec_kw={"wspace": 0.45})
+    rho0 = 0.3
+    kappa_map = np.logspace(-1.3, 0.3, 200)
+    res = solve(alpha[None, :], tau, kappa_map[:, None], rho0, sigma, 0.0)
+    img = axes[0].pcolormesh(alpha, kappa_map, np.log10(res.errors().idg), shading="auto", cmap="magma")
+    fig.colorbar(img, ax=axes[0], label=r"$\log_{10} e_{\mathrm{IDG}}$")
+    rows = []
+    for rho in rhos:
+        opt = [optimal_context_length(tau, k, rho, sigma) for k in kappas]
+        a_star = np.array([o.alpha if not o.at_boundary else np.nan for o in opt])
+        axes[1].plot(kappas, a_star, "o-", ms=3, label=rf"$\rho={rho}$")
+        if rho == rho0:
+            axes[0].plot(a_star, kappas, "c.-", label=r"$\alpha^*(\kappa)$")
+        rows += [("fixed_tau", rho, float(k), o.alpha, o.tau, o.error, o.at_boundary) for k, o in zip(kappas, opt)]
+    axes[0].axhline(rho0, color="w", ls=":", lw=1)
+    axes[0].set_xscale("log")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel(r"$\alpha = L/D$")
+    axes[0].set_ylabel(r"$\kappa$")
+    axes[0].set_title(rf"$e_{{\mathrm{{IDG}}}}$ non-monotone in $\alpha$ ($\rho={rho0}$, $\tau={tau}$)", fontsize=9)
+    axes[0].legend(fontsize=8)
+    axes[1].set_xscale("log")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel(r"$\kappa$")
+    axes[1].set_ylabel(r"optimal context $\alpha^*$ (none: $\alpha^*=\infty$)")
+    axes[1].set_title(rf"fixed prompts $\tau={tau}$, $\lambda=0$", fontsize=9)
+    axes[1].legend(fontsize=8)
+    budgets = (10.0, 30.0, 100.0)
+    rho_grid = np.linspace(0.05, 1.0, 8 if quick else 20)
+    for b in budgets:
+        opt = [optimal_token_allocation(b, 1.0, r, sigma) for r in rho_grid]
+        axes[2].plot(rho_grid, [o.alpha for o in opt], "o-", ms=3, label=rf"$\tau\alpha={b:g}$")
+        rows += [("token_budget", float(r), 1.0, o.alpha, o.tau, o.error, o.at_boundary) for r, o in zip(rho_grid, opt)]
+    axes[2].set_xlabel(r"task rank $\rho$")
+    axes[2].set_ylabel(r"optimal context $\alpha^*$ (prompts $\tau = B/\alpha^*$)")
+    axes[2].set_title(r"fixed token budget $B=\tau\alpha$, $\kappa=1$, $\lambda=0$", fontsize=9)
+    axes[2].legend(fontsize=8)
+    fig.suptitle(rf"pretraining design for $e_{{\mathrm{{IDG}}}}$ ($\sigma={sigma}$)")
+    header = ("design", "rho", "kappa", "alpha_star", "tau", "e_idg", "at_boundary")
+    files = save_figure(fig, out_dir, "pretraining_design", header, rows)
+    plt.close(fig)
+    return FigureOutput("pretraining_design", files, header, [r for r in rows if r[0] == "token_budget"],
+                        "finite optimal context for kappa < rho; the optimal token split moves with rho")
