@@ -1,0 +1,23 @@
+"""Atomic writers: content, permissions like open(), no temp files left behind."""
+import json
+import os
+
+import numpy as np
+
+from lowrank_icl.validation.io import atomic_savez, atomic_write_csv, atomic_write_json, atomic_write_text
+
+
+def test_atomic_writers_round_trip_and_mode(tmp_path):
+    p = atomic_write_text(tmp_path / "sub" / "a.txt", "hello")
+    assert p.read_text() == "hello"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~mask)
+    j = atomic_write_json(tmp_path / "b.json", {"x": np.float64(0.1), "v": np.arange(3)})
+    assert json.loads(j.read_text()) == {"x": 0.1, "v": [0, 1, 2]}
+    c = atomic_write_csv(tmp_path / "c.csv", ("a", "b"), [(1, 0.1)])
+    assert c.read_text() == "a,b\n1,0.1\n"
+    z = atomic_savez(tmp_path / "d.npz", {"g": np.eye(2)})
+    with np.load(z, allow_pickle=False) as data:
+        assert np.array_equal(data["g"], np.eye(2))
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
