@@ -159,17 +159,17 @@ def build_prior(out_dir, quick, progress) -> FigureOutput:
              *v["eigs"][:min(sc.d, 2 * sc.r)]) for k, v in moments.items()]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
     for k, v in moments.items():
-        a1.plot(model.w0, v["mean"], MARKERS.get(k, "o"), color=COLORS.get(k), ms=4, alpha=0.7,
-                label=f"{k} (rel. err {v['mean_rel_error']:.2g})")
+        a1.plot(np.arange(1, sc.d + 1), v["mean"] - model.w0, MARKERS.get(k, "o"), color=COLORS.get(k), ms=3,
+                alpha=0.7, label=f"{k} (rel. err {v['mean_rel_error']:.2g}, sampling {v['mean_rel_sampling']:.2g})")
         n_show = min(sc.d, 3 * sc.r)
         a2.semilogy(np.arange(1, n_show + 1), np.maximum(v["eigs"][:n_show], 1e-8),
                     marker=MARKERS.get(k, "o"), color=COLORS.get(k), ms=4, label=f"{k} (gap rank {v['rank']})")
-    lim = [model.w0.min(), model.w0.max()]
-    a1.plot(lim, lim, "k:", lw=1)
-    a1.set_xlabel(r"prior mean $w_0$ (coordinate)")
-    a1.set_ylabel(r"mean of outputs $\overline{\hat w}$ (coordinate)")
-    a1.legend(fontsize=7)
-    a1.set_title("mean of outputs vs $w_0$")
+    a1.axhline(0.0, color="k", lw=0.8)
+    a1.set_xlabel("coordinate i")
+    a1.set_ylabel(r"$\overline{\hat w}_i - (w_0)_i$")
+    a1.legend(fontsize=6.5)
+    a1.set_title(f"mean of outputs minus $w_0$ ($\\|w_0\\| = {np.linalg.norm(model.w0):.3g}$, "
+                 f"{sc.n_prior} contexts)")
     a2.axvline(sc.r + 0.5, color="k", ls=":", lw=1)
     a2.axhline(float(np.mean(model.Lambda)), color="k", ls="--", lw=1, label=r"true $\Lambda$")
     a2.set_xlabel("eigenvalue index")
@@ -222,10 +222,15 @@ def build_rank(out_dir, quick, progress) -> FigureOutput:
             ax.plot(rs, th, style, lw=1.2, label=label)
     ax.axvline(sc.N, color="k", ls=":", lw=1)
     ax.set_yscale("log")
+    off = [(s["r"], k, v[0]) for s in sweep for k, v in s["scores"].items() if v[0] > 10]
+    if off:   # keep the scale readable; say what is off it
+        ax.set_ylim(top=10)
+        ax.text(0.02, 0.98, "off scale: " + ", ".join(f"{k} at r={r}: {v:.2g}" for r, k, v in off),
+                transform=ax.transAxes, va="top", fontsize=7)
     ax.set_xlabel(r"task rank $r$ (dotted: $r = N$)")
     ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$ ($\pm 2$ SE)")
     ax.set_title(f"d={sc.d}, N={sc.N}, sigma={PRIOR_SIGMA}, n_s={sc.n_s}, LT K={sc.K} ({name})")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     files = save_figure(fig, out_dir, "inverse_rank", header, rows)
     plt.close(fig)
     return FigureOutput("inverse_rank", files, header, rows,
@@ -274,6 +279,8 @@ def build_scaling(out_dir, quick, progress) -> FigureOutput:
                 ax.plot(x, np.exp(a + fit.slope * lx), color=COLORS.get(k), lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        from matplotlib.ticker import NullFormatter
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(labels[sweep])
         ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$")
         ax.legend(fontsize=6.5)
