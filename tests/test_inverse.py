@@ -277,3 +277,13 @@ def test_cli_inverse_json_contract():
     bad = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli", "inverse", "--cond", "0.5"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "cond must be >= 1" in bad.stderr
+
+
+def test_params_replace_revalidates():
+    p = InverseParams(d=10, N=6, r=2, sigma=0.2)
+    q = p.replace(r=4)
+    assert q.r == 4 and q.Lambda.shape == (4,) and q.sigma == 0.2 and np.array_equal(q.w0, p.w0)
+    with pytest.raises(ValueError, match="sigma must be >= 0"):
+        p.replace(sigma=-1.0)
+    with pytest.raises(ValueError, match="changing r needs a new Lambda"):
+        InverseParams(d=10, N=6, r=2, Lambda=[1.0, 2.0]).replace(r=3)
