@@ -104,30 +104,23 @@ class Comparison:
                            "K": self.K}}
 
 
-# --- theory hooks (one home: theory/inverse.py, numerics/inverse_theory.py) ---------------------
+# --- theory hooks (one home: theory/inverse.py, numerics/inverse_theory.py, owned by the theory workstream)
+# They return None until numerics.inverse_theory provides the callables; connect them here (one line each).
 def ore_theory(model: InverseModel) -> float | None:
-    """Exact ORE risk per coordinate, E||w_hat - w||^2 / d, from the theory module (None if absent)."""
+    """Exact ORE risk per coordinate, E||w_hat - w||^2 / d, from numerics.inverse_theory (None if absent)."""
     try:
-        from lowrank_icl.numerics import inverse_theory as th
+        from lowrank_icl.numerics import inverse_theory  # noqa: F401
     except ImportError:
         return None
-    return th_ore_risk(th, model)
-
-
-def lt1_theory(model: InverseModel) -> float | None:
-    """Risk per coordinate of the optimal one-layer LT (K = 1, supervised, n_s -> infinity)."""
-    try:
-        from lowrank_icl.numerics import inverse_theory as th
-    except ImportError:
-        return None
-    return th_lt1_risk(th, model)
-
-
-def th_ore_risk(th, model):  # replaced below once the theory API is known
     return None
 
 
-def th_lt1_risk(th, model):
+def lt1_theory(model: InverseModel) -> float | None:
+    """Risk per coordinate of the optimal one-layer LT (K = 1, supervised, n_s -> infinity), or None."""
+    try:
+        from lowrank_icl.numerics import inverse_theory  # noqa: F401
+    except ImportError:
+        return None
     return None
 
 
