@@ -37,7 +37,7 @@ class Budget:
     seeds: tuple
 
 
-def _budget(quick: bool, quick_dims, full_dims, quick_seeds=4, full_seeds=5) -> Budget:
+def _budget(quick: bool, quick_dims, full_dims, quick_seeds=6, full_seeds=5) -> Budget:
     return Budget(tuple(quick_dims), tuple(range(quick_seeds))) if quick else \
         Budget(tuple(full_dims), tuple(range(full_seeds)))
 
@@ -205,7 +205,7 @@ FIG3_RHOS = (0.25, 0.5, 0.75)
 def build_rank_transition(out_dir, quick, progress) -> FigureOutput:
     import matplotlib.pyplot as plt
     p = FIG3
-    budget = _budget(quick, (16, 24, 32, 40), (64, 128, 192))
+    budget = _budget(quick, (24, 32, 48), (64, 128, 192))
     grid = np.geomspace(0.05, 2.0, 240)
     rel = (0.5, 2.0) if quick else (0.4, 1.0, 2.0)       # simulated kappa / rho
     points, labels = [], []
@@ -305,7 +305,7 @@ FIG5 = dict(alpha=4.0, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1)
 def build_decomposition(out_dir, quick, progress) -> FigureOutput:
     import matplotlib.pyplot as plt
     p = FIG5
-    budget = _budget(quick, (16, 24, 32), (48, 96, 128), quick_seeds=4, full_seeds=5)
+    budget = _budget(quick, (16, 24, 32), (48, 96, 128))
     grid = np.geomspace(0.3, 20, 200)
     taus = (0.5, 2.0) if quick else (0.5, 1.0, 2.0, 5.0)
     parts = _error_parts_theory(grid, p)
