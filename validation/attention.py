@@ -82,6 +82,7 @@ import scipy.optimize as sopt
 from lowrank_icl.numerics._blas import single_threaded_blas
 from lowrank_icl.numerics._checks import check_int, check_real
 from lowrank_icl.theory.finite_size import SecondMoment, exact_test_error
+from lowrank_icl.validation.parallel import run_parallel
 from lowrank_icl.validation.ridge import fit_ridge
 from lowrank_icl.validation.sampling import Sizes, sample_contexts
 
@@ -482,37 +483,13 @@ def run_comparisons(jobs: list, workers: int = 2, progress=None) -> list:
     """:func:`compare_with_ridge` for each job dict (keyword arguments), in up to 2 processes
     (spawned, single-threaded BLAS), results in input order. ``progress(msg)`` after each job."""
     workers = max(1, min(2, int(workers)))
-    results: list = [None] * len(jobs)
     t0 = time.perf_counter()
+    done = [0]
 
-    def report(i):
+    def report(i, r):
+        done[0] += 1
         if progress is not None:
-            r = results[i]
-            done = sum(x is not None for x in results)
-            progress(f"attention D={r['dim']} seed={r['seed']} [{done}/{len(jobs)}] "
+            progress(f"attention D={r['dim']} seed={r['seed']} [{done[0]}/{len(jobs)}] "
                      f"{r['seconds_attention']:.1f}s ({r['iterations']} it), elapsed {time.perf_counter() - t0:.0f}s")
-    if workers == 1 or len(jobs) == 1:
-        for i, job in enumerate(jobs):
-            results[i] = _compare_job(job)
-            report(i)
-        return results
-    import concurrent.futures as cf
-    import multiprocessing as mp
-    import os
-    env = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update({k: "1" for k in env})
-    try:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-            futures = {ex.submit(_compare_job, job): i for i, job in enumerate(jobs)}
-            for fut in cf.as_completed(futures):
-                i = futures[fut]
-                results[i] = fut.result()
-                report(i)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return results
+
+    return run_parallel(_compare_job, jobs, workers, report)

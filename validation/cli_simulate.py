@@ -5,6 +5,8 @@ import json
 import sys
 import time
 
+from lowrank_icl.validation.cli_solve import add_forward_arguments
+
 
 def parse_seeds(text: str) -> list[int]:
     """"0-4" -> [0, 1, 2, 3, 4]; "1,3,7" -> [1, 3, 7]; "5" -> [5]; ranges and lists combine."""
@@ -62,14 +64,7 @@ def register(subparsers):
                     "`solve`: L = round(alpha D), M = round(tau D^2), M0 = round(kappa D), r = round(rho D)) "
                     "and print the exact finite-D test errors and order parameters (mean, sem, values).")
     sim.add_argument("--dim", type=int, required=True, help="token dimension D")
-    sim.add_argument("--alpha", type=float, required=True, help="context ratio L/D")
-    sim.add_argument("--tau", type=float, required=True, help="prompts ratio M/D^2")
-    sim.add_argument("--kappa", type=float, required=True, help="task diversity M0/D")
-    sim.add_argument("--rho", type=float, default=1.0, help="rank ratio r/D (default 1)")
-    sim.add_argument("--sigma", type=float, default=0.0, help="label-noise std (default 0)")
-    sim.add_argument("--lam", type=float, default=0.0, help="ridge, penalty lam M0 ||Gamma||^2 (default 0)")
-    sim.add_argument("--alpha-test", type=float, default=None, help="test context ratio (default alpha)")
-    sim.add_argument("--sigma-test", type=float, default=None, help="test noise std (default sigma)")
+    add_forward_arguments(sim)  # the same model arguments and conventions as `solve`
     sim.add_argument("--seeds", default="0-4", help="seeds, e.g. 0-4 or 1,3,7 (default 0-4)")
     sim.add_argument("--method", default="auto", choices=("auto", "primal", "dual", "cg", "dual-cg"))
     sim.add_argument("--workers", type=int, default=1, help="parallel processes (at most 2)")

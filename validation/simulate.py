@@ -28,11 +28,8 @@ stderr; ``cache_dir`` stores one JSON file per (all parameters, seed, method, co
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import json
-import multiprocessing as mp
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,6 +42,7 @@ from lowrank_icl.numerics._checks import check_int, check_real
 from lowrank_icl.numerics.params import ForwardParams
 from lowrank_icl.theory.finite_size import SecondMoment, error_from_summaries, order_summaries
 from lowrank_icl.validation.io import atomic_write_json
+from lowrank_icl.validation.parallel import run_parallel
 from lowrank_icl.validation.ridge import fit_ridge
 from lowrank_icl.validation.sampling import Sizes, sample_pretraining
 from lowrank_icl.validation.stats import Estimate
@@ -54,7 +52,6 @@ CODE_VERSION = "simulate-1"
 MAX_WORKERS = 2
 ORDER_FIELDS = ("q", "m", "q_bar", "m_bar", "q0", "m0")
 _QUADRATIC = ("q", "q_bar", "q0")
-_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -246,37 +243,21 @@ def _parse_seeds(seeds) -> tuple:
 def run_jobs(jobs: list, workers: int = 1, cache_dir=None, progress: bool = False) -> list:
     """Run seed jobs (dicts as in :func:`run_seed`), in up to 2 processes, in input order."""
     workers = min(MAX_WORKERS, check_int("workers", workers, lower=1))
-    results: list = [None] * len(jobs)
     t0 = time.perf_counter()
+    done = [0]
 
-    def report(i):
+    def report(i, r):
+        done[0] += 1
         if progress:
-            j, r = jobs[i], results[i]
-            done = sum(x is not None for x in results)
-            print(f"  simulate D={j['dim']} seed={j['seed']} [{done}/{len(jobs)}] {r['method']} "
+            j = jobs[i]
+            print(f"  simulate D={j['dim']} seed={j['seed']} [{done[0]}/{len(jobs)}] {r['method']} "
                   f"{r['seconds']:.1f}s (elapsed {time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
-    if workers == 1 or len(jobs) == 1:
-        for i, job in enumerate(jobs):
-            results[i] = _run_cached(job, cache_dir)
-            report(i)
-        return results
-    # spawned workers with single-threaded BLAS: two processes on two cores, no oversubscription
-    saved = {k: os.environ.get(k) for k in _BLAS_ENV}
-    os.environ.update({k: "1" for k in _BLAS_ENV})
-    try:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_cached, job, cache_dir): i for i, job in enumerate(jobs)}
-            for fut in cf.as_completed(futures):
-                i = futures[fut]
-                results[i] = fut.result()
-                report(i)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return results
+
+    return run_parallel(_run_cached_job, [(job, cache_dir) for job in jobs], workers, report)
+
+
+def _run_cached_job(job_and_cache):
+    return _run_cached(*job_and_cache)
 
 
 def make_jobs(dim, params: ForwardParams, seeds, method="auto", tol=1e-8, pool_repeats=1) -> list:
