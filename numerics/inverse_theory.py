@@ -1,0 +1,245 @@
+r"""Closed-form risk predictors of the inverse ICL problem (derivations in ``theory/inverse.py``).
+
+Conventions follow ``numerics/inverse.py``: x ~ N(0, Sigma_x), w = w0 + U v, v ~ N(0, diag(Lambda)),
+y = <x, w> + eps, eps ~ N(0, sigma^2). Every *risk* here is E||w_hat - w||^2 summed over the d
+coordinates; the per-coordinate MSE reported by the CLI is risk / d (:func:`ore_theory`,
+:func:`lt1_theory` return that directly from an ``InverseModel``).
+
+Public API
+----------
+ore_risk(Sigma_x, U, Lambda, sigma, N, n_samples=20000, seed=0) -> OreRisk
+    exact E tr Sigma_post (Monte Carlo over the r x r design Gram only), with small-noise and
+    deterministic-equivalent (Marchenko-Pastur) approximations.
+ore_moments(Sigma_x, U, Lambda, w0, sigma, N, n_samples=20000, seed=0) -> OreMoments
+    E w_hat = w0, Cov(w_hat) = Sigma_w - sigma^2 C, C and its approximations.
+ore_risk_small_noise(Sigma_x, U, sigma, N)      sigma^2 tr((U^T Sigma_x U)^{-1}) / (N - r - 1)
+ore_risk_mp(sigma, gamma, N, lam=1.0)            per task dimension, S = I, Lambda = lam I
+ore_risk_bound(b, Lambda, sigma, N)              risk bound when A^T A/N >= b I
+lt1_optimal(Sigma_x, Sigma_w, w0, sigma, N) -> Lt1Optimal(b, Gamma, risk)
+lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N)   exact risk of any one-layer LT
+lt1_risk_isotropic(sigma, r, N, lam=1.0)         R* for Sigma_x = I, Lambda = lam I
+ore_theory(model), lt1_theory(model)             per-coordinate risks for an InverseModel
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lowrank_icl.numerics._checks import check_int, check_real
+from lowrank_icl.theory import inverse as _T
+
+__all__ = ["OreRisk", "OreMoments", "Lt1Optimal", "ore_risk", "ore_moments", "ore_risk_small_noise",
+           "ore_risk_mp", "ore_risk_bound", "lt1_optimal", "lt1_risk", "lt1_risk_isotropic",
+           "fourth_moment", "ore_theory", "lt1_theory"]
+
+
+def _square(name, M, d=None):
+    M = np.asarray(M, dtype=float)
+    if M.ndim != 2 or M.shape[0] != M.shape[1] or (d is not None and M.shape[0] != d):
+        raise ValueError(f"{name} must be a square matrix{'' if d is None else f' of size {d}'} "
+                         f"(got shape {M.shape})")
+    if not np.all(np.isfinite(M)):
+        raise ValueError(f"{name} must be finite")
+    if not np.allclose(M, M.T, atol=1e-10 * max(1.0, np.abs(M).max())):
+        raise ValueError(f"{name} must be symmetric")
+    return 0.5 * (M + M.T)
+
+
+def _prior(Sigma_x, U, Lambda):
+    Sigma_x = _square("Sigma_x", Sigma_x)
+    d = Sigma_x.shape[0]
+    if np.linalg.eigvalsh(Sigma_x)[0] <= 0:
+        raise ValueError("Sigma_x must be positive definite")
+    U = np.asarray(U, dtype=float)
+    if U.ndim != 2 or U.shape[0] != d or U.shape[1] > d:
+        raise ValueError(f"U must have shape ({d}, r) with r <= {d} (got {U.shape})")
+    r = U.shape[1]
+    if not np.allclose(U.T @ U, np.eye(r), atol=1e-8):
+        raise ValueError("U must have orthonormal columns")
+    Lambda = np.broadcast_to(check_real("Lambda", Lambda, lower=0.0), (r,)).astype(float)
+    return Sigma_x, U, Lambda
+
+
+@dataclass(frozen=True)
+class OreRisk:
+    """ORE risk E||w_hat - w||^2 = E_X tr Sigma_post (sum over d coordinates).
+
+    risk, sem        Monte Carlo over the r x r Gram A^T A ~ Wishart_r(U^T Sigma_x U, N) (exact in law)
+    small_noise      sigma^2 tr((U^T Sigma_x U)^{-1})/(N - r - 1) (nan unless N > r + 1)
+    deterministic    Marchenko-Pastur deterministic equivalent sigma^2 tr Q (r, N -> infinity)
+    n_samples        Monte Carlo draws; converged/residual/iterations refer to the fixed point.
+    """
+    risk: float
+    sem: float
+    small_noise: float
+    deterministic: float
+    n_samples: int
+    converged: bool
+    residual: float
+    iterations: int
+
+
+def ore_risk(Sigma_x, U, Lambda, sigma, N, n_samples: int = 20_000, seed: int = 0) -> OreRisk:
+    """Exact ORE risk E_X tr Sigma_post, Sigma_post = (Lambda^{-1} + (XU)^T XU/sigma^2)^{-1}."""
+    Sigma_x, U, Lambda = _prior(Sigma_x, U, Lambda)
+    sigma = float(check_real("sigma", sigma, lower=0.0, lower_inclusive=True))
+    N = check_int("N", N, lower=1)
+    n_samples = check_int("n_samples", n_samples, lower=2)
+    r = U.shape[1]
+    S = U.T @ Sigma_x @ U
+    rng = np.random.default_rng(seed)
+    if sigma == 0.0 and r <= N:   # A has rank r almost surely: Sigma_post = 0
+        return OreRisk(0.0, 0.0, 0.0, 0.0, n_samples, True, 0.0, 0)
+    if sigma == 0.0:              # r > N: the unidentified part of the prior, via the pseudo-inverse limit
+        vals = np.concatenate([_T.ore_conditional_risk(
+            rng.standard_normal((min(2000, n_samples - k), N, r)) @ np.linalg.cholesky(S).T, Lambda, 0.0)
+            for k in range(0, n_samples, 2000)])
+        return OreRisk(float(vals.mean()), float(vals.std(ddof=1) / np.sqrt(vals.size)), np.nan,
+                       float(np.sum(Lambda) * (1 - N / r)) if np.allclose(S, np.eye(r)) else np.nan,
+                       n_samples, True, 0.0, 0)
+    # per-draw traces for an honest standard error of the trace
+    s1 = s2 = 0.0
+    D = sigma**2 * np.diag(1.0 / Lambda)
+    for k in range(0, n_samples, 2000):
+        m = min(2000, n_samples - k)
+        tr = sigma**2 * np.trace(np.linalg.inv(D + _T.sample_design_gram(S, N, m, rng)), axis1=1, axis2=2)
+        s1 += tr.sum()
+        s2 += (tr**2).sum()
+    mean = s1 / n_samples
+    sem = np.sqrt(max(s2 / n_samples - mean**2, 0.0) / (n_samples - 1))
+    small = float(_T.ore_risk_small_noise(S, sigma, N)) if N > r + 1 else np.nan
+    Q, _, it, res = _T.ore_deterministic_equivalent(S, Lambda, sigma, N)
+    return OreRisk(float(mean), float(sem), small, float(sigma**2 * np.trace(Q)), n_samples,
+                   bool(res < 1e-10), float(res), int(it))
+
+
+@dataclass(frozen=True)
+class OreMoments:
+    """Moments of the ORE output: mean = w0, cov = Sigma_w - sigma^2 C.
+
+    C (d x d) = U E_X[(sigma^2 Lambda^{-1} + A^T A)^{-1}] U^T by Monte Carlo, C_sem its entrywise SE;
+    C_small_noise = U S^{-1} U^T/(N - r - 1) (sigma -> 0, N > r + 1; nan otherwise);
+    C_large_N = U (sigma^2 Lambda^{-1} + N S)^{-1} U^T (A^T A replaced by its mean; Jensen lower bound);
+    C_deterministic = U Q U^T (Marchenko-Pastur deterministic equivalent).
+    """
+    mean: np.ndarray
+    cov: np.ndarray
+    C: np.ndarray
+    C_sem: np.ndarray
+    C_small_noise: np.ndarray
+    C_large_N: np.ndarray
+    C_deterministic: np.ndarray
+
+
+def ore_moments(Sigma_x, U, Lambda, w0, sigma, N, n_samples: int = 20_000, seed: int = 0) -> OreMoments:
+    """E w_hat = w0 and Cov(w_hat) = Sigma_w - sigma^2 C of the oracle posterior mean (sigma > 0)."""
+    Sigma_x, U, Lambda = _prior(Sigma_x, U, Lambda)
+    sigma = float(check_real("sigma", sigma, lower=0.0))
+    N = check_int("N", N, lower=1)
+    n_samples = check_int("n_samples", n_samples, lower=2)
+    w0 = np.asarray(w0, dtype=float)
+    if w0.shape != (U.shape[0],):
+        raise ValueError(f"w0 must have shape ({U.shape[0]},) (got {w0.shape})")
+    r = U.shape[1]
+    S = U.T @ Sigma_x @ U
+    inner, inner_sem = _T.ore_expected_inverse(S, Lambda, sigma, N, n_samples, np.random.default_rng(seed))
+    C = U @ inner @ U.T
+    C_sem = np.sqrt(np.einsum("ia,ab,jb->ij", U**2, inner_sem**2, U**2))   # entrywise, ignores covariances
+    small = U @ np.linalg.inv(S) @ U.T / (N - r - 1) if N > r + 1 else np.full_like(C, np.nan)
+    large = U @ np.linalg.inv(sigma**2 * np.diag(1.0 / Lambda) + N * S) @ U.T
+    Q = _T.ore_deterministic_equivalent(S, Lambda, sigma, N)[0]
+    Sigma_w = (U * Lambda) @ U.T
+    return OreMoments(w0.copy(), Sigma_w - sigma**2 * C, C, C_sem, small, large, U @ Q @ U.T)
+
+
+def ore_risk_small_noise(Sigma_x, U, sigma, N):
+    """sigma^2 tr((U^T Sigma_x U)^{-1}) / (N - r - 1), vectorized in sigma; requires N > r + 1."""
+    Sigma_x, U, _ = _prior(Sigma_x, U, 1.0)
+    sigma = check_real("sigma", sigma, lower=0.0, lower_inclusive=True)
+    r = U.shape[1]
+    N = check_int("N", N, lower=r + 2)
+    return _T.ore_risk_small_noise(U.T @ Sigma_x @ U, sigma, N)
+
+
+def ore_risk_mp(sigma, gamma, N, lam=1.0):
+    """Marchenko-Pastur ORE risk per task dimension, E tr Sigma_post / r, for U^T Sigma_x U = I,
+    Lambda = lam I, r = gamma N: (sigma^2/N) m_MP(-sigma^2/(lam N); gamma). Vectorized."""
+    sigma = check_real("sigma", sigma, lower=0.0, lower_inclusive=True)
+    gamma = check_real("gamma", gamma, lower=0.0)
+    lam = check_real("lam", lam, lower=0.0)
+    N = check_int("N", N, lower=1)
+    return _T.ore_risk_mp_isotropic(sigma, gamma, lam, N)
+
+
+def ore_risk_bound(b, Lambda, sigma, N):
+    """sum_i 1/(1/lambda_i + N b/sigma^2) (<= sigma^2 r/(N b)) when (1/N) U^T X^T X U >= b I."""
+    b = check_real("b", b, lower=0.0)
+    Lambda = check_real("Lambda", Lambda, lower=0.0)
+    sigma = check_real("sigma", sigma, lower=0.0)
+    N = check_int("N", N, lower=1)
+    return _T.ore_risk_bound(b, np.atleast_1d(Lambda), sigma, N)
+
+
+def fourth_moment(Sigma_x, B, N):
+    """E[X^T X B X^T X] = N(N+1) Sigma_x B Sigma_x + N tr(B Sigma_x) Sigma_x (B symmetric)."""
+    Sigma_x = _square("Sigma_x", Sigma_x)
+    B = _square("B", B, Sigma_x.shape[0])
+    return _T.fourth_moment(Sigma_x, B, check_int("N", N, lower=1))
+
+
+@dataclass(frozen=True)
+class Lt1Optimal:
+    """Optimal one-layer LT (supervised loss, infinitely many tasks): b = w0,
+    Gamma = Sigma_w Sigma_x F^{-1}, risk = tr Sigma_w - tr(Gamma Sigma_x Sigma_w) (sum over d)."""
+    b: np.ndarray
+    Gamma: np.ndarray
+    risk: float
+
+
+def _lt1_args(Sigma_x, Sigma_w, w0, sigma, N):
+    Sigma_x = _square("Sigma_x", Sigma_x)
+    d = Sigma_x.shape[0]
+    Sigma_w = _square("Sigma_w", Sigma_w, d)
+    w0 = np.asarray(w0, dtype=float)
+    if w0.shape != (d,):
+        raise ValueError(f"w0 must have shape ({d},) (got {w0.shape})")
+    sigma = float(check_real("sigma", sigma, lower=0.0, lower_inclusive=True))
+    return Sigma_x, Sigma_w, w0, sigma, check_int("N", N, lower=1)
+
+
+def lt1_optimal(Sigma_x, Sigma_w, w0, sigma, N) -> Lt1Optimal:
+    """Closed-form optimal (b, Gamma) of w_hat = b + Gamma X^T (Y - X b)/N and its minimal risk."""
+    b, G, R = _T.lt1_optimal(*_lt1_args(Sigma_x, Sigma_w, w0, sigma, N))
+    return Lt1Optimal(b, G, R)
+
+
+def lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N) -> float:
+    """Exact risk E||w_hat - w||^2 of the one-layer LT with any (b, Gamma)."""
+    Sigma_x, Sigma_w, w0, sigma, N = _lt1_args(Sigma_x, Sigma_w, w0, sigma, N)
+    Gamma = np.asarray(Gamma, dtype=float)
+    if Gamma.shape != Sigma_x.shape:
+        raise ValueError(f"Gamma must have shape {Sigma_x.shape} (got {Gamma.shape})")
+    b = np.asarray(b, dtype=float)
+    if b.shape != w0.shape:
+        raise ValueError(f"b must have shape {w0.shape} (got {b.shape})")
+    return _T.lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N)
+
+
+def lt1_risk_isotropic(sigma, r, N, lam=1.0):
+    """R* = r lam (lam (r+1) + sigma^2)/((N + r + 1) lam + sigma^2) for Sigma_x = I, Lambda = lam I_r."""
+    sigma = check_real("sigma", sigma, lower=0.0, lower_inclusive=True)
+    r = check_real("r", r, lower=0.0)
+    lam = check_real("lam", lam, lower=0.0)
+    N = check_int("N", N, lower=1)
+    return _T.lt1_risk_isotropic(sigma, r, N, lam)
+
+
+def ore_theory(model, n_samples: int = 20_000, seed: int = 0) -> float:
+    """Per-coordinate ORE risk E||w_hat - w||^2 / d for an ``InverseModel`` (the CLI's ore_theory)."""
+    return ore_risk(model.Sigma_x, model.U, model.Lambda, model.sigma, model.N, n_samples, seed).risk / model.d
+
+
+def lt1_theory(model) -> float:
+    """Per-coordinate risk of the optimal one-layer LT for an ``InverseModel`` (the CLI's lt1_theory)."""
+    return lt1_optimal(model.Sigma_x, model.Sigma_w, model.w0, model.sigma, model.N).risk / model.d
