@@ -109,9 +109,9 @@ def ore_risk(Sigma_x, U, Lambda, sigma, N, n_samples: int = 20_000, seed: int = 
     mean = s1 / n_samples
     sem = np.sqrt(max(s2 / n_samples - mean**2, 0.0) / (n_samples - 1))
     small = float(_T.ore_risk_small_noise(S, sigma, N)) if N > r + 1 else np.nan
-    Q, _, it, res = _T.ore_deterministic_equivalent(S, Lambda, sigma, N)
+    Q, delta, it, res = _T.ore_deterministic_equivalent(S, Lambda, sigma, N)
     return OreRisk(float(mean), float(sem), small, float(sigma**2 * np.trace(Q)), n_samples,
-                   bool(res < 1e-10), float(res), int(it))
+                   bool(res < 1e-9 * max(1.0, delta)), float(res), int(it))
 
 
 @dataclass(frozen=True)

@@ -250,24 +250,32 @@ def ore_risk_mp_isotropic(sigma, gamma, lam, N):
     return np.where(small, limit, out)
 
 
-def ore_deterministic_equivalent(S, Lambda, sigma: float, N: int, tol: float = 1e-13, maxiter: int = 10_000):
-    """Deterministic equivalent of E[(D + A^T A)^{-1}], D = sigma^2 Lambda^{-1}, A rows ~ N(0, S):
+def ore_deterministic_equivalent(S, Lambda, sigma: float, N: int, xtol: float = 1e-14):
+    """Deterministic equivalent of E[(D + A^T A)^{-1}], D = sigma^2 Lambda^{-1} (sigma > 0), rows of A ~ N(0, S):
     Q = (D + N S/(1 + delta))^{-1}, delta = tr(S Q). Returns (Q, delta, iterations, residual).
-    Exact ORE risk ~ sigma^2 tr Q as r, N -> infinity.
+
+    In the basis D^{-1/2} S D^{-1/2} = V diag(t) V^T the fixed point is the scalar equation
+    delta = sum_i t_i (1 + delta)/(1 + delta + N t_i), solved by brentq on [0, sum_i t_i]
+    (the right side is increasing in delta and bounded by sum_i t_i). Exact ORE risk ~ sigma^2 tr Q.
     """
+    from scipy.optimize import brentq
     S = np.asarray(S, dtype=float)
-    D = sigma**2 * np.diag(1.0 / np.asarray(Lambda, dtype=float))
-    delta = 0.0
-    residual = np.inf
-    for it in range(1, maxiter + 1):
-        Q = np.linalg.inv(D + N * S / (1.0 + delta))
-        new = float(np.trace(S @ Q))
-        residual = abs(new - delta)
-        delta = 0.5 * (delta + new)       # damped: the plain map oscillates when gamma > 1
-        if residual < tol * max(1.0, delta):
-            break
-    Q = np.linalg.inv(D + N * S / (1.0 + delta))
-    return Q, delta, it, residual
+    d_inv_half = np.sqrt(np.asarray(Lambda, dtype=float)) / sigma     # D^{-1/2} (diagonal)
+    t, V = np.linalg.eigh(d_inv_half[:, None] * S * d_inv_half[None, :])
+    t = np.maximum(t, 0.0)
+
+    def excess(delta):
+        return float(np.sum(t * (1 + delta) / (1 + delta + N * t))) - delta
+
+    hi = float(np.sum(t))
+    if excess(hi) >= 0.0:          # only when all t = 0
+        delta, iters = hi, 0
+    else:
+        delta, info = brentq(excess, 0.0, hi, xtol=xtol, rtol=4 * np.finfo(float).eps, full_output=True)
+        iters = info.iterations
+    inner = V @ np.diag(1.0 / (1.0 + N * t / (1.0 + delta))) @ V.T
+    Q = d_inv_half[:, None] * inner * d_inv_half[None, :]
+    return Q, float(delta), int(iters), abs(excess(delta))
 
 
 def fourth_moment(Sigma, B, N: int):
