@@ -105,23 +105,18 @@ class Comparison:
 
 
 # --- theory hooks (one home: theory/inverse.py, numerics/inverse_theory.py, owned by the theory workstream)
-# They return None until numerics.inverse_theory provides the callables; connect them here (one line each).
 def ore_theory(model: InverseModel) -> float | None:
-    """Exact ORE risk per coordinate, E||w_hat - w||^2 / d, from numerics.inverse_theory (None if absent)."""
-    try:
-        from lowrank_icl.numerics import inverse_theory  # noqa: F401
-    except ImportError:
+    """Exact ORE risk per coordinate, E_X tr Sigma_post / d (numerics.inverse_theory.ore_risk)."""
+    from lowrank_icl.numerics.inverse_theory import ore_risk
+    if model.sigma <= 0:
         return None
-    return None
+    return float(ore_risk(model.Sigma_x, model.U, model.Lambda, model.sigma, model.N).risk) / model.d
 
 
 def lt1_theory(model: InverseModel) -> float | None:
-    """Risk per coordinate of the optimal one-layer LT (K = 1, supervised, n_s -> infinity), or None."""
-    try:
-        from lowrank_icl.numerics import inverse_theory  # noqa: F401
-    except ImportError:
-        return None
-    return None
+    """Risk per coordinate of the optimal one-layer LT (K = 1, supervised, n_s -> infinity)."""
+    from lowrank_icl.numerics.inverse_theory import lt1_optimal
+    return float(lt1_optimal(model.Sigma_x, model.Sigma_w, model.w0, model.sigma, model.N).risk) / model.d
 
 
 # --- the runner ------------------------------------------------------------------------------
