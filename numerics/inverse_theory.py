@@ -191,10 +191,16 @@ def fourth_moment(Sigma_x, B, N):
 @dataclass(frozen=True)
 class Lt1Optimal:
     """Optimal one-layer LT (supervised loss, infinitely many tasks): b = w0,
-    Gamma = Sigma_w Sigma_x F^{-1}, risk = tr Sigma_w - tr(Gamma Sigma_x Sigma_w) (sum over d)."""
+    Gamma = Sigma_w Sigma_x F^{-1}, risk = tr Sigma_w - tr(Gamma Sigma_x Sigma_w) (sum over d).
+
+    Output moments: E w_hat = w0 and cov = Cov(w_hat) = Gamma F Gamma^T = Sigma_w Sigma_x Gamma^T
+    (rank r: the range of Gamma is span U), with tr cov = tr Sigma_w - risk (the error is orthogonal
+    to the features at the optimum).
+    """
     b: np.ndarray
     Gamma: np.ndarray
     risk: float
+    cov: np.ndarray
 
 
 def _lt1_args(Sigma_x, Sigma_w, w0, sigma, N):
@@ -210,8 +216,10 @@ def _lt1_args(Sigma_x, Sigma_w, w0, sigma, N):
 
 def lt1_optimal(Sigma_x, Sigma_w, w0, sigma, N) -> Lt1Optimal:
     """Closed-form optimal (b, Gamma) of w_hat = b + Gamma X^T (Y - X b)/N and its minimal risk."""
-    b, G, R = _T.lt1_optimal(*_lt1_args(Sigma_x, Sigma_w, w0, sigma, N))
-    return Lt1Optimal(b, G, R)
+    args = _lt1_args(Sigma_x, Sigma_w, w0, sigma, N)
+    b, G, R = _T.lt1_optimal(*args)
+    cov = args[1] @ args[0] @ G.T
+    return Lt1Optimal(b, G, R, 0.5 * (cov + cov.T))
 
 
 def lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N) -> float:

@@ -345,6 +345,26 @@ def test_lt1_risk_at_stated_size_mc():
     assert abs(e.mean() - opt.risk) < Z5 * e.std(ddof=1) / np.sqrt(n)
 
 
+def test_lt1_output_moments_mc():
+    # E w_hat = w0, Cov(w_hat) = Sigma_w Sigma_x Gamma*^T (rank r), tr Cov = tr Sigma_w - R*
+    rng = np.random.default_rng(16)
+    d, r, N, sigma, n = 5, 2, 6, 0.5, 200_000
+    Sx = _spd(d, 6.0, rng)
+    U = _random_rotation(d, rng)[:, :r]
+    Sw = (U * np.array([1.2, 0.6])) @ U.T
+    w0 = rng.normal(size=d)
+    opt = IT.lt1_optimal(Sx, Sw, w0, sigma, N)
+    assert abs(np.trace(opt.cov) - (np.trace(Sw) - opt.risk)) < 1e-12
+    assert np.linalg.matrix_rank(opt.cov, tol=1e-10) == r
+    X = rng.standard_normal((n, N, d)) @ np.linalg.cholesky(Sx).T
+    W = w0 + (rng.standard_normal((n, r)) * np.sqrt([1.2, 0.6])) @ U.T
+    Y = np.einsum("nij,nj->ni", X, W) + sigma * rng.standard_normal((n, N))
+    dev = _lt1_predict(opt.b, opt.Gamma, X, Y) - w0
+    assert np.all(np.abs(dev.mean(0)) < Z5 * dev.std(0, ddof=1) / np.sqrt(n))
+    prod = np.einsum("ni,nj->nij", dev, dev)
+    assert np.all(np.abs(prod.mean(0) - opt.cov) < Z5 * prod.std(0, ddof=1) / np.sqrt(n))
+
+
 # ----------------------------------------------------------------------------------------------
 # Input validation
 # ----------------------------------------------------------------------------------------------
