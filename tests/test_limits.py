@@ -1,0 +1,106 @@
+"""Asymptotic limits of the forward saddle point (theory/limits.py) against the spec and the solver.
+
+The symbolic derivation of the alpha -> infinity expansion takes ~80 s of sympy, so every test
+that needs it is marked slow; the input-validation tests run in the default suite.
+"""
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+
+from lowrank_icl.numerics.saddle import solve
+from lowrank_icl.theory.limits import (CASE_KAPPA_ABOVE, CASE_KAPPA_BELOW, QUANTITIES, derive_large_alpha,
+                                       derive_t_series, kappa, large_alpha_expansion, nu, rho, sigma, tau)
+
+S2 = sigma**2
+
+
+def test_t_series_leading_terms():
+    """Laurent/Taylor start of t = g~(-nu) quoted in the brief."""
+    above, s_a = derive_t_series(CASE_KAPPA_ABOVE, 3)
+    below, s_b = derive_t_series(CASE_KAPPA_BELOW, 3)
+    assert (s_a, s_b) == (0, -1)
+    assert sp.simplify(above[0] - kappa * rho / (kappa - rho)) == 0
+    assert sp.simplify(below[0] - (1 - kappa / rho)) == 0
+
+
+@pytest.mark.parametrize("bad, match", [({"tau_value": 1.0}, "tau must"), ({"kappa_value": 0.5}, "kappa must differ"),
+                                        ({"rho_value": 1.5}, "rho must"), ({"sigma_value": -1}, "sigma must"),
+                                        ({"alpha_value": 0}, "alpha must")])
+def test_large_alpha_input_validation(bad, match):
+    args = dict(alpha_value=1e4, tau_value=2.0, kappa_value=0.4, rho_value=0.5, sigma_value=0.1)
+    args.update(bad)
+    with pytest.raises(ValueError, match=match):
+        large_alpha_expansion(**args)
+
+
+@pytest.mark.slow
+def test_leading_terms_reproduce_spec_section5():
+    """Spec section 5 closed forms, symbolically (sympy.simplify(a - b) == 0)."""
+    above, below = derive_large_alpha(CASE_KAPPA_ABOVE), derive_large_alpha(CASE_KAPPA_BELOW)
+    for terms, mn in ((above, rho), (below, kappa)):
+        assert terms["m"].power == 0 and sp.simplify(terms["m"].lead - 1) == 0
+        assert sp.simplify(terms["m_bar"].lead - mn) == 0
+        assert sp.simplify(terms["m0"].lead - mn / rho) == 0
+        assert sp.simplify(terms["q"].lead - (1 + S2 * mn / (tau - 1))) == 0
+        assert terms["q_bar"].power == 1
+        assert sp.simplify(terms["q_bar"].lead - S2 / (1 + S2) * (1 - mn) / (tau - 1)) == 0
+    assert above["q0"].power == 0
+    assert sp.simplify(above["q0"].lead - (1 + S2 * kappa * rho / ((tau - 1) * (kappa - rho)))) == 0
+    assert below["q0"].power == 1
+    assert sp.simplify(below["q0"].lead - (rho - kappa) * S2 / (rho * (tau - 1) * (1 + S2))) == 0
+    # e_IDG: O(1) for kappa > rho, linear in alpha for kappa < rho (the transition)
+    assert above["e_idg"].power == 0 and below["e_idg"].power == 1
+
+
+def _solver_values(alpha, tau_v, kappa_v, rho_v, sigma_v):
+    res = solve(alpha=alpha, tau=tau_v, kappa=kappa_v, rho=rho_v, sigma=sigma_v, lam=0.0, precision=50)
+    err = res.errors()
+    vals = {k: getattr(res, k) for k in ("m", "m_bar", "m0", "q", "q_bar", "q0")}
+    vals.update(e_tm=err.tm, e_idg=err.idg, e_odg=err.odg)
+    return vals
+
+
+def _predict_mp(terms, alpha, tau_v, kappa_v, rho_v, sigma_v):
+    """The two-term prediction and the third term, in mpmath (50 digits) from the sympy forms."""
+    sub = {tau: mpmath.mpf(tau_v), kappa: mpmath.mpf(kappa_v), rho: mpmath.mpf(rho_v), sigma: mpmath.mpf(sigma_v)}
+    a = mpmath.mpf(alpha)
+    lead, nxt, nn = (mpmath.mpf(sp.N(e.subs(sub), 50)) for e in (terms.lead, terms.next, terms.next_next))
+    return a**terms.power * (lead + nxt / a), a ** (terms.power - 2) * nn
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rho_v", [0.2, 0.6])
+def test_two_term_remainder_rate_vs_solver(rho_v):
+    """alpha = 1e4..1e8 (lam = 0, tau = 2.6, kappa = 0.4, sigma = 0.5): the remainder of the two-term
+    expansion, computed against the 50-digit solver, must decay like alpha^rate (rate = p - 2 from
+    the first non-zero next-next coefficient): fitted log-log slope within 0.05 of rate."""
+    tau_v, kappa_v, sigma_v = 2.6, 0.4, 0.5
+    case = CASE_KAPPA_ABOVE if kappa_v > rho_v else CASE_KAPPA_BELOW
+    terms = derive_large_alpha(case)
+    alphas = [10.0**e for e in range(4, 9)]
+    with mpmath.workdps(50):
+        sols = [_solver_values(a, tau_v, kappa_v, rho_v, sigma_v) for a in alphas]
+        for name in QUANTITIES:
+            rem = [abs(s[name] - _predict_mp(terms[name], a, tau_v, kappa_v, rho_v, sigma_v)[0])
+                   for a, s in zip(alphas, sols)]
+            slope = np.polyfit(np.log(alphas), [float(mpmath.log(r)) for r in rem], 1)[0]
+            assert abs(slope - terms[name].rate) < 0.05, (name, slope, terms[name].rate)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rho_v", [0.2, 0.6])
+def test_published_point(rho_v):
+    """alpha = 1.8e6, lam = 0, tau = 2.6, kappa = 0.4, sigma = 0.01 (spec section 6): the numpy
+    predictor agrees with the solver to within twice the size of the derived third term plus
+    float64 rounding (1e-13 relative)."""
+    a, tau_v, kappa_v, sigma_v = 1.8e6, 2.6, 0.4, 0.01
+    case = CASE_KAPPA_ABOVE if kappa_v > rho_v else CASE_KAPPA_BELOW
+    terms = derive_large_alpha(case)
+    pred = large_alpha_expansion(a, tau_v, kappa_v, rho_v, sigma_v)
+    with mpmath.workdps(50):
+        sol = _solver_values(a, tau_v, kappa_v, rho_v, sigma_v)
+        for name in QUANTITIES:
+            _two, third = _predict_mp(terms[name], a, tau_v, kappa_v, rho_v, sigma_v)
+            tol = 2 * abs(float(third)) + 1e-13 * abs(float(sol[name]))
+            assert abs(float(sol[name]) - pred[name]) <= tol, name

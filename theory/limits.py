@@ -1,0 +1,296 @@
+r"""Asymptotic limits of the forward saddle point, derived with sympy from the existing derivations.
+
+Every limit is obtained by feeding series (or limits) of the pool transform t = g~(-nu) into the
+cancellation-free moments :func:`lowrank_icl.theory.stieltjes._stable_moments` and the explicit
+solution :func:`lowrank_icl.theory.saddle_point.evaluate_explicit`; nothing is transcribed.
+
+1. alpha -> infinity at lam = 0, tau > 1 (:func:`large_alpha_expansion`). Then u = 0 and
+   nu = c = (1 + sigma^2)/alpha. t(nu) solves the pool quadratic rho z t^2 + (kappa rho z + rho
+   - kappa) t + kappa rho = 0 at z = -nu; order by order in nu (:func:`derive_t_series`):
+
+       kappa > rho:  t = kappa rho/(kappa - rho) - kappa^3 rho^2/(kappa - rho)^3 nu + O(nu^2),
+       kappa < rho:  t = (1 - kappa/rho)/nu + kappa^2/(rho - kappa) + O(nu).
+
+   Each quantity X is then expanded as X = alpha^p (X_0 + X_1/alpha + X_2/alpha^2 + ...)
+   (:func:`derive_large_alpha`); the predictor returns alpha^p (X_0 + X_1/alpha).
+Not implemented yet (see the team report): the tau -> infinity, kappa -> infinity and sigma -> 0 limits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from lowrank_icl.theory.saddle_point import asymptotic_error, evaluate_explicit
+from lowrank_icl.theory.stieltjes import (PoolMoments, _stable_moments, derive_pool_quadratic,
+                                          kappa as _kappa_q, rho as _rho_q, z as _z_q)
+
+QUANTITIES = ("m", "m_bar", "m0", "q", "q_bar", "q0", "e_tm", "e_idg", "e_odg")
+
+# symbols of this module
+kappa, rho, sigma, alpha, eps, nu = sp.symbols("kappa rho sigma alpha epsilon nu", positive=True)
+T = sp.Symbol("T", positive=True)       # tau - 1 > 0
+tau = sp.Symbol("tau", positive=True)
+delta = sp.Symbol("delta", positive=True)  # |kappa - rho|
+
+CASE_KAPPA_ABOVE = "kappa>rho"
+CASE_KAPPA_BELOW = "kappa<rho"
+
+
+# ---------------------------------------------------------------------------------------------
+# input validation (theory imports nothing internal, so a small local checker)
+
+def _real(name, value, lower=None, upper=None, lower_inclusive=False, upper_inclusive=True):
+    arr = np.asarray(value, dtype=float)
+    bad = ~np.isfinite(arr)
+    if lower is not None:
+        bad |= (arr < lower) if lower_inclusive else (arr <= lower)
+    if upper is not None:
+        bad |= (arr > upper) if upper_inclusive else (arr >= upper)
+    if np.any(bad):
+        lo = "" if lower is None else f"{'>=' if lower_inclusive else '>'} {lower:g}"
+        hi = "" if upper is None else f"{'<=' if upper_inclusive else '<'} {upper:g}"
+        rng = " and ".join(x for x in (lo, hi) if x)
+        raise ValueError(f"{name} must be finite and {rng} (got {arr[bad].ravel()[0]!r})")
+    return arr
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. alpha -> infinity
+
+@lru_cache(maxsize=None)
+def derive_t_series(case: str, n_terms: int = 5):
+    """Series of t = g~(-nu) in nu from the pool quadratic, by undetermined coefficients.
+
+    Returns (coeffs, start): t = sum_i coeffs[i] nu^(start + i), start = 0 for kappa > rho
+    (t(0) finite) and start = -1 for kappa < rho (the atom of weight 1 - kappa/rho at s = 0).
+    Each order of P(t, -nu) nu^2 = 0 is linear in the newest coefficient except the lowest,
+    where the root that is positive on the case's domain is taken.
+    """
+    quad = derive_pool_quadratic()
+    start = 0 if case == CASE_KAPPA_ABOVE else -1
+    cs = sp.symbols(f"a0:{n_terms}")
+    t_trial = sum(cs[i] * nu ** (start + i) for i in range(n_terms))
+    poly_expr = sp.expand((quad.a * t_trial**2 + quad.b * t_trial + quad.c)
+                          .subs({_kappa_q: kappa, _rho_q: rho, _z_q: -nu}) * nu**2)
+    poly = sp.Poly(poly_expr, nu)
+    sol = {}
+    dom = {kappa: rho + delta} if case == CASE_KAPPA_ABOVE else {rho: kappa + delta}
+    for j in range(0, 3 * n_terms):
+        coeff = sp.expand(poly.coeff_monomial(nu**j).subs(sol))
+        free = [c for c in cs if c in coeff.free_symbols and c not in sol]
+        if coeff == 0 or not free:
+            continue
+        roots = [sp.factor(x) for x in sp.solve(coeff, free[0])]
+        if len(roots) > 1:  # lowest order: keep the root positive on the domain
+            roots = [x for x in roots if sp.simplify(x.subs(dom)).is_positive]
+        sol[free[0]] = roots[0]
+        if len(sol) == n_terms:
+            break
+    return tuple(sp.factor(sol[c]) for c in cs), start
+
+
+_MAX_TERMS = 4
+
+
+class _Series:
+    """Truncated Laurent series sum_j c_j eps^j + O(eps^prec) with sympy coefficients (exact
+    arithmetic; each coefficient is kept cancelled). Enough of +, -, *, /, ** and sqrt to run the
+    stable moment formulas and the explicit solution on series (sympy's own series() is far too slow)."""
+
+    __array_priority__ = 100
+
+    def __init__(self, terms, prec):
+        self.prec = prec
+        self.terms = {j: c for j, c in ((j, sp.cancel(c)) for j, c in terms.items() if j < prec) if c != 0}
+
+    @staticmethod
+    def lift(x, prec=10**6):
+        return x if isinstance(x, _Series) else _Series({0: sp.sympify(x)}, prec)
+
+    @property
+    def val(self):
+        return min(self.terms) if self.terms else self.prec
+
+    def __add__(self, other):
+        o = _Series.lift(other)
+        keys = set(self.terms) | set(o.terms)
+        return _Series({j: self.terms.get(j, 0) + o.terms.get(j, 0) for j in keys}, min(self.prec, o.prec))
+
+    __radd__ = __add__
+
+    def __neg__(self):
+        return _Series({j: -c for j, c in self.terms.items()}, self.prec)
+
+    def __sub__(self, other):
+        return self + (-_Series.lift(other))
+
+    def __rsub__(self, other):
+        return _Series.lift(other) + (-self)
+
+    def __mul__(self, other):
+        o = _Series.lift(other)
+        prec = min(self.val + o.prec, o.val + self.prec)
+        out = {}
+        for i, a in self.terms.items():
+            for j, b in o.terms.items():
+                if i + j < prec:
+                    out[i + j] = out.get(i + j, 0) + a * b
+        return _Series(out, prec)
+
+    __rmul__ = __mul__
+
+    def _unit_power(self, exponent):
+        """self^exponent for any rational exponent via the binomial series of (1 + x)."""
+        v = self.val
+        if v >= self.prec:
+            raise ZeroDivisionError("series has no known non-zero term")
+        lead = self.terms[v]
+        if len(self.terms) == 1 and self.prec > v + 50:  # an exact monomial
+            shift = sp.Rational(exponent) * v
+            return _Series({int(shift): lead ** sp.Rational(exponent)}, 10**6)
+        rel = min(self.prec - v, _MAX_TERMS)
+        x = _Series({j - v: c / lead for j, c in self.terms.items() if j != v}, rel)
+        result, term = _Series({0: sp.Integer(1)}, rel), _Series({0: sp.Integer(1)}, rel)
+        for n in range(1, rel + 1):
+            term = term * x * (sp.Rational(exponent) - n + 1) / n
+            result = result + term
+        shift = sp.Rational(exponent) * v
+        if shift != int(shift):
+            raise ValueError("fractional power of eps")
+        shift = int(shift)
+        return _Series({j + shift: c * lead ** sp.Rational(exponent) for j, c in result.terms.items()},
+                       result.prec + shift)
+
+    def __truediv__(self, other):
+        if isinstance(other, _Series):
+            return self * other._unit_power(-1)
+        return _Series({j: c / other for j, c in self.terms.items()}, self.prec)
+
+    def __rtruediv__(self, other):
+        return _Series.lift(other) * self._unit_power(-1)
+
+    def __pow__(self, n):
+        return self._unit_power(n)
+
+    def sqrt(self):
+        return self._unit_power(sp.Rational(1, 2))
+
+    def __gt__(self, other):  # only used by evaluate_explicit's "u > 0" / "gap > 0" branches
+        return bool(self.val == 0 and sp.simplify(self.terms[0] - other).is_positive)
+
+
+def _symbolic_moments(t_expr, nu_expr, k=kappa, r=rho) -> PoolMoments:
+    """PoolMoments of series (or sympy expressions) t and nu (stable rational forms of stieltjes)."""
+    disc = (k * r * nu_expr + k - r) ** 2 + 4 * r**2 * k * nu_expr
+    sd = disc.sqrt() if isinstance(disc, _Series) else sp.sqrt(disc)
+    dgt = r * t_expr * (t_expr + k) / sd
+    return _stable_moments(t_expr, nu_expr, k, r, sd, dgt)
+
+
+def _quantities(order, sig_test, alpha_test):
+    """The nine reported quantities from an evaluate_explicit order dict (errors at sigma_t, alpha_t)."""
+    out = {k: order[k] for k in ("m", "m_bar", "m0", "q", "q_bar", "q0")}
+    out["e_tm"] = asymptotic_error(order["m"], order["q"], order["q_bar"], alpha_test, sig_test)
+    out["e_idg"] = asymptotic_error(order["m0"], order["q0"], order["q_bar"], alpha_test, sig_test)
+    out["e_odg"] = asymptotic_error(order["m_bar"], order["q_bar"], order["q_bar"], alpha_test, sig_test)
+    return out
+
+
+@dataclass(frozen=True)
+class LargeAlphaTerms:
+    """X = alpha^power (lead + next/alpha + next_next/alpha^2 + O(alpha^-3)), sympy in
+    (tau, kappa, rho, sigma); ``rate`` is the exponent of alpha of the first non-zero term
+    after ``next`` (the order at which the two-term remainder decays)."""
+
+    power: int
+    lead: sp.Expr
+    next: sp.Expr
+    next_next: sp.Expr
+    rate: int
+
+
+@lru_cache(maxsize=None)
+def derive_large_alpha(case: str) -> dict:
+    """Expand m, m_bar, m0, q, q_bar, q0, e_TM, e_IDG, e_ODG in 1/alpha at lam = 0, tau > 1.
+
+    Substitutes the t series (:func:`derive_t_series`) and nu = (1 + sigma^2) eps, eps = 1/alpha,
+    into the moments, evaluates the explicit solution at u = 0 (gap tau - 1), tests at
+    alpha_t = alpha, sigma_t = sigma, and series-expands in eps. Returns {name: LargeAlphaTerms}.
+    """
+    n_t = 5
+    coeffs, start = derive_t_series(case, n_t)
+    dom = {kappa: rho + delta} if case == CASE_KAPPA_ABOVE else {rho: kappa + delta}
+    back = {delta: kappa - rho} if case == CASE_KAPPA_ABOVE else {delta: rho - kappa}
+    s2 = 1 + sigma**2
+    nu_e = _Series({1: s2}, 10**6)
+    t_e = _Series({start + i: (cf * s2 ** (start + i)).subs(dom) for i, cf in enumerate(coeffs)}, start + n_t)
+    alpha_e = _Series({-1: sp.Integer(1)}, 10**6)
+    k, r = kappa.subs(dom), rho.subs(dom)
+    mo = _symbolic_moments(t_e, nu_e, k, r)
+    order, _parts = evaluate_explicit(0, mo, alpha_e, 1 + T, k, r, sigma, 0)
+    quantities = _quantities(order, sigma, alpha_e)
+    out = {}
+    for name, ser in quantities.items():
+        ser = _Series(ser.terms, ser.prec)
+        j0 = ser.val
+        if ser.prec < j0 + 3:
+            raise RuntimeError(f"not enough terms for {name}")
+        cf = {j: sp.factor(ser.terms.get(j, 0)) for j in range(j0, ser.prec)}
+        nn = [j for j in range(j0 + 2, ser.prec) if cf[j] != 0]
+        sub = {**back, T: tau - 1}
+        out[name] = LargeAlphaTerms(power=-j0, lead=sp.factor(cf[j0].subs(sub)),
+                                    next=sp.factor(cf[j0 + 1].subs(sub)),
+                                    next_next=sp.factor(cf[j0 + 2].subs(sub)),
+                                    rate=-(nn[0] if nn else ser.prec))
+    return out
+
+
+@lru_cache(maxsize=None)
+def _large_alpha_numeric():
+    args = (tau, kappa, rho, sigma)
+    fns = {}
+    for case in (CASE_KAPPA_ABOVE, CASE_KAPPA_BELOW):
+        fns[case] = {k: (v.power, sp.lambdify(args, v.lead, "numpy"), sp.lambdify(args, v.next, "numpy"))
+                     for k, v in derive_large_alpha(case).items()}
+    return fns
+
+
+def large_alpha_expansion(alpha_value, tau_value, kappa_value, rho_value, sigma_value, *, n_terms: int = 2) -> dict:
+    r"""Two-term alpha -> infinity expansion at lam = 0, tau > 1, sigma_t = sigma, alpha_t = alpha.
+
+    X(alpha) = alpha^p (X_0 + X_1/alpha) + O(alpha^(p-2)) for X in m, m_bar, m0, q, q_bar, q0,
+    e_tm, e_idg, e_odg (``n_terms=1``: leading term only). Leading terms (derived, equal to the
+    forward spec section 5): m -> 1, m_bar -> min(kappa, rho),
+    m0 -> min(kappa, rho)/rho, q -> 1 + sigma^2 min(kappa, rho)/(tau - 1),
+    q_bar/alpha -> sigma^2 (1 - min(kappa, rho))/((1 + sigma^2)(tau - 1)),
+    q0 -> 1 + sigma^2 kappa rho/((tau - 1)(kappa - rho)) (kappa > rho),
+    q0/alpha -> (rho - kappa) sigma^2/(rho (tau - 1)(1 + sigma^2)) (kappa < rho).
+    The next terms are in ``derive_large_alpha(case)[name].next``. Vectorized (broadcasts);
+    raises ValueError for tau <= 1, kappa == rho, rho outside (0, 1], alpha, kappa <= 0, sigma < 0.
+    Returns {name: ndarray}.
+    """
+    a = _real("alpha", alpha_value, lower=0.0)
+    t_ = _real("tau", tau_value, lower=1.0)
+    k = _real("kappa", kappa_value, lower=0.0)
+    r = _real("rho", rho_value, lower=0.0, upper=1.0)
+    s = _real("sigma", sigma_value, lower=0.0, lower_inclusive=True)
+    if n_terms not in (1, 2):
+        raise ValueError(f"n_terms must be 1 or 2 (got {n_terms!r})")
+    a, t_, k, r, s = np.broadcast_arrays(a, t_, k, r, s)
+    if np.any(k == r):
+        raise ValueError("kappa must differ from rho (the expansion is singular at kappa = rho)")
+    fns = _large_alpha_numeric()
+    above = k > r
+    out = {}
+    for name in QUANTITIES:
+        vals = []
+        for case in (CASE_KAPPA_ABOVE, CASE_KAPPA_BELOW):
+            p, lead, nxt = fns[case][name]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                v = lead(t_, k, r, s) + (nxt(t_, k, r, s) / a if n_terms == 2 else 0.0)
+                vals.append(np.broadcast_to(a**p * v, a.shape))
+        out[name] = np.where(above, vals[0], vals[1])[()]
+    return out
