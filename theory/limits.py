@@ -13,7 +13,9 @@ solution :func:`lowrank_icl.theory.saddle_point.evaluate_explicit`; nothing is t
 
    Each quantity X is then expanded as X = alpha^p (X_0 + X_1/alpha + X_2/alpha^2 + ...)
    (:func:`derive_large_alpha`); the predictor returns alpha^p (X_0 + X_1/alpha).
-Not implemented yet (see the team report): the tau -> infinity, kappa -> infinity and sigma -> 0 limits.
+2. tau -> infinity, any lam (:func:`large_tau_limit`): nu -> c, the noise parts (all proportional to
+   E/tau) vanish, E -> sigma^2 + W + c A2; q -> Q3(c), q_bar -> A2(c), q0 -> A2(c)/rho, m -> Mm(c), ...
+Not implemented yet (see the team report): the kappa -> infinity and sigma -> 0 limits.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import sympy as sp
 
 from lowrank_icl.theory.saddle_point import asymptotic_error, evaluate_explicit
 from lowrank_icl.theory.stieltjes import (PoolMoments, _stable_moments, derive_pool_quadratic,
-                                          kappa as _kappa_q, rho as _rho_q, z as _z_q)
+                                          kappa as _kappa_q, pool_moments, rho as _rho_q, z as _z_q)
 
 QUANTITIES = ("m", "m_bar", "m0", "q", "q_bar", "q0", "e_tm", "e_idg", "e_odg")
 
@@ -294,3 +296,43 @@ def large_alpha_expansion(alpha_value, tau_value, kappa_value, rho_value, sigma_
                 vals.append(np.broadcast_to(a**p * v, a.shape))
         out[name] = np.where(above, vals[0], vals[1])[()]
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. tau -> infinity (any lam)
+
+@lru_cache(maxsize=None)
+def derive_large_tau() -> dict:
+    """Limit tau -> infinity of the explicit solution at fixed nu, with the moments as free symbols.
+
+    evaluate_explicit at u = 0 (gap tau - 1) with tau = 1 + T, T -> infinity: the noise parts carry
+    E/tau and vanish, E -> sigma^2 + W + c A2. (For lam > 0, G(u) = 0 gives u ~ lam kappa/tau -> 0,
+    so nu -> c = (1 + sigma^2)/alpha as well.) Returns {name: sympy limit} over E and QUANTITIES,
+    in the symbols g, dg, g_tilde, dg_tilde, A1, B1, A2, Mm, Q3, W.
+    """
+    names = ("g", "dg", "g_tilde", "dg_tilde", "A1", "B1", "A2", "Mm", "Q3", "W")
+    mo = PoolMoments(*sp.symbols(" ".join(names), positive=True))
+    order, _ = evaluate_explicit(0, mo, alpha, 1 + T, kappa, rho, sigma, 0)
+    exprs = {"E": order["E"], **_quantities(order, sigma, alpha)}
+    return {k: sp.simplify(sp.limit(v, T, sp.oo)) for k, v in exprs.items()}
+
+
+def large_tau_limit(alpha_value, kappa_value, rho_value, sigma_value) -> dict:
+    r"""tau -> infinity limit (any fixed lam >= 0; the ridge drops out), tested at alpha_t = alpha, sigma_t = sigma.
+
+    With c = (1 + sigma^2)/alpha and the pool moments at nu = c:
+    E = sigma^2 + W + c A2, q = Q3, q_bar = A2, q0 = A2/rho, m = Mm, m_bar = A1, m0 = A1/rho,
+    e_X = sigma^2 + 1 - 2 m_X + q_X + (1 + sigma^2) q_bar/alpha. Corrections are O(1/tau).
+    Vectorized; ValueError for alpha, kappa <= 0, rho outside (0, 1], sigma < 0. Returns {name: array}.
+    """
+    a = _real("alpha", alpha_value, lower=0.0)
+    k = _real("kappa", kappa_value, lower=0.0)
+    r = _real("rho", rho_value, lower=0.0, upper=1.0)
+    s = _real("sigma", sigma_value, lower=0.0, lower_inclusive=True)
+    a, k, r, s = np.broadcast_arrays(a, k, r, s)
+    c = (1 + s**2) / a
+    mo = pool_moments(-c, k, r)
+    order = {"E": s**2 + mo.W + c * mo.A2, "q": mo.Q3, "q_bar": mo.A2, "q0": mo.A2 / r,
+             "m": mo.Mm, "m_bar": mo.A1, "m0": mo.A1 / r}
+    out = {"E": order["E"], **_quantities(order, s, a)}
+    return {key: np.asarray(v)[()] for key, v in out.items()}
