@@ -19,7 +19,6 @@ lt1_optimal(Sigma_x, Sigma_w, w0, sigma, N) -> Lt1Optimal(b, Gamma, risk)
 lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N)   exact risk of any one-layer LT
 lt1_risk_isotropic(sigma, r, N, lam=1.0)         R* for Sigma_x = I, Lambda = lam I
 ore_theory(model), lt1_theory(model)             per-coordinate risks for an InverseModel
-ore_risk_per_coordinate(model, n_samples=20000, seed=0), lt1_risk_per_coordinate(model)
                                                  the same two, under the names the hooks' brief uses
 """
 from __future__ import annotations
@@ -33,8 +32,7 @@ from lowrank_icl.theory import inverse as _T
 
 __all__ = ["OreRisk", "OreMoments", "Lt1Optimal", "ore_risk", "ore_moments", "ore_risk_small_noise",
            "ore_risk_mp", "ore_risk_bound", "lt1_optimal", "lt1_risk", "lt1_risk_isotropic",
-           "fourth_moment", "ore_theory", "lt1_theory", "ore_risk_per_coordinate",
-           "lt1_risk_per_coordinate"]
+           "fourth_moment", "ore_theory", "lt1_theory"]
 
 
 def _square(name, M, d=None):
@@ -254,17 +252,3 @@ def ore_theory(model, n_samples: int = 20_000, seed: int = 0) -> float:
 def lt1_theory(model) -> float:
     """Per-coordinate risk of the optimal one-layer LT for an ``InverseModel`` (the CLI's lt1_theory)."""
     return lt1_optimal(model.Sigma_x, model.Sigma_w, model.w0, model.sigma, model.N).risk / model.d
-
-
-def ore_risk_per_coordinate(model, n_samples: int = 20_000, seed: int = 0) -> float:
-    """E||w_hat - w||^2 / d of the ORE for an ``InverseModel`` (exact given X, Monte Carlo over X).
-
-    One home: this is :func:`ore_theory` under the name used by the validation hooks.
-    """
-    return ore_theory(model, n_samples=n_samples, seed=seed)
-
-
-def lt1_risk_per_coordinate(model) -> float:
-    """E||w_hat - w||^2 / d of the optimal one-layer LT (K = 1, supervised, n_s -> infinity) for an
-    ``InverseModel``; exact at finite N. One home: :func:`lt1_theory` under the hooks' name."""
-    return lt1_theory(model)

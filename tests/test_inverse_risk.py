@@ -20,8 +20,8 @@ import pytest
 from lowrank_icl.numerics.inverse import (ORE, InverseModel, InverseParams, lt_forward,
                                           mse_per_coordinate)
 from lowrank_icl.numerics.inverse_theory import (fourth_moment, lt1_optimal, lt1_risk,
-                                                 lt1_risk_per_coordinate, lt1_theory,
-                                                 ore_risk_per_coordinate, ore_theory)
+                                                 lt1_theory,
+                                                 ore_theory)
 
 
 def _model(seed, **kw):
@@ -62,12 +62,6 @@ def test_optimal_gamma_solves_normal_equation_with_raw_fourth_moment():
     assert lt1_risk(G2, opt.b, Sx, Sw, m.w0, m.sigma, N) > opt.risk
 
 
-def test_per_coordinate_names_are_the_hook_functions():
-    m = _model(5)
-    assert ore_risk_per_coordinate(m, n_samples=2000, seed=1) == ore_theory(m, n_samples=2000, seed=1)
-    assert lt1_risk_per_coordinate(m) == lt1_theory(m)
-
-
 @pytest.mark.parametrize("sigma", [0.1, 0.5])
 def test_per_coordinate_risks_match_sampled_estimators(sigma):
     """Monte Carlo of the actual ORE and optimal K = 1 LT on InverseModel.sample contexts (cond = 10).
@@ -84,11 +78,11 @@ def test_per_coordinate_risks_match_sampled_estimators(sigma):
     th = ore_risk(m.Sigma_x, m.U, m.Lambda, m.sigma, m.N, n_samples=20_000, seed=2)
     se = np.hypot(e_o.std(ddof=1) / np.sqrt(e_o.size), th.sem / m.d)
     assert abs(e_o.mean() - th.risk / m.d) < 5 * se
-    assert ore_risk_per_coordinate(m, n_samples=20_000, seed=2) == pytest.approx(th.risk / m.d)
+    assert ore_theory(m, n_samples=20_000, seed=2) == pytest.approx(th.risk / m.d)
 
     opt = lt1_optimal(m.Sigma_x, m.Sigma_w, m.w0, m.sigma, m.N)
     w, _ = lt_forward(opt.b, opt.Gamma[None], t.X, t.Y)
     e_l = mse_per_coordinate(w[-1], t.W)
-    assert abs(e_l.mean() - lt1_risk_per_coordinate(m)) < 5 * e_l.std(ddof=1) / np.sqrt(e_l.size)
+    assert abs(e_l.mean() - lt1_theory(m)) < 5 * e_l.std(ddof=1) / np.sqrt(e_l.size)
     # the Bayes-optimal ORE beats the best linear one-layer map
-    assert th.risk / m.d < lt1_risk_per_coordinate(m)
+    assert th.risk / m.d < lt1_theory(m)
