@@ -144,3 +144,49 @@ def test_large_tau_input_validation():
     from lowrank_icl.theory.limits import large_tau_limit
     with pytest.raises(ValueError, match="rho must"):
         large_tau_limit(1.0, 1.0, 0.0, 0.1)
+
+
+def test_large_kappa_moments_are_two_atom_law():
+    """Independent check: the kappa -> oo moments equal the integrals against the law with weight
+    rho at s = 1/rho and 1 - rho at s = 0 (S -> (1/rho) P_A)."""
+    from lowrank_icl.theory.limits import derive_large_kappa
+    moments, t_inf, _ = derive_large_kappa()
+    s1 = 1 / rho
+
+    def integral(f):
+        return rho * f(s1) + (1 - rho) * f(sp.Integer(0))
+    expected = {"g": integral(lambda s: 1 / (s + nu)), "dg": integral(lambda s: 1 / (s + nu) ** 2),
+                "A1": integral(lambda s: s / (s + nu)), "B1": integral(lambda s: s / (s + nu) ** 2),
+                "A2": integral(lambda s: s**2 / (s + nu) ** 2), "Mm": integral(lambda s: s**2 / (s + nu)),
+                "Q3": integral(lambda s: s**3 / (s + nu) ** 2), "W": integral(lambda s: s * nu**2 / (s + nu) ** 2)}
+    assert sp.simplify(t_inf - 1 / (s1 + nu)) == 0
+    for name, e in expected.items():
+        assert sp.simplify(moments[name] - e) == 0, name
+
+
+@pytest.mark.parametrize("tau_v", [1.5, 0.5])
+def test_large_kappa_limit_vs_solver(tau_v):
+    """Solver at kappa = 1e4, 1e5, 1e6 (lam = 0, alpha = 4, rho = 0.5, sigma = 0.9; tau on both sides
+    of 1): the gap to the limit decays like 1/kappa (log-log slope within 0.05 of -1), and at
+    kappa = 1e6 it is below 1e-5 relative (the measured O(1/kappa) coefficients are < 10)."""
+    from lowrank_icl.theory.limits import large_kappa_limit
+    a, r, s = 4.0, 0.5, 0.9
+    lim = large_kappa_limit(a, tau_v, r, s)
+    kappas = np.array([1e4, 1e5, 1e6])
+    res = solve(alpha=a, tau=tau_v, kappa=kappas, rho=r, sigma=s, lam=0.0)
+    err = res.errors()
+    vals = {"m": res.m, "m_bar": res.m_bar, "m0": res.m0, "q": res.q, "q_bar": res.q_bar, "q0": res.q0,
+            "e_tm": err.tm, "e_idg": err.idg, "e_odg": err.odg}
+    for name, v in vals.items():
+        gap = np.abs(np.asarray(v, dtype=float) - lim[name])
+        slope = np.polyfit(np.log(kappas), np.log(gap), 1)[0]
+        assert abs(slope + 1) < 0.05, (name, slope)
+        assert gap[-1] <= 1e-5 * abs(lim[name]), name
+
+
+def test_large_kappa_input_validation():
+    from lowrank_icl.theory.limits import large_kappa_limit
+    with pytest.raises(ValueError, match="tau must differ from 1"):
+        large_kappa_limit(1.0, 1.0, 0.5, 0.1)
+    with pytest.raises(ValueError, match="sigma must"):
+        large_kappa_limit(1.0, 2.0, 0.5, -0.1)

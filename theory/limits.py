@@ -15,7 +15,9 @@ solution :func:`lowrank_icl.theory.saddle_point.evaluate_explicit`; nothing is t
    (:func:`derive_large_alpha`); the predictor returns alpha^p (X_0 + X_1/alpha).
 2. tau -> infinity, any lam (:func:`large_tau_limit`): nu -> c, the noise parts (all proportional to
    E/tau) vanish, E -> sigma^2 + W + c A2; q -> Q3(c), q_bar -> A2(c), q0 -> A2(c)/rho, m -> Mm(c), ...
-Not implemented yet (see the team report): the kappa -> infinity and sigma -> 0 limits.
+3. kappa -> infinity at lam = 0 (:func:`large_kappa_limit`): S -> (1/rho) P_A, t -> rho/(1 + rho nu),
+   moments of the two-atom law (weight rho at 1/rho, 1 - rho at 0).
+Not implemented (see the team report): the sigma -> 0 slope d e_IDG/d sigma^2.
 """
 from __future__ import annotations
 
@@ -336,3 +338,71 @@ def large_tau_limit(alpha_value, kappa_value, rho_value, sigma_value) -> dict:
              "m": mo.Mm, "m_bar": mo.A1, "m0": mo.A1 / r}
     out = {"E": order["E"], **_quantities(order, s, a)}
     return {key: np.asarray(v)[()] for key, v in out.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. kappa -> infinity (a fresh task per prompt), lam = 0
+
+@lru_cache(maxsize=None)
+def derive_large_kappa():
+    """kappa -> infinity limits of t = g~(-nu), of every stable moment, and the tau < 1 root u.
+
+    t: the pool quadratic divided by kappa tends to (rho z - 1) t + rho = 0, so t -> rho/(1 + rho nu)
+    (S -> (1/rho) P_A). Each field of stieltjes.PoolMoments is then sp.limit'ed at kappa -> oo with
+    t = t_inf. At lam = 0, tau < 1 the root of u g(-c-u) = 1 - tau is the positive
+    root of a quadratic in u (returned as ``u_roots``, both roots; the caller keeps the admissible one).
+    Returns (moments: dict field -> expr in nu, rho; t_inf; u_roots: exprs in c, tau, rho).
+    """
+    quad = derive_pool_quadratic()
+    p_over_k = sp.expand((quad.a * sp.Symbol("t") ** 2 + quad.b * sp.Symbol("t") + quad.c)
+                         .subs({_kappa_q: kappa, _rho_q: rho, _z_q: -nu}) / kappa)
+    t_sym = sp.Symbol("t")
+    t_inf = sp.factor(sp.solve(sp.limit(p_over_k, kappa, sp.oo), t_sym)[0])
+    t_k = t_inf  # O(1/kappa) corrections of t only give O(1/kappa) corrections of the moments
+    mo = _symbolic_moments(t_k, nu)
+    moments = {f: sp.simplify(sp.limit(getattr(mo, f), kappa, sp.oo))
+               for f in ("g", "dg", "g_tilde", "dg_tilde", "A1", "B1", "A2", "Mm", "Q3", "W")}
+    c_sym = sp.Symbol("c", positive=True)
+    u = sp.Symbol("u", positive=True)
+    g_at = moments["g"].subs(nu, c_sym + u)
+    num = sp.numer(sp.together(u * g_at - (1 - tau)))
+    u_roots = tuple(sp.solve(num, u))
+    return moments, t_inf, u_roots
+
+
+@lru_cache(maxsize=None)
+def _large_kappa_numeric():
+    moments, _t, u_roots = derive_large_kappa()
+    c_sym = sp.Symbol("c", positive=True)
+    mfn = {f: sp.lambdify((nu, rho), e, "numpy") for f, e in moments.items()}
+    ufn = [sp.lambdify((c_sym, tau, rho), e, "numpy") for e in u_roots]
+    return mfn, ufn
+
+
+def large_kappa_limit(alpha_value, tau_value, rho_value, sigma_value) -> dict:
+    r"""kappa -> infinity limit at lam = 0 (tested at alpha_t = alpha, sigma_t = sigma).
+
+    S -> (1/rho) P_A: t = rho/(1 + rho nu), g = rho^2/(1 + rho nu) + (1 - rho)/nu, and the moments
+    of the two-atom law (weight rho at 1/rho, 1 - rho at 0): A1 = rho/(1 + rho nu), etc.
+    nu = c + u, c = (1 + sigma^2)/alpha; u = 0 for tau > 1, and for tau < 1 the positive root of
+    u g(-c - u) = 1 - tau (a quadratic). Order parameters from saddle_point.evaluate_explicit.
+    At fixed lam > 0 the penalty lam kappa diverges (trivial limit), so only lam = 0 is offered.
+    Corrections are O(1/kappa). ValueError for tau == 1, tau, alpha <= 0, rho outside (0, 1], sigma < 0.
+    """
+    a = _real("alpha", alpha_value, lower=0.0)
+    t_ = _real("tau", tau_value, lower=0.0)
+    r = _real("rho", rho_value, lower=0.0, upper=1.0)
+    s = _real("sigma", sigma_value, lower=0.0, lower_inclusive=True)
+    a, t_, r, s = (np.array(v, dtype=float) for v in np.broadcast_arrays(a, t_, r, s))
+    if np.any(t_ == 1):
+        raise ValueError("tau must differ from 1 (interpolation threshold: the errors are +inf)")
+    mfn, ufn = _large_kappa_numeric()
+    c = (1 + s**2) / a
+    with np.errstate(invalid="ignore"):
+        roots = np.stack([np.broadcast_to(np.real(f(c, t_, r)), c.shape) for f in ufn])
+    roots = np.where(np.isfinite(roots) & (roots > 0), roots, np.nan)
+    u = np.where(t_ < 1, np.nanmax(np.where(np.isnan(roots), -np.inf, roots), axis=0), 0.0)
+    nu_v = c + u
+    mo = PoolMoments(**{f: np.broadcast_to(fn(nu_v, r), c.shape).astype(float) for f, fn in mfn.items()})
+    order, _ = evaluate_explicit(u, mo, a, t_, np.ones_like(a), r, s, np.zeros_like(a))
+    return {key: np.asarray(v)[()] for key, v in _quantities(order, s, a).items()}
