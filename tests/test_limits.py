@@ -190,3 +190,26 @@ def test_large_kappa_input_validation():
         large_kappa_limit(1.0, 1.0, 0.5, 0.1)
     with pytest.raises(ValueError, match="sigma must"):
         large_kappa_limit(1.0, 2.0, 0.5, -0.1)
+
+
+@pytest.mark.parametrize("kappa_v, rho_v", [(0.4, 0.6), (3.0, 0.5)])
+def test_sigma2_slope_vs_finite_differences(kappa_v, rho_v):
+    """d e_X/d sigma^2 at sigma = 0 (lam = 0, alpha = 4, tau = 1.7) vs Richardson-extrapolated forward
+    differences of the float64 solver in sigma^2 (steps d = 1e-4, 2e-4): 2 D(d) - D(2d) has
+    truncation O(d^2) ~ 1e-8 and rounding ~ 1e-16/d ~ 1e-12, so 1e-6 relative is a safe bound."""
+    from lowrank_icl.theory.limits import sigma2_slope
+    a, t_ = 4.0, 1.7
+    pred = sigma2_slope(a, t_, kappa_v, rho_v)
+    d = 1e-4
+    errs = [solve(alpha=a, tau=t_, kappa=kappa_v, rho=rho_v, sigma=np.sqrt(s2), lam=0.0).errors()
+            for s2 in (0.0, d, 2 * d)]
+    for key, attr in (("e_tm", "tm"), ("e_idg", "idg"), ("e_odg", "odg")):
+        e0, e1, e2 = (float(getattr(e, attr)) for e in errs)
+        rich = 2 * (e1 - e0) / d - (e2 - e0) / (2 * d)
+        assert abs(rich - pred[key]) <= 1e-6 * abs(pred[key]), (key, rich, pred[key])
+
+
+def test_sigma2_slope_input_validation():
+    from lowrank_icl.theory.limits import sigma2_slope
+    with pytest.raises(ValueError, match="tau must"):
+        sigma2_slope(4.0, 0.5, 0.4, 0.6)

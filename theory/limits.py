@@ -17,7 +17,8 @@ solution :func:`lowrank_icl.theory.saddle_point.evaluate_explicit`; nothing is t
    E/tau) vanish, E -> sigma^2 + W + c A2; q -> Q3(c), q_bar -> A2(c), q0 -> A2(c)/rho, m -> Mm(c), ...
 3. kappa -> infinity at lam = 0 (:func:`large_kappa_limit`): S -> (1/rho) P_A, t -> rho/(1 + rho nu),
    moments of the two-atom law (weight rho at 1/rho, 1 - rho at 0).
-Not implemented (see the team report): the sigma -> 0 slope d e_IDG/d sigma^2.
+4. sigma -> 0 at lam = 0, tau > 1 (:func:`sigma2_slope`): d e_X/d sigma^2 at sigma = 0 by the chain rule
+   through nu = (1 + sigma^2)/alpha (lam > 0 or tau < 1 not implemented).
 """
 from __future__ import annotations
 
@@ -406,3 +407,54 @@ def large_kappa_limit(alpha_value, tau_value, rho_value, sigma_value) -> dict:
     mo = PoolMoments(**{f: np.broadcast_to(fn(nu_v, r), c.shape).astype(float) for f, fn in mfn.items()})
     order, _ = evaluate_explicit(u, mo, a, t_, np.ones_like(a), r, s, np.zeros_like(a))
     return {key: np.asarray(v)[()] for key, v in _quantities(order, s, a).items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. sigma -> 0: d e_X / d sigma^2 at sigma = 0 (lam = 0, tau > 1)
+
+@lru_cache(maxsize=None)
+def derive_sigma2_slope() -> dict:
+    """d e_X/d(sigma^2) at lam = 0, tau > 1 (u = 0, nu = c = (1 + S)/alpha, S = sigma^2, sigma_t = sigma).
+
+    Every quantity is a function of S explicitly and of nu through t = g~(-nu) and nu itself
+    (stable moments, explicit solution at u = 0). Chain rule: d/dS = d_S + (1/alpha)(d_nu - dgt d_t),
+    with dt/dnu = -g~'(z) = -dgt = -rho t (t + kappa)/sd. Returns {name: expr in (t, nu, S, alpha,
+    tau, kappa, rho)} for e_tm, e_idg, e_odg; evaluate at S = 0.
+    """
+    t_sym, S = sp.symbols("t S", positive=True)
+    sg = sp.sqrt(S)
+    mo = _symbolic_moments(t_sym, nu)
+    order, _ = evaluate_explicit(0, mo, alpha, 1 + T, kappa, rho, sg, 0)
+    quantities = _quantities(order, sg, alpha)
+    dgt = mo.dg_tilde
+    out = {}
+    for name in ("e_tm", "e_idg", "e_odg"):
+        e = quantities[name]
+        d = sp.diff(e, S) + (sp.diff(e, nu) - dgt * sp.diff(e, t_sym)) / alpha
+        out[name] = d.subs(T, tau - 1)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _sigma2_numeric():
+    t_sym, S = sp.symbols("t S", positive=True)
+    return {k: sp.lambdify((t_sym, nu, S, alpha, tau, kappa, rho), v, "numpy")
+            for k, v in derive_sigma2_slope().items()}
+
+
+def sigma2_slope(alpha_value, tau_value, kappa_value, rho_value) -> dict:
+    r"""d e_X/d(sigma^2) at sigma = 0 (sigma_t = sigma), lam = 0, tau > 1, for X in tm, idg, odg.
+
+    e_X(sigma) = e_X(0) + sigma^2 slope_X + O(sigma^4). Formula: chain rule of the explicit solution
+    at u = 0 (:func:`derive_sigma2_slope`) evaluated at nu = 1/alpha, t = g~(-1/alpha). Vectorized;
+    ValueError for tau <= 1, alpha, kappa <= 0, rho outside (0, 1]. Returns {"e_tm", "e_idg", "e_odg"}.
+    """
+    from lowrank_icl.theory.stieltjes import pool_transforms
+    a = _real("alpha", alpha_value, lower=0.0)
+    t_ = _real("tau", tau_value, lower=1.0)
+    k = _real("kappa", kappa_value, lower=0.0)
+    r = _real("rho", rho_value, lower=0.0, upper=1.0)
+    a, t_, k, r = np.broadcast_arrays(a, t_, k, r)
+    nu_v = 1.0 / a
+    tt = np.asarray(pool_transforms(-nu_v, k, r).g_tilde)
+    return {key: np.asarray(f(tt, nu_v, 0.0 * a, a, t_, k, r))[()] for key, f in _sigma2_numeric().items()}
