@@ -130,3 +130,57 @@ def _derived_order_mp():
     sol = spm.derive_explicit_solution()
     args = (spm.g, spm.dg, spm.dgt, *spm.MOMENTS, spm.alpha, spm.tau, spm.kappa, spm.rho, spm.sigma)
     return {n: sp.lambdify(args, sol.order[n], modules="mpmath") for n in ("E", "q", "q_bar", "q0", "m")}
+
+
+@given(points)
+def test_published_equations_hold_at_50_digits(pt):
+    la, lt, lk, r, sg, ll = pt
+    alpha, tau, kappa = 10**la, 10**lt, 10**lk
+    lam = 0.0 if ll is None else 10**ll
+    if lam == 0 and tau == 1:
+        return
+    res = solve(alpha, tau, kappa, r, sg, lam, precision=50)
+    assert bool(res.converged)
+    assert res.residual < mpmath.mpf(10) ** -40
+
+
+@given(points)
+def test_stability_factor_positive_at_root(pt):
+    la, lt, lk, r, sg, ll = pt
+    if ll is None and 10**lt == 1:
+        return  # the interpolation threshold, E = +inf by design (tested in test_solver)
+    res = solve(10**la, 10**lt, 10**lk, r, sg, 0.0 if ll is None else 10**ll)
+    # E = E_signal/(1 - K/tau) > 0 requires K < tau at the root (proved: K <= 1 - u g <= tau)
+    assert np.isfinite(res.training_error) and res.training_error > 0
+
+
+def test_training_error_is_tm_error_at_training_values():
+    res = solve(alpha=[0.5, 3.0, 40.0], tau=[0.4, 1.7, 5.0], kappa=[0.3, 2.0, 0.8], rho=0.6, sigma=0.4, lam=0.01)
+    assert np.allclose(res.errors().tm, res.training_error, rtol=1e-13)
+
+
+def test_decomposition_sums_and_noise_vanishes_with_infinite_pretraining():
+    res = solve(alpha=2.3, tau=[1.7, 1e9], kappa=1.1, rho=0.2, sigma=0.3, lam=0.5)
+    dec = res.decomposition()
+    for name in ("q", "q_bar", "q0"):
+        part = getattr(dec, name)
+        assert np.allclose(part.total, getattr(res, name), rtol=1e-13)
+        # noise parts are proportional to E/tau: O(1/tau)
+        assert np.all(np.abs(np.array([part.noise_T[1], part.noise_R[1]])) < 1e-8)
+
+
+def test_infinite_pretraining_gives_bayes_optimal_scale():
+    # tau, kappa -> infinity at lam = 0: Gamma -> gamma A A^T, gamma = alpha/(alpha + rho(1 + sigma^2))
+    # (spec section 2), so m0 = gamma, q0 = gamma^2 and q_bar = rho gamma^2
+    alpha, rho, sigma = 3.0, 0.4, 0.5
+    res = solve(alpha, tau=1e10, kappa=1e10, rho=rho, sigma=sigma, lam=0.0)
+    gamma = alpha / (alpha + rho * (1 + sigma**2))
+    assert res.m0 == pytest.approx(gamma, rel=1e-8)
+    assert res.q0 == pytest.approx(gamma**2, rel=1e-8)
+    assert res.q_bar == pytest.approx(rho * gamma**2, rel=1e-8)
+
+
+def test_implicit_regularization_present_at_zero_ridge():
+    res = solve(alpha=2.0, tau=3.0, kappa=1.0, rho=0.5, sigma=0.3, lam=0.0)
+    assert res.nu == pytest.approx((1 + 0.3**2) / 2.0, rel=1e-15)
+    assert res.implicit_ridge == pytest.approx(res.nu, rel=1e-15)

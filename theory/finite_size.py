@@ -24,7 +24,6 @@ C = F F^T, so a rank-k C costs O(D^2 k) instead of O(D^3)).
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from functools import lru_cache
 

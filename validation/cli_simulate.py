@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 from lowrank_icl.validation.cli_solve import add_forward_arguments
