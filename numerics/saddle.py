@@ -125,6 +125,8 @@ class ForwardSolution:
         a_t = self.params.alpha if alpha_test is None else check_real("alpha_test", alpha_test, lower=0.0)
         s_t = self.params.sigma if sigma_test is None else check_real(
             "sigma_test", sigma_test, lower=0.0, lower_inclusive=True)
+        if _is_mp(self.q):  # keep precision= results exact: no float64 arithmetic on the test values
+            a_t, s_t = _to_mp(a_t), _to_mp(s_t)
         with np.errstate(invalid="ignore"):
             return ForwardErrors(
                 tm=_unwrap(asymptotic_error(self.m, self.q, self.q_bar, a_t, s_t)),
@@ -545,6 +547,18 @@ def _textbook_moments():
     from lowrank_icl.theory import saddle_point as spm
     return [sp.lambdify((spm.zs, spm.g, spm.dg), spm.MOMENT_DEFINITIONS[mom], modules="numpy")
             for mom in spm.MOMENTS]
+
+
+def _is_mp(x) -> bool:
+    return isinstance(x, mpmath.mpf) or (isinstance(x, np.ndarray) and x.dtype == object)
+
+
+def _to_mp(x):
+    """float or float array -> mpmath number or object array (exact conversion of the binary value)."""
+    arr = np.asarray(x)
+    if arr.ndim == 0:
+        return mpmath.mpf(float(arr))
+    return np.vectorize(lambda v: mpmath.mpf(float(v)), otypes=[object])(arr)
 
 
 def _unwrap(x):

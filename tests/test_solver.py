@@ -183,3 +183,14 @@ def test_accepts_forward_params_fields():
     p = ForwardParams.from_full_rank(alpha=10, tau=2.0, kappa=0.5, rho_lu=0.01, lam_lu=1e-5)
     res = solve(p.alpha, p.tau, p.kappa, p.rho, p.sigma, p.lam)
     assert bool(res.converged)
+
+
+def test_precision_mode_errors_keep_precision_below_float64():
+    # d e_IDG / d sigma_t^2 at sigma_t -> 0 equals 1 + q_bar/alpha_t exactly (the formula is linear in
+    # sigma_t^2); at sigma_t = 1e-10 that difference is 1e-20, invisible in float64 but not at 50 digits
+    res = solve(alpha=4, tau=1.7, kappa=0.4, rho=0.6, sigma=0.1, lam=0.0, precision=50)
+    with mpmath.workdps(50):
+        e0 = res.errors(sigma_test=0.0).idg
+        e1 = res.errors(sigma_test=1e-10).idg
+        slope = (e1 - e0) / mpmath.mpf(1e-10) ** 2
+        assert abs(slope / (1 + res.q_bar / 4) - 1) < mpmath.mpf(10) ** -25
