@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from lowrank_icl.theory.finite_size import SecondMoment, exact_test_error
-from lowrank_icl.validation.attention import (
+from lowrank_icl.theory.forward.finite_size import SecondMoment, exact_test_error
+from lowrank_icl.validation.forward.attention import (
     PROTOCOLS, TaskLaw, attention_test_error, compare_with_ridge, context_statistics, effective_gamma,
     embed_gamma, loss_and_grad, predict, sampled_test_error, train_attention)
-from lowrank_icl.validation.ridge import fit_ridge
-from lowrank_icl.validation.sampling import haar_subspace, sample_contexts, sizes
+from lowrank_icl.validation.forward.ridge import fit_ridge
+from lowrank_icl.validation.forward.sampling import haar_subspace, sample_contexts, sizes
 
 
 @pytest.fixture(scope="module")

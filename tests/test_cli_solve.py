@@ -6,7 +6,7 @@ import sys
 
 from lowrank_icl.numerics import solve
 
-CMD = [sys.executable, "-m", "lowrank_icl.validation.cli", "solve"]
+CMD = [sys.executable, "-m", "lowrank_icl.validation.cli.main", "solve"]
 ARGS = ["--alpha", "4", "--tau", "1.2", "--kappa", "3", "--rho", "0.5", "--sigma", "0.9", "--lam", "0.1"]
 KEYS = {"q", "m", "chi", "q_bar", "chi_bar", "q_hat", "m_hat", "chi_hat", "q_bar_hat", "chi_bar_hat",
         "m_bar", "q0", "m0", "nu"}

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lowrank_icl.numerics import solve
-from lowrank_icl.numerics.crossover import fit_power_law, phase_boundary, prediction_law
+from lowrank_icl.numerics.forward.crossover import fit_power_law, phase_boundary, prediction_law
 
 RHO, TAU, SIGMA = 0.3, 2.0, 0.1
 
@@ -91,7 +91,7 @@ def test_prediction_law_matches_simulation_at_small_dim():
     # trained Gamma_hat at D = 12, 24, 48 (6 pretraining draws each), IDG test prompts: second moments
     # and excess kurtosis extrapolated in D agree with the Gaussian theory law by the 3-SE rule
     from lowrank_icl.numerics import ForwardParams
-    from lowrank_icl.validation.phase_experiments import check_prediction_law
+    from lowrank_icl.validation.forward.crossover_checks import check_prediction_law
     p = ForwardParams(alpha=4.0, tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1)
     chk = check_prediction_law((12, 24, 48), p, range(6), "idg", 3000)
     for name, theory, e_inf, se, z, passed in chk.rows:
@@ -101,7 +101,7 @@ def test_prediction_law_matches_simulation_at_small_dim():
 
 
 def test_optimal_context_interior_below_rho_and_infinite_above():
-    from lowrank_icl.numerics.crossover import optimal_context_length
+    from lowrank_icl.numerics.forward.crossover import optimal_context_length
     below = optimal_context_length(2.0, 0.1, 0.3, 0.3)
     assert below.converged and not below.at_boundary
     # an interior minimum: the error rises on both sides (1% steps in alpha)
@@ -113,7 +113,7 @@ def test_optimal_context_interior_below_rho_and_infinite_above():
 
 
 def test_token_allocation_is_a_minimum_on_its_side_of_the_threshold():
-    from lowrank_icl.numerics.crossover import optimal_token_allocation
+    from lowrank_icl.numerics.forward.crossover import optimal_token_allocation
     opt = optimal_token_allocation(30.0, 1.0, 0.3, 0.3)
     assert opt.converged and opt.tau * opt.alpha == pytest.approx(30.0, rel=1e-12)
     e = [solve(opt.alpha * f, 30.0 / (opt.alpha * f), 1.0, 0.3, 0.3, 0.0).errors().idg for f in (0.99, 1.01)]
@@ -123,7 +123,7 @@ def test_token_allocation_is_a_minimum_on_its_side_of_the_threshold():
 def test_simulated_crossover_location_agrees_with_theory():
     # D = 32, 5 pretraining draws: the steepest point of log e_IDG vs log kappa on the simulated
     # grid agrees with the theory's (same estimator at the same integer ratios) within 3 bootstrap SE
-    from lowrank_icl.validation.phase_experiments import check_crossover
+    from lowrank_icl.validation.forward.crossover_checks import check_crossover
     n_tasks = np.unique(np.round(np.geomspace(6, 40, 9)).astype(int))
     chk = check_crossover(32, 8.0, 2.0, 0.5, 0.3, n_tasks, range(5))
     assert chk.passed, (chk.kappa_star_sim, chk.kappa_star_se, chk.kappa_star_theory_grid)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from lowrank_icl.theory import finite_size as fs
-from lowrank_icl.validation import sampling
+from lowrank_icl.theory.forward import finite_size as fs
+from lowrank_icl.validation.forward import sampling
 
 
 def test_conditional_moments_of_h_from_isserlis():

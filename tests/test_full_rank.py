@@ -5,8 +5,8 @@ import pytest
 import sympy as sp
 
 from lowrank_icl.numerics import ForwardParams, solve
-from lowrank_icl.theory import full_rank as fr
-from lowrank_icl.theory.stieltjes import derive_pool_quadratic, gt, rho, z
+from lowrank_icl.theory.forward import full_rank as fr
+from lowrank_icl.theory.forward.stieltjes import derive_pool_quadratic, gt, rho, z
 
 
 def test_lu_M_is_the_pool_transform_at_rho_1():

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics.inverse import (LT, LT_LOSSES, ORE, RE, TRE, InverseModel, InverseParams,
+from lowrank_icl.numerics.inverse.estimators import (LT, LT_LOSSES, ORE, RE, TRE, InverseModel, InverseParams,
                                           InverseRegimeWarning, input_spectrum, lt_forward,
                                           lt_loss_and_grad, mse_per_coordinate, posterior_mean)
 
@@ -250,7 +250,7 @@ def test_estimator_errors_are_value_errors():
 
 # --- experiments and CLI ---------------------------------------------------------------------------
 def test_slope_fit_recovers_a_power_law_and_its_interval_covers(rng):
-    from lowrank_icl.validation.inverse_experiments import fit_loglog_slope
+    from lowrank_icl.validation.inverse.experiments import fit_loglog_slope
     x = np.array([0.01, 0.03, 0.1, 0.3, 1.0])
     exact = 3.0 * x ** 2
     fit = fit_loglog_slope(x, exact, 1e-3 * exact)
@@ -265,7 +265,7 @@ def test_cli_inverse_json_contract():
     import json
     import subprocess
     import sys
-    out = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli", "inverse", "--dim", "12",
+    out = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli.main", "inverse", "--dim", "12",
                           "--context", "8", "--rank", "2", "--tasks", "200", "--layers", "1", "--loss",
                           "supervised", "--test", "100", "--maxiter", "30", "--json"],
                          capture_output=True, text=True, check=True, timeout=120)
@@ -274,7 +274,7 @@ def test_cli_inverse_json_contract():
         assert res["mse"][name]["mean"] > 0 and res["mse"][name]["sem"] > 0
     assert res["rank_recovered"] == 2 and res["seconds"] > 0
     assert res["ore_theory"] > 0 and res["lt1_theory"] > 0      # K = 1 supervised: both apply
-    bad = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli", "inverse", "--cond", "0.5"],
+    bad = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli.main", "inverse", "--cond", "0.5"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "cond must be >= 1" in bad.stderr
 
@@ -292,8 +292,8 @@ def test_params_replace_revalidates():
 # --- against the theory workstream's closed forms (numerics/inverse_theory.py) ---------------------
 def test_ore_monte_carlo_matches_theory_risk(rng):
     """ORE test MSE vs the exact risk E_X tr Sigma_post / d: 5 combined SE (MC here and in the theory)."""
-    from lowrank_icl.validation.inverse_experiments import ore_theory
-    from lowrank_icl.numerics.inverse_theory import ore_risk
+    from lowrank_icl.validation.inverse.experiments import ore_theory
+    from lowrank_icl.numerics.inverse.risk import ore_risk
     m = small_model(rng, d=16, N=10, r=3, sigma=0.3, cond=5.0)
     c = m.sample(6000, rng)
     e = mse_per_coordinate(ORE.from_model(m).predict(c.X, c.Y), c.W)
@@ -305,7 +305,7 @@ def test_ore_monte_carlo_matches_theory_risk(rng):
 def test_trained_one_layer_lt_approaches_the_optimal_one_layer_lt(rng):
     """K = 1, supervised: the exact risk of the trained (b, Gamma) is >= the closed-form optimum
     (optimality) and within 15 % of it at n_s = 4000 (finite-sample excess ~ #params/n_s = 156/4000 ~ 4 %)."""
-    from lowrank_icl.numerics.inverse_theory import lt1_optimal, lt1_risk
+    from lowrank_icl.numerics.inverse.risk import lt1_optimal, lt1_risk
     m = small_model(rng, d=12, N=8, r=2, sigma=0.3)
     train = m.sample(4000, rng)
     lt = LT(K=1, loss="supervised", maxiter=300).fit(train.X, train.Y, train.W)

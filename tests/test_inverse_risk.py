@@ -17,9 +17,9 @@ general-Sigma_x code paths:
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics.inverse import (ORE, InverseModel, InverseParams, lt_forward,
+from lowrank_icl.numerics.inverse.estimators import (ORE, InverseModel, InverseParams, lt_forward,
                                           mse_per_coordinate)
-from lowrank_icl.numerics.inverse_theory import (fourth_moment, lt1_optimal, lt1_risk,
+from lowrank_icl.numerics.inverse.risk import (fourth_moment, lt1_optimal, lt1_risk,
                                                  lt1_theory,
                                                  ore_theory)
 
@@ -70,7 +70,7 @@ def test_per_coordinate_risks_match_sampled_estimators(sigma):
     The ORE theory is itself a Monte Carlo over X (its own SE, reported in OreRisk.sem), so the
     tolerance is 5 combined SE, sqrt(se_mc^2 + se_th^2).
     """
-    from lowrank_icl.numerics.inverse_theory import ore_risk
+    from lowrank_icl.numerics.inverse.risk import ore_risk
     m = _model(6, d=16, N=12, r=4, Lambda=1.0, sigma=sigma)
     rng = np.random.default_rng(7)
     t = m.sample(20_000, rng)

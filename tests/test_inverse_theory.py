@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from lowrank_icl.numerics import inverse_theory as IT
-from lowrank_icl.theory import inverse as T
+from lowrank_icl.numerics.inverse import risk as IT
+from lowrank_icl.theory.inverse import derivations as T
 
 Z5 = 5.0   # standard errors per Monte Carlo check
 

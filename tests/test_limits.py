@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from lowrank_icl.numerics.saddle import solve
-from lowrank_icl.theory.limits import (CASE_KAPPA_ABOVE, CASE_KAPPA_BELOW, QUANTITIES, derive_large_alpha,
+from lowrank_icl.numerics.forward.solve import solve
+from lowrank_icl.theory.forward.limits import (CASE_KAPPA_ABOVE, CASE_KAPPA_BELOW, QUANTITIES, derive_large_alpha,
                                        derive_t_series, kappa, large_alpha_expansion, nu, rho, sigma, tau)
 
 S2 = sigma**2
@@ -108,7 +108,7 @@ def test_published_point(rho_v):
 
 def test_large_tau_limit_is_the_symbolic_limit():
     """The numeric closed form equals sympy's tau -> oo limit of evaluate_explicit (moment symbols)."""
-    from lowrank_icl.theory.limits import derive_large_tau
+    from lowrank_icl.theory.forward.limits import derive_large_tau
     lim = derive_large_tau()
     A1, A2, Mm, Q3, W = sp.symbols("A1 A2 Mm Q3 W", positive=True)
     c = (1 + S2) / sp.Symbol("alpha", positive=True)
@@ -122,7 +122,7 @@ def test_large_tau_limit_is_the_symbolic_limit():
 def test_large_tau_limit_vs_solver(lam_v):
     """Solver at tau = 1e3..1e5 (alpha = 4, kappa = 3, rho = 0.5, sigma = 0.9): the gap to the limit
     (float64, gaps >= 1e-6 relative, well above rounding) decays like 1/tau (fitted log-log slope within 0.05 of -1) for every quantity and E."""
-    from lowrank_icl.theory.limits import large_tau_limit
+    from lowrank_icl.theory.forward.limits import large_tau_limit
     a, k, r, s = 4.0, 3.0, 0.5, 0.9
     lim = large_tau_limit(a, k, r, s)
     taus = np.array([1e3, 1e4, 1e5])
@@ -141,7 +141,7 @@ def test_large_tau_limit_vs_solver(lam_v):
 
 
 def test_large_tau_input_validation():
-    from lowrank_icl.theory.limits import large_tau_limit
+    from lowrank_icl.theory.forward.limits import large_tau_limit
     with pytest.raises(ValueError, match="rho must"):
         large_tau_limit(1.0, 1.0, 0.0, 0.1)
 
@@ -149,7 +149,7 @@ def test_large_tau_input_validation():
 def test_large_kappa_moments_are_two_atom_law():
     """Independent check: the kappa -> oo moments equal the integrals against the law with weight
     rho at s = 1/rho and 1 - rho at s = 0 (S -> (1/rho) P_A)."""
-    from lowrank_icl.theory.limits import derive_large_kappa
+    from lowrank_icl.theory.forward.limits import derive_large_kappa
     moments, t_inf, _ = derive_large_kappa()
     s1 = 1 / rho
 
@@ -169,7 +169,7 @@ def test_large_kappa_limit_vs_solver(tau_v):
     """Solver at kappa = 1e4, 1e5, 1e6 (lam = 0, alpha = 4, rho = 0.5, sigma = 0.9; tau on both sides
     of 1): the gap to the limit decays like 1/kappa (log-log slope within 0.05 of -1), and at
     kappa = 1e6 it is below 1e-5 relative (the measured O(1/kappa) coefficients are < 10)."""
-    from lowrank_icl.theory.limits import large_kappa_limit
+    from lowrank_icl.theory.forward.limits import large_kappa_limit
     a, r, s = 4.0, 0.5, 0.9
     lim = large_kappa_limit(a, tau_v, r, s)
     kappas = np.array([1e4, 1e5, 1e6])
@@ -185,7 +185,7 @@ def test_large_kappa_limit_vs_solver(tau_v):
 
 
 def test_large_kappa_input_validation():
-    from lowrank_icl.theory.limits import large_kappa_limit
+    from lowrank_icl.theory.forward.limits import large_kappa_limit
     with pytest.raises(ValueError, match="tau must differ from 1"):
         large_kappa_limit(1.0, 1.0, 0.5, 0.1)
     with pytest.raises(ValueError, match="sigma must"):
@@ -197,7 +197,7 @@ def test_sigma2_slope_vs_finite_differences(kappa_v, rho_v):
     """d e_X/d sigma^2 at sigma = 0 (lam = 0, alpha = 4, tau = 1.7) vs Richardson-extrapolated forward
     differences of the float64 solver in sigma^2 (steps d = 1e-4, 2e-4): 2 D(d) - D(2d) has
     truncation O(d^2) ~ 1e-8 and rounding ~ 1e-16/d ~ 1e-12, so 1e-6 relative is a safe bound."""
-    from lowrank_icl.theory.limits import sigma2_slope
+    from lowrank_icl.theory.forward.limits import sigma2_slope
     a, t_ = 4.0, 1.7
     pred = sigma2_slope(a, t_, kappa_v, rho_v)
     d = 1e-4
@@ -210,6 +210,6 @@ def test_sigma2_slope_vs_finite_differences(kappa_v, rho_v):
 
 
 def test_sigma2_slope_input_validation():
-    from lowrank_icl.theory.limits import sigma2_slope
+    from lowrank_icl.theory.forward.limits import sigma2_slope
     with pytest.raises(ValueError, match="tau must"):
         sigma2_slope(4.0, 0.5, 0.4, 0.6)

@@ -13,7 +13,7 @@ def test_layers_import_under_namespace():
 
 def test_theory_imports_nothing_internal():
     code = ("import sys, lowrank_icl.theory as t, pkgutil, importlib\n"
-            "for m in pkgutil.iter_modules(t.__path__): importlib.import_module('lowrank_icl.theory.' + m.name)\n"
+            "for m in pkgutil.walk_packages(t.__path__, 'lowrank_icl.theory.'): importlib.import_module(m.name)\n"
             "bad = [m for m in sys.modules if m.startswith(('lowrank_icl.numerics', 'lowrank_icl.validation'))]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -21,14 +21,14 @@ def test_theory_imports_nothing_internal():
 
 def test_numerics_does_not_import_validation():
     code = ("import sys, lowrank_icl.numerics as n, pkgutil, importlib\n"
-            "for m in pkgutil.iter_modules(n.__path__): importlib.import_module('lowrank_icl.numerics.' + m.name)\n"
+            "for m in pkgutil.walk_packages(n.__path__, 'lowrank_icl.numerics.'): importlib.import_module(m.name)\n"
             "bad = [m for m in sys.modules if m.startswith('lowrank_icl.validation')]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_cli_help_exits_zero():
-    out = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli", "--help"],
+    out = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli.main", "--help"],
                          capture_output=True, text=True, check=True)
     assert "solve" in out.stdout
 

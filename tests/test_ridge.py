@@ -3,8 +3,8 @@ right problem, including lam = 0 on both sides of the interpolation threshold.""
 import numpy as np
 import pytest
 
-from lowrank_icl.theory.finite_size import SecondMoment, exact_test_error
-from lowrank_icl.validation import ridge, sampling
+from lowrank_icl.theory.forward.finite_size import SecondMoment, exact_test_error
+from lowrank_icl.validation.forward import ridge, sampling
 
 
 def _data(dim, tau, seed=0, sigma=0.3):

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lowrank_icl.numerics import solve
-from lowrank_icl.theory import saddle_point as spm
-from lowrank_icl.theory.stieltjes import pool_moments_mp
+from lowrank_icl.theory.forward import saddle_point as spm
+from lowrank_icl.theory.forward.stieltjes import pool_moments_mp
 
 
 # (alpha, tau, kappa, rho, sigma, lam) over the physical domain, lam = 0 included; the

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lowrank_icl.theory.finite_size import conditional_moments_h
-from lowrank_icl.validation import sampling
+from lowrank_icl.theory.forward.finite_size import conditional_moments_h
+from lowrank_icl.validation.forward import sampling
 
 
 def _zscores(samples, expected):

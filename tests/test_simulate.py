@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from lowrank_icl.theory.finite_size import SecondMoment, exact_test_error
-from lowrank_icl.validation import ridge, sampling
-from lowrank_icl.validation.simulate import simulate
+from lowrank_icl.theory.forward.finite_size import SecondMoment, exact_test_error
+from lowrank_icl.validation.forward import ridge, sampling
+from lowrank_icl.validation.forward.simulate import simulate
 from lowrank_icl.validation.stats import Estimate, compare, extrapolate, standard_error
 
 POINT = dict(alpha=2.0, tau=2.0, kappa=1.0, rho=0.5, sigma=0.3, lam=0.1)
@@ -78,7 +78,7 @@ def test_theory_matches_simulation_at_small_dim():
 
 
 def test_cli_simulate_json_and_bad_input():
-    cmd = [sys.executable, "-m", "lowrank_icl.validation.cli", "simulate", "--dim", "8", "--alpha", "2",
+    cmd = [sys.executable, "-m", "lowrank_icl.validation.cli.main", "simulate", "--dim", "8", "--alpha", "2",
            "--tau", "1.5", "--kappa", "1", "--rho", "0.5", "--sigma", "0.2", "--lam", "0.1",
            "--seeds", "0-2", "--json", "--quiet"]
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout)

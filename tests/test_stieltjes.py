@@ -6,7 +6,7 @@ import sympy as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lowrank_icl.theory.stieltjes import (derive_pool_derivative, derive_pool_quadratic, gt, kappa,
+from lowrank_icl.theory.forward.stieltjes import (derive_pool_derivative, derive_pool_quadratic, gt, kappa,
                                           pool_transforms, pool_transforms_by_quadrature,
                                           pool_transforms_mp, published_g, rho, z)
 
@@ -140,7 +140,7 @@ def test_sampled_pool_eigenvalues(kk, r):
 def test_stable_moments_match_published_forms_at_120_digits(nu, kk, r):
     # the textbook combinations (1 + 2zg + z^2 g', ...) evaluated with 120 digits are the reference;
     # in float64 they would lose ~eps nu^2, the stable forms lose nothing
-    from lowrank_icl.theory.stieltjes import pool_moments, pool_moments_mp
+    from lowrank_icl.theory.forward.stieltjes import pool_moments, pool_moments_mp
     ours = pool_moments(-nu, kk, r)
     with mpmath.workdps(120):
         ref = pool_moments_mp(-nu, kk, r)

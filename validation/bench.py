@@ -17,9 +17,9 @@ import sys
 import time
 import tracemalloc
 
-from lowrank_icl.theory.finite_size import SecondMoment, exact_test_error
-from lowrank_icl.validation.ridge import fit_ridge
-from lowrank_icl.validation.sampling import sample_pretraining, sizes
+from lowrank_icl.theory import SecondMoment, exact_test_error
+from lowrank_icl.validation.forward.ridge import fit_ridge
+from lowrank_icl.validation.forward.sampling import sample_pretraining, sizes
 
 BENCH_POINT = {"alpha": 2.0, "tau": 2.0, "kappa": 1.0, "rho": 0.5, "sigma": 0.3, "lam": 0.1}
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 # Modules that add subcommands, each through register(subparsers).
 COMMAND_MODULES = (
-    "lowrank_icl.validation.cli_solve",
-    "lowrank_icl.validation.cli_simulate",
-    "lowrank_icl.validation.cli_phase",
-    "lowrank_icl.validation.cli_inverse",
+    "lowrank_icl.validation.cli.solve",
+    "lowrank_icl.validation.cli.simulate",
+    "lowrank_icl.validation.cli.phase",
+    "lowrank_icl.validation.cli.inverse",
 )
 
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_figures(args) -> int:
-    from lowrank_icl.validation.figures import run_figures
+    from lowrank_icl.validation.figures.registry import run_figures
     only = [s.strip() for s in args.only.split(",")] if args.only else None
     run_figures(args.out, quick=args.quick, only=only)
     return 0

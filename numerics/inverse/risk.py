@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lowrank_icl.numerics._checks import check_int, check_real
-from lowrank_icl.theory import inverse as _T
+from lowrank_icl.theory.inverse import derivations as _T
 
 __all__ = ["OreRisk", "OreMoments", "Lt1Optimal", "ore_risk", "ore_moments", "ore_risk_small_noise",
            "ore_risk_mp", "ore_risk_bound", "lt1_optimal", "lt1_risk", "lt1_risk_isotropic",

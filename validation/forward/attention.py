@@ -47,7 +47,7 @@ Exact test error of a trained attention
 ---------------------------------------
 For test tasks w (context length L~, noise sigma_t), with Gamma = Gamma_eff, B = W_xx^T, p = v_x,
 s = v_y w_yx, n(w) = ||w||^2 + D sigma_t^2 and e(Gamma) the reduced exact error
-(:func:`lowrank_icl.theory.finite_size.exact_test_error`), Gaussian moment algebra gives
+(:func:`lowrank_icl.theory.forward.finite_size.exact_test_error`), Gaussian moment algebra gives
 
     e_full = e(Gamma) - 2 E_w X(w) + E_w Q(w),
     D X(w) = w^T B p + n(w) w^T s - w^T Gamma^T B p - (p^T Gamma^T B w + (p.w) tr(Gamma^T B))/L~
@@ -78,13 +78,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize as sopt
-
-from lowrank_icl.numerics._blas import single_threaded_blas
-from lowrank_icl.numerics._checks import check_int, check_real
-from lowrank_icl.theory.finite_size import SecondMoment, exact_test_error
+from lowrank_icl.numerics import check_int, check_real, single_threaded_blas
+from lowrank_icl.theory import SecondMoment, exact_test_error
+from lowrank_icl.validation.forward.ridge import fit_ridge
+from lowrank_icl.validation.forward.sampling import Sizes, sample_contexts
 from lowrank_icl.validation.parallel import run_parallel
-from lowrank_icl.validation.ridge import fit_ridge
-from lowrank_icl.validation.sampling import Sizes, sample_contexts
 
 OPTIMIZERS = ("lbfgs", "gd")
 # scaled gradient ||grad F|| ||theta|| / F below which a fit counts as converged: at D = 6-10 going
@@ -424,7 +422,7 @@ PROTOCOLS = ("tm", "idg", "odg")
 def compare_with_ridge(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, seed=0, alpha_tests=None,
                        sigma_test=None, n_test_prompts=0, optimizer="lbfgs", init_scale=1e-2) -> dict:
     """Train the full attention (small random init, ``seed``) and the reduced ridge on the SAME
-    pretraining prompts (:func:`lowrank_icl.validation.sampling.sample_contexts` for ``seed``) and
+    pretraining prompts (:func:`lowrank_icl.validation.forward.sampling.sample_contexts` for ``seed``) and
     measure both. Returns a JSON-ready dict:
 
     - ``alpha_tests`` and ``context_lengths`` (integer L~ = round(alpha_t D)),

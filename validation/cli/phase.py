@@ -21,7 +21,7 @@ def register(subparsers):
 
 
 def _run(args) -> int:
-    from lowrank_icl.numerics.crossover import fit_power_law, phase_boundary
+    from lowrank_icl.numerics import fit_power_law, phase_boundary
     try:
         alphas = [float(a) for a in args.alpha.split(",") if a.strip()]
     except ValueError:

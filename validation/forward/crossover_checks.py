@@ -18,13 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
-
-from lowrank_icl.numerics import ForwardParams, solve
-from lowrank_icl.numerics.crossover import prediction_law
-from lowrank_icl.validation.ridge import fit_ridge
-from lowrank_icl.validation.sampling import sample_pretraining, sample_test_prompts, sizes, task_pool
+from lowrank_icl.numerics import ForwardParams, prediction_law, solve
+from lowrank_icl.validation.forward.ridge import fit_ridge
+from lowrank_icl.validation.forward.sampling import sample_pretraining, sample_test_prompts, sizes, task_pool
 from lowrank_icl.validation.stats import compare, extrapolate
+from scipy import stats
 
 _PROTOCOLS = ("tm", "idg", "odg")
 
@@ -144,8 +142,8 @@ def check_crossover(dim: int, alpha: float, tau: float, rho: float, sigma: float
     that correlation); SE = bootstrap standard deviation of the simulated kappa*. The theory is
     evaluated at the simulated integer ratios (r/D, L/D, M/D^2) with the same grid estimator.
     """
-    from lowrank_icl.numerics.crossover import phase_boundary
-    from lowrank_icl.validation.simulate import simulate
+    from lowrank_icl.numerics import phase_boundary
+    from lowrank_icl.validation.forward.simulate import simulate
 
     seeds = list(seeds)
     kappas = np.asarray(n_tasks, float) / dim

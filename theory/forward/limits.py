@@ -1,8 +1,8 @@
 r"""Asymptotic limits of the forward saddle point, derived with sympy from the existing derivations.
 
 Every limit is obtained by feeding series (or limits) of the pool transform t = g~(-nu) into the
-cancellation-free moments :func:`lowrank_icl.theory.stieltjes._stable_moments` and the explicit
-solution :func:`lowrank_icl.theory.saddle_point.evaluate_explicit`; nothing is transcribed.
+cancellation-free moments :func:`lowrank_icl.theory.forward.stieltjes._stable_moments` and the explicit
+solution :func:`lowrank_icl.theory.forward.saddle_point.evaluate_explicit`; nothing is transcribed.
 
 1. alpha -> infinity at lam = 0, tau > 1 (:func:`large_alpha_expansion`). Then u = 0 and
    nu = c = (1 + sigma^2)/alpha. t(nu) solves the pool quadratic rho z t^2 + (kappa rho z + rho
@@ -28,8 +28,8 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from lowrank_icl.theory.saddle_point import asymptotic_error, evaluate_explicit
-from lowrank_icl.theory.stieltjes import (PoolMoments, _stable_moments, derive_pool_quadratic,
+from lowrank_icl.theory.forward.saddle_point import asymptotic_error, evaluate_explicit
+from lowrank_icl.theory.forward.stieltjes import (PoolMoments, _stable_moments, derive_pool_quadratic,
                                           kappa as _kappa_q, pool_moments, rho as _rho_q, z as _z_q)
 
 QUANTITIES = ("m", "m_bar", "m0", "q", "q_bar", "q0", "e_tm", "e_idg", "e_odg")
@@ -449,7 +449,7 @@ def sigma2_slope(alpha_value, tau_value, kappa_value, rho_value) -> dict:
     at u = 0 (:func:`derive_sigma2_slope`) evaluated at nu = 1/alpha, t = g~(-1/alpha). Vectorized;
     ValueError for tau <= 1, alpha, kappa <= 0, rho outside (0, 1]. Returns {"e_tm", "e_idg", "e_odg"}.
     """
-    from lowrank_icl.theory.stieltjes import pool_transforms
+    from lowrank_icl.theory.forward.stieltjes import pool_transforms
     a = _real("alpha", alpha_value, lower=0.0)
     t_ = _real("tau", tau_value, lower=1.0)
     k = _real("kappa", kappa_value, lower=0.0)

@@ -1,6 +1,6 @@
 r"""Figure 6 (``full_attention``): full linear attention trained from small init vs reduced ridge vs theory.
 
-For each D and seed, :func:`lowrank_icl.validation.attention.compare_with_ridge` trains the full
+For each D and seed, :func:`lowrank_icl.validation.forward.attention.compare_with_ridge` trains the full
 one-layer linear self-attention (V, W of size (D+1) x (D+1), L-BFGS on the hand-derived gradient) and
 the reduced ridge Gamma_hat on the same pretraining prompts, and computes both models' exact test
 errors (TM, IDG, ODG) at every test context ratio alpha_t, plus a sampled-prompt check of the
@@ -17,11 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from lowrank_icl.numerics import solve
-from lowrank_icl.validation.attention import PROTOCOLS, run_comparisons
-from lowrank_icl.validation.figures import FigureOutput, figure, save_figure
-from lowrank_icl.validation.sampling import Sizes
+from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
+from lowrank_icl.validation.forward.attention import PROTOCOLS, run_comparisons
+from lowrank_icl.validation.forward.sampling import Sizes
 from lowrank_icl.validation.stats import Estimate, compare, extrapolate
 
 POINT = {"alpha": 2.0, "tau": 2.0, "kappa": 1.0, "rho": 0.5, "sigma": 0.3, "lam": 0.1}

@@ -37,9 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
-
-from lowrank_icl.numerics._blas import single_threaded_blas
-from lowrank_icl.numerics._checks import check_int, check_real
+from lowrank_icl.numerics import check_int, check_real, single_threaded_blas
 
 METHODS = ("auto", "primal", "dual", "cg", "dual-cg")
 _CHUNK = 8192          # rows per block in matrix-free applies (bounds temporaries to ~chunk x D)

@@ -9,7 +9,7 @@ With x* = (1 + rho_Lu)/alpha (our implicit ridge c) they publish
     ridgeless e_IDG (tau > 1) = tau (rho_Lu + x*(1 - x* m*)) / (tau - 1).
 
 This module derives closed forms from the general (low-rank) equations of
-:mod:`lowrank_icl.theory.saddle_point` at rho = 1, lam = 0:
+:mod:`lowrank_icl.theory.forward.saddle_point` at rho = 1, lam = 0:
 
 * tau > 1: the root is u = 0, so z = -x*, g = M_kappa(x*) (:func:`derive_m_is_pool_transform`), and
   g' follows from the quadratic; every error is then explicit in m*.
@@ -28,8 +28,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from lowrank_icl.theory import saddle_point as spm
-from lowrank_icl.theory.stieltjes import derive_pool_derivative, derive_pool_quadratic, gt, kappa, rho, z
+from lowrank_icl.theory.forward import saddle_point as spm
+from lowrank_icl.theory.forward.stieltjes import derive_pool_derivative, derive_pool_quadratic, gt, kappa, rho, z
 
 x, rho_lu, k = sp.symbols("x rho_Lu k", positive=True)
 u = spm.u

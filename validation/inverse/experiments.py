@@ -17,9 +17,17 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from lowrank_icl.numerics.inverse import (LT, LT_LOSSES, ORE, RE, TRE, InverseModel, InverseParams,
-                                          InverseRegimeWarning, mse_per_coordinate)
+from lowrank_icl.numerics import (
+    LT,
+    LT_LOSSES,
+    ORE,
+    RE,
+    TRE,
+    InverseModel,
+    InverseParams,
+    InverseRegimeWarning,
+    mse_per_coordinate,
+)
 
 ESTIMATOR_ORDER = ("RE", "TRE", "LT-unsupervised", "LT-heldout", "LT-supervised", "ORE")
 
@@ -107,7 +115,7 @@ class Comparison:
 # --- theory hooks (one home: theory/inverse.py, numerics/inverse_theory.py, owned by the theory workstream)
 def ore_theory(model: InverseModel) -> float | None:
     """Exact ORE risk per coordinate, E_X tr Sigma_post / d (numerics.inverse_theory.ore_risk)."""
-    from lowrank_icl.numerics.inverse_theory import ore_risk
+    from lowrank_icl.numerics import ore_risk
     if model.sigma <= 0:
         return None
     return float(ore_risk(model.Sigma_x, model.U, model.Lambda, model.sigma, model.N).risk) / model.d
@@ -115,7 +123,7 @@ def ore_theory(model: InverseModel) -> float | None:
 
 def lt1_theory(model: InverseModel) -> float | None:
     """Risk per coordinate of the optimal one-layer LT (K = 1, supervised, n_s -> infinity)."""
-    from lowrank_icl.numerics.inverse_theory import lt1_optimal
+    from lowrank_icl.numerics import lt1_optimal
     return float(lt1_optimal(model.Sigma_x, model.Sigma_w, model.w0, model.sigma, model.N).risk) / model.d
 
 

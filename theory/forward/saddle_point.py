@@ -36,7 +36,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from lowrank_icl.theory.stieltjes import rho
+from lowrank_icl.theory.forward.stieltjes import rho
 
 alpha, tau, kappa, sigma, lam = sp.symbols("alpha tau kappa sigma lam", positive=True)
 u = sp.Symbol("u", positive=True)

@@ -2,7 +2,7 @@ r"""The forward saddle-point solver users call: :func:`solve`.
 
 Default method ``"reduced"``: the published five-equation saddle point (forward spec, section 4)
 reduces to one scalar equation in the explicit-ridge part u of the effective ridge nu = c + u,
-c = (1 + sigma^2)/alpha (derivation in :mod:`lowrank_icl.theory.saddle_point`):
+c = (1 + sigma^2)/alpha (derivation in :mod:`lowrank_icl.theory.forward.saddle_point`):
 
     G(u) = tau - 1 + u g(-c - u) - lam kappa / u = 0,    G strictly increasing in u.
 
@@ -23,10 +23,10 @@ import mpmath
 import numpy as np
 
 from lowrank_icl.numerics._checks import check_int, check_real
-from lowrank_icl.numerics.params import ForwardParams
-from lowrank_icl.theory.saddle_point import (asymptotic_error, evaluate_explicit,
+from lowrank_icl.numerics.forward.params import ForwardParams
+from lowrank_icl.theory.forward.saddle_point import (asymptotic_error, evaluate_explicit,
                                              numeric_published_map)
-from lowrank_icl.theory.stieltjes import (pool_moments, pool_moments_mp, pool_transforms,
+from lowrank_icl.theory.forward.stieltjes import (pool_moments, pool_moments_mp, pool_transforms,
                                           pool_transforms_mp, published_g, published_g_derivative)
 
 ORDER_PARAMETERS = ("q", "m", "chi", "q_bar", "chi_bar", "q_hat", "m_hat", "chi_hat", "q_bar_hat",
@@ -342,7 +342,7 @@ def _hat_rhs(module: str):
     """Published right-hand sides as functions of given conjugate values (the lam -> 0 limit)."""
     import sympy as sp
 
-    from lowrank_icl.theory import saddle_point as spm
+    from lowrank_icl.theory.forward import saddle_point as spm
     H = spm.HAT_SYMBOLS
     args = (H["q_hat"], H["m_hat"], H["chi_hat"], H["chi_bar_hat"], spm.g, spm.dg, *spm.MOMENTS,
             spm.alpha, spm.tau, spm.kappa, spm.sigma)
@@ -480,7 +480,7 @@ def _solve_damped(params: ForwardParams, max_iter: int, damping: float) -> Forwa
 
     Settings of the published code (anchors.md): all five start at 1, eta = 0.5, at most 1000
     iterations, stop when the Euclidean norm of the change is < 1e-9, and g from the textbook
-    root (:func:`lowrank_icl.theory.stieltjes.published_g`). A point that produces NaN/inf or
+    root (:func:`lowrank_icl.theory.forward.stieltjes.published_g`). A point that produces NaN/inf or
     exhausts max_iter is reported as not converged; the reported residual is evaluated with the
     accurate transforms, so it measures the iteration, not the textbook root.
     """
@@ -544,7 +544,7 @@ def _solve_damped(params: ForwardParams, max_iter: int, damping: float) -> Forwa
 def _textbook_moments():
     import sympy as sp
 
-    from lowrank_icl.theory import saddle_point as spm
+    from lowrank_icl.theory.forward import saddle_point as spm
     return [sp.lambdify((spm.zs, spm.g, spm.dg), spm.MOMENT_DEFINITIONS[mom], modules="numpy")
             for mom in spm.MOMENTS]
 

@@ -6,16 +6,16 @@ r"""Monte Carlo twin of :func:`lowrank_icl.numerics.solve`: train Gamma_hat at f
     res.converged, res.residual, res.iterations
 
 Same parameter names and field names as ``solve``. For each seed (an independent pretraining draw:
-fresh Haar subspace, task pool and prompts, :mod:`lowrank_icl.validation.sampling`):
+fresh Haar subspace, task pool and prompts, :mod:`lowrank_icl.validation.forward.sampling`):
 
 1. integer sizes L = max(1, round(alpha D)), M = max(1, round(tau D^2)), M0 = max(1, round(kappa D)),
    r = min(D, max(1, round(rho D))) (half up);
-2. Gamma_hat from :func:`lowrank_icl.validation.ridge.fit_ridge` (automatic method);
+2. Gamma_hat from :func:`lowrank_icl.validation.forward.ridge.fit_ridge` (automatic method);
 3. the empirical order parameters (forward spec, section 2) through
-   :func:`lowrank_icl.theory.finite_size.order_summaries`: (m, q) with the pool second moment,
+   :func:`lowrank_icl.theory.forward.finite_size.order_summaries`: (m, q) with the pool second moment,
    (m0, q0) with (D/r) A A^T, (m_bar, q_bar) with I, and t_TM = tr S/D of the pool;
 4. the EXACT test errors e(Gamma_hat) for TM, IDG, ODG from
-   :func:`lowrank_icl.theory.finite_size.error_from_summaries` -- no test prompts are sampled, so
+   :func:`lowrank_icl.theory.forward.finite_size.error_from_summaries` -- no test prompts are sampled, so
    ``errors(alpha_test, sigma_test)`` is recomputed from the stored summaries for free
    (test context L~ = max(1, round(alpha_test D))).
 
@@ -37,14 +37,12 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-
-from lowrank_icl.numerics._checks import check_int, check_real
-from lowrank_icl.numerics.params import ForwardParams
-from lowrank_icl.theory.finite_size import SecondMoment, error_from_summaries, order_summaries
+from lowrank_icl.numerics import ForwardParams, check_int, check_real
+from lowrank_icl.theory import SecondMoment, error_from_summaries, order_summaries
+from lowrank_icl.validation.forward.ridge import fit_ridge
+from lowrank_icl.validation.forward.sampling import Sizes, sample_pretraining
 from lowrank_icl.validation.io import atomic_write_json
 from lowrank_icl.validation.parallel import run_parallel
-from lowrank_icl.validation.ridge import fit_ridge
-from lowrank_icl.validation.sampling import Sizes, sample_pretraining
 from lowrank_icl.validation.stats import Estimate
 
 # Bump when a change alters what a cached seed contains.
@@ -70,7 +68,7 @@ class SimulatedErrors:
 class SimulationResult:
     """Per-seed order parameters of trained Gammas, with the solver diagnostics.
 
-    Fields named as in :class:`lowrank_icl.numerics.saddle.ForwardSolution`: q, m (pool tasks),
+    Fields named as in :class:`lowrank_icl.numerics.forward.solve.ForwardSolution`: q, m (pool tasks),
     q_bar, m_bar (isotropic), q0, m0 (task subspace), each an :class:`Estimate` over seeds.
     ``t_tm`` = tr(S)/D of each pool (1 on average). ``converged`` is True if every fit converged,
     ``residual`` the largest relative normal-equation residual, ``iterations`` the largest count.
@@ -293,7 +291,7 @@ def simulate(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, alpha_test=
 
     Parameters as in :func:`lowrank_icl.numerics.solve` (alpha, tau, kappa, rho, sigma, lam: scalars)
     plus ``dim`` = D, ``seeds`` (iterable or a count), the ridge ``method`` and ``tol``
-    (:func:`lowrank_icl.validation.ridge.fit_ridge`; the default relative residual 1e-8 changes
+    (:func:`lowrank_icl.validation.forward.ridge.fit_ridge`; the default relative residual 1e-8 changes
     the errors by far less than one Monte Carlo SE), ``workers`` (<= 2 processes), ``cache_dir``,
     ``progress`` (stderr) and ``pool_repeats`` (signal/noise split). ``alpha_test``/``sigma_test``
     set the defaults of ``result.errors()``.

@@ -3,10 +3,8 @@ and the law of predictions against simulation."""
 from __future__ import annotations
 
 import numpy as np
-
-from lowrank_icl.numerics import solve
-from lowrank_icl.numerics.crossover import crossover_scaling, phase_boundary
-from lowrank_icl.validation.figures import FigureOutput, figure, save_figure
+from lowrank_icl.numerics import crossover_scaling, phase_boundary, solve
+from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
 
 # spec section 5 style setting: lam = 0, tau > 1, small noise
 TRANSITION = dict(rho=0.3, tau=2.0, sigma=0.1, lam=0.0)
@@ -100,10 +98,8 @@ def build_kappa_rho(out_dir, quick, progress):
 @figure("prediction_distribution", "law of (y, yhat) on IDG/ODG test prompts: theory Gaussian vs simulated histograms")
 def build_prediction_distribution(out_dir, quick, progress):
     import matplotlib.pyplot as plt
-
-    from lowrank_icl.numerics import ForwardParams
-    from lowrank_icl.numerics.crossover import prediction_law
-    from lowrank_icl.validation.phase_experiments import check_prediction_law
+    from lowrank_icl.numerics import ForwardParams, prediction_law
+    from lowrank_icl.validation.forward.crossover_checks import check_prediction_law
 
     p = ForwardParams(alpha=4.0, tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1)  # spec section 6, first set
     dims, seeds, n_test = ((12, 24, 48), range(6), 3000) if quick else ((24, 48, 96), range(8), 5000)
@@ -175,8 +171,7 @@ def build_tau_kappa(out_dir, quick, progress):
 @figure("pretraining_design", "optimal context length at fixed prompts, and optimal token split, vs kappa and rho")
 def build_design(out_dir, quick, progress):
     import matplotlib.pyplot as plt
-
-    from lowrank_icl.numerics.crossover import optimal_context_length, optimal_token_allocation
+    from lowrank_icl.numerics import optimal_context_length, optimal_token_allocation
 
     sigma, tau = 0.3, 2.0
     rhos = (0.1, 0.3, 0.6, 1.0)
@@ -230,8 +225,7 @@ def build_design(out_dir, quick, progress):
 @figure("crossover_simulation", "simulated e_IDG vs kappa across the crossover at several alpha, simulated vs theoretical kappa*")
 def build_crossover_simulation(out_dir, quick, progress):
     import matplotlib.pyplot as plt
-
-    from lowrank_icl.validation.phase_experiments import check_crossover
+    from lowrank_icl.validation.forward.crossover_checks import check_crossover
 
     tau, rho, sigma = 2.0, 0.5, 0.3
     dim, seeds, alphas = (24, range(4), (2.0, 8.0)) if quick else (64, range(8), (2.0, 8.0, 32.0))

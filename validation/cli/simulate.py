@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 
-from lowrank_icl.validation.cli_solve import add_forward_arguments
+from lowrank_icl.validation.cli.solve import add_forward_arguments
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -28,7 +28,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _cmd_simulate(args) -> int:
-    from lowrank_icl.validation.simulate import simulate
+    from lowrank_icl.validation.forward.simulate import simulate
     start = time.perf_counter()
     res = simulate(args.dim, args.alpha, args.tau, args.kappa, args.rho, args.sigma, args.lam,
                    alpha_test=args.alpha_test, sigma_test=args.sigma_test, seeds=parse_seeds(args.seeds),

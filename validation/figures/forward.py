@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from lowrank_icl.numerics import ForwardParams, solve
-from lowrank_icl.validation.figures import FigureOutput, figure, save_figure
-from lowrank_icl.validation.simulate import collect, make_jobs, run_jobs
+from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
+from lowrank_icl.validation.forward.simulate import collect, make_jobs, run_jobs
 from lowrank_icl.validation.stats import compare, extrapolate
 
 TABLE_HEADER = ("point", "quantity", "dims", "e_inf", "se", "theory", "z", "pass", "mean_at_max_D", "sem_at_max_D")

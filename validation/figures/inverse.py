@@ -16,11 +16,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from lowrank_icl.numerics.inverse import LT, LT_LOSSES, ORE, TRE, InverseModel, spectral_gap_rank
-from lowrank_icl.validation.figures import FigureOutput, figure, save_figure
-from lowrank_icl.validation.inverse_experiments import (compare_estimators, fit_loglog_slope, lt1_theory,
-                                                        ore_theory, quiet_params, scale_for)
+from lowrank_icl.numerics import LT, LT_LOSSES, ORE, TRE, InverseModel, spectral_gap_rank
+from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
+from lowrank_icl.validation.inverse.experiments import (
+    compare_estimators,
+    fit_loglog_slope,
+    lt1_theory,
+    ore_theory,
+    quiet_params,
+    scale_for,
+)
 from lowrank_icl.validation.io import atomic_savez, atomic_write_json
 
 COLORS = {"RE": "tab:gray", "TRE": "tab:green", "LT-unsupervised": "tab:red", "LT-heldout": "tab:purple",

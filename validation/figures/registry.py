@@ -17,10 +17,10 @@ from lowrank_icl.validation.io import atomic_savefig, atomic_write_csv
 
 # Modules holding figure builders, in the order the figures are regenerated.
 FIGURE_MODULES = (
-    "lowrank_icl.validation.forward_figures",
-    "lowrank_icl.validation.attention_figures",
-    "lowrank_icl.validation.phase_figures",
-    "lowrank_icl.validation.inverse_figures",
+    "lowrank_icl.validation.figures.forward",
+    "lowrank_icl.validation.figures.attention",
+    "lowrank_icl.validation.figures.phase",
+    "lowrank_icl.validation.figures.inverse",
 )
 
 

@@ -35,9 +35,8 @@ def register(subparsers):
 def _run(args) -> int:
     import warnings
 
-    from lowrank_icl.numerics._checks import check_int
-    from lowrank_icl.numerics.inverse import LT_LOSSES, InverseParams, InverseRegimeWarning
-    from lowrank_icl.validation.inverse_experiments import compare_estimators
+    from lowrank_icl.numerics import LT_LOSSES, InverseParams, InverseRegimeWarning, check_int
+    from lowrank_icl.validation.inverse.experiments import compare_estimators
 
     check_int("test", args.test, lower=2)
     check_int("layers", args.layers, lower=1)

@@ -1,0 +1,1 @@
+"""The ``lowrank-icl`` command line: one module per subcommand, plus ``main``."""

@@ -1,0 +1,1 @@
+"""Inverse ICL experiments: estimator comparisons and the statistics behind the inverse figures."""
