@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from lowrank_icl.numerics.forward.solve import solve
+from lowrank_icl.numerics.forward.solver import solve
 from lowrank_icl.theory.forward.limits import (CASE_KAPPA_ABOVE, CASE_KAPPA_BELOW, QUANTITIES, derive_large_alpha,
                                        derive_t_series, kappa, large_alpha_expansion, nu, rho, sigma, tau)
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lowrank_icl.numerics import ForwardParams, solve
-from lowrank_icl.numerics.forward.solve import ORDER_PARAMETERS
+from lowrank_icl.numerics.forward.solver import ORDER_PARAMETERS
 
 HARD = dict(zip(("alpha", "tau", "kappa", "lam"), np.meshgrid(
     [1e2, 1e4, 1e6], [0.5, 0.9, 0.99, 1.01, 1.1, 2.6], [0.2, 0.29, 0.3, 0.31, 0.4], [0.0, 1e-8, 1e-3],

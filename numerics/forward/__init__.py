@@ -3,7 +3,7 @@ from lowrank_icl.numerics.forward.crossover import (DesignOptimum, PhaseBoundary
                                                     crossover_scaling, fit_power_law, optimal_context_length,
                                                     optimal_token_allocation, phase_boundary, prediction_law)
 from lowrank_icl.numerics.forward.params import ForwardParams
-from lowrank_icl.numerics.forward.solve import (ORDER_PARAMETERS, Decomposition, ForwardErrors, ForwardSolution,
+from lowrank_icl.numerics.forward.solver import (ORDER_PARAMETERS, Decomposition, ForwardErrors, ForwardSolution,
                                                 PartSplit, solve)
 
 __all__ = ["ForwardParams", "solve", "ForwardSolution", "ForwardErrors", "Decomposition", "PartSplit",

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from lowrank_icl.numerics._checks import check_real
-from lowrank_icl.numerics.forward.solve import solve
+from lowrank_icl.numerics.forward.solver import solve
 
 _PROTOCOLS = ("idg", "odg", "tm")
 

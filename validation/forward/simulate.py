@@ -68,7 +68,7 @@ class SimulatedErrors:
 class SimulationResult:
     """Per-seed order parameters of trained Gammas, with the solver diagnostics.
 
-    Fields named as in :class:`lowrank_icl.numerics.forward.solve.ForwardSolution`: q, m (pool tasks),
+    Fields named as in :class:`lowrank_icl.numerics.forward.solver.ForwardSolution`: q, m (pool tasks),
     q_bar, m_bar (isotropic), q0, m0 (task subspace), each an :class:`Estimate` over seeds.
     ``t_tm`` = tr(S)/D of each pool (1 on average). ``converged`` is True if every fit converged,
     ``residual`` the largest relative normal-equation residual, ``iterations`` the largest count.
