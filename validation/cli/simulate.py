@@ -1,6 +1,7 @@
 """``lowrank-icl simulate`` (Monte Carlo of the trained Gamma) and ``lowrank-icl bench``."""
 from __future__ import annotations
 
+import argparse
 import json
 import time
 
@@ -49,9 +50,19 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
+def _bench_dims(text: str) -> tuple:
+    try:
+        dims = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--dims must be comma-separated integers (got {text!r})") from None
+    if not dims or min(dims) < 2:
+        raise argparse.ArgumentTypeError(f"--dims must list integers >= 2 (got {text!r})")
+    return dims
+
+
 def _cmd_bench(args) -> int:
     from lowrank_icl.validation.bench import run_bench
-    run_bench(large=args.large, as_json=args.json)
+    run_bench(large=args.large, as_json=args.json, dims=args.dims)
     return 0
 
 
@@ -78,6 +89,8 @@ def register(subparsers):
                     "then D=128, 256 (512 with --large) in fresh processes: seconds and peak memory.")
     bench.add_argument("--large", action="store_true", help="also D = 512")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    # smoke tests only: --dims 8,10,12 replaces D = 64 (comparison) and 128, 256 (fresh processes)
+    bench.add_argument("--dims", type=_bench_dims, default=None, help=argparse.SUPPRESS)
     bench.set_defaults(func=_cmd_bench)
 
 

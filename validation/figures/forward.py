@@ -39,10 +39,11 @@ COLORS = {"tm": "tab:blue", "idg": "tab:orange", "odg": "tab:green", "q": "tab:b
 class Budget:
     dims: tuple
     seeds: tuple
+    workers: int = 2        # processes for the trainings
 
 
 # Smoke-test size (``tiny=True``): exercises every code path in seconds; the numbers mean nothing.
-TINY = Budget((6, 8, 10), (0, 1, 2))
+TINY = Budget((6, 8, 10), (0, 1, 2), workers=1)
 
 
 def _budget(quick: bool, quick_dims, full_dims, quick_seeds=6, full_seeds=5, tiny=False) -> Budget:
@@ -66,7 +67,7 @@ def _simulate_points(points: list[ForwardParams], budget: Budget, progress, pool
             jobs += js
             where += [(i, D)] * len(js)
     progress(f"{len(jobs)} trainings ({len(points)} points x D in {list(budget.dims)} x {len(budget.seeds)} seeds)")
-    results = run_jobs(jobs, workers=2, progress=True, cache_dir=cache_dir)
+    results = run_jobs(jobs, workers=budget.workers, progress=True, cache_dir=cache_dir)
     out = {}
     for i, p in enumerate(points):
         for D in budget.dims:
