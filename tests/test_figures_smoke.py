@@ -51,12 +51,12 @@ def _tiny_inverse_scale(monkeypatch):
 def _build_tiny(name, out_dir, monkeypatch):
     import matplotlib
     matplotlib.use("Agg")
-    spec = all_figures()[name]
+    entry = all_figures()[name]
     messages = []
     if name.startswith("inverse_"):
         _tiny_inverse_scale(monkeypatch)
-        return spec.build(out_dir, False, messages.append)
-    return spec.build(out_dir, False, messages.append, tiny=True)
+        return entry.build(out_dir, False, messages.append)
+    return entry.build(out_dir, False, messages.append, tiny=True)
 
 
 @pytest.fixture(scope="module")

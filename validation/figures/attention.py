@@ -1,4 +1,4 @@
-r"""Figure 6 (``full_attention``): full linear attention trained from small init vs reduced ridge vs theory.
+r"""The ``full_attention`` figure: full linear attention trained from small init vs reduced ridge vs theory.
 
 For each D and seed, :func:`lowrank_icl.validation.forward.attention.compare_with_ridge` trains the full
 one-layer linear self-attention (V, W of size (D+1) x (D+1), L-BFGS on the hand-derived gradient) and
