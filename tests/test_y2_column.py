@@ -75,3 +75,9 @@ def test_trained_column_learns_the_pool_mean_and_costs_about_1_over_m0():
     # the reduced fit is exactly the one `simulate` trains for these seeds
     sim = simulate(16, 10.0, 10.0, 0.5, 1.0, 0.1, 2e-5, seeds=range(6))
     np.testing.assert_allclose(r.reduced.odg.values, sim.errors().odg.values, rtol=1e-6)
+
+
+def test_simulate_hook_returns_the_side_by_side_result():
+    r = simulate(8, 4.0, 4.0, 0.5, 1.0, 0.2, 1e-3, seeds=range(2), y2_column=True)
+    direct = simulate_y2_column(8, 4.0, 4.0, 0.5, 1.0, 0.2, 1e-3, seeds=range(2))
+    assert r.excess.odg.values == direct.excess.odg.values and r.converged
