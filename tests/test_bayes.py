@@ -178,3 +178,48 @@ def test_cli_contract_and_bad_inputs(capsys):
         assert main(["bayes", "--estimator", "dmmse", "--dim", "8", "--alpha", "2", *bad]) == 2, bad
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("lowrank-icl bayes: error:"), (bad, err)
+
+
+def test_prediction_distances_vanish_for_the_baseline_itself():
+    kw = dict(alpha=1.5, kappa=1.0, rho=0.5, sigma=0.4, prompts=60)
+    dim, seed = 8, 3
+    from lowrank_icl.validation.forward.sampling import Sizes, pretraining_pool
+    A, pool = pretraining_pool(Sizes.from_ratios(dim, 1.0, 1.0, 1.0, 0.5), seed)
+
+    def as_predictor(name):
+        return lambda X, y, xq: np.einsum("nd,nd->n", xq, bayes.estimate_for(name, X, y, A, pool, 0.4))
+    d_d = bayes.prediction_distances(as_predictor("dmmse"), dim, seed, **kw)
+    d_g = bayes.prediction_distances(as_predictor("gmmse"), dim, seed, **kw)
+    for q in ("tm", "idg"):
+        assert d_d[q]["dmmse"] == 0 and d_g[q]["gmmse"] == 0
+        assert d_d[q]["gmmse"] == pytest.approx(d_g[q]["dmmse"], rel=1e-12) and d_d[q]["gmmse"] > 0
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(seed=st.integers(0, 10**6), sigma=st.sampled_from([0.0, 1e-6, 0.05, 0.7, 5.0]),
+       L=st.integers(1, 9), M0=st.integers(1, 12))
+def test_dmmse_is_a_pool_average_invariant_to_the_pool_order(seed, sigma, L, M0):
+    rng = np.random.default_rng(seed)
+    D = 4
+    pool = rng.standard_normal((M0, D)) * rng.uniform(0.1, 10)
+    X, y = bayes.draw_contexts(rng.standard_normal((3, D)), L, 0.3, rng)
+    w = bayes.dmmse_estimate(X, y, pool, sigma)
+    perm = rng.permutation(M0)
+    np.testing.assert_allclose(w, bayes.dmmse_estimate(X, y, pool[perm], sigma), rtol=1e-9, atol=1e-9 * np.abs(pool).max())
+    # a convex combination of pool tasks: inside the pool's bounding box
+    assert np.all(w <= pool.max(axis=0) + 1e-9 * np.abs(pool).max()) and np.all(w >= pool.min(axis=0) - 1e-9 * np.abs(pool).max())
+
+
+@given(seed=st.integers(0, 10**6), sigma=st.sampled_from([0.0, 0.01, 0.5, 3.0]), L=st.integers(1, 8),
+       k=st.integers(1, 6))
+def test_gmmse_depends_on_the_prior_only_through_its_covariance(seed, sigma, L, k):
+    rng = np.random.default_rng(seed)
+    D = 6
+    F = rng.standard_normal((D, k))
+    Q = np.linalg.qr(rng.standard_normal((k, k)))[0]
+    X, y = bayes.draw_contexts(rng.standard_normal((2, D)), L, 0.2, rng)
+    a = bayes.gmmse_estimate(X, y, SecondMoment.from_factor(F), sigma)
+    b = bayes.gmmse_estimate(X, y, SecondMoment.from_factor(F @ Q), sigma)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * (1 + np.abs(a).max()))

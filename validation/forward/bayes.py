@@ -361,3 +361,43 @@ def bayes_errors(dim, *, alpha, kappa, rho=1.0, sigma=0.0, estimator: str = "dmm
     est = {p: Estimate.of([r[p] for r in per_seed]) for p in PROTOCOLS}
     return BayesErrors(estimator=estimator, **est, parameters=params, sizes=sizes, seeds=seeds,
                        prompts=prompts, seconds=time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------------------------
+# distance between a model's predictions and the Bayes predictions on the same prompts
+
+def prediction_distances(predict, dim, seed, *, alpha, kappa, rho, sigma, prompts=500,
+                         protocols=("tm", "idg")) -> dict:
+    r"""Mean squared distance between a model's predictions and dMMSE's / GMMSE's on the same prompts.
+
+    ``predict(X, y, x_query) -> yhat`` for contexts X (n, L, D), labels y (n, L) and queries (n, D). For
+    each protocol, n = ``prompts`` test prompts of ``seed``'s subspace and pool (TM: pool tasks, IDG:
+    fresh subspace tasks) and one query each; returns {protocol: {"dmmse": d, "gmmse": d}} with
+    d = mean_n (yhat_model - x_q^T w_hat_B)^2 (the query is sampled: ``predict`` may be nonlinear).
+    This is the distance used to say which baseline a trained model "tracks".
+    """
+    L = max(1, int(np.floor(alpha * dim + 0.5)))
+    A, pool = pretraining_pool(Sizes.from_ratios(dim, 1.0, 1.0, kappa, rho), seed)
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(_TEST_STREAM + 2)[_TEST_STREAM + 1])
+    out = {}
+    for protocol in protocols:
+        w = draw_test_tasks(protocol, prompts, A, pool, rng)
+        X, y = draw_contexts(w, L, sigma, rng)
+        xq = rng.standard_normal((prompts, dim)) / np.sqrt(dim)
+        yhat = np.asarray(predict(X, y, xq), dtype=float)
+        out[protocol] = {}
+        for name in ESTIMATORS:
+            w_b = estimate_for(name, X, y, A, pool, sigma)
+            out[protocol][name] = float(np.mean((yhat - np.einsum("nd,nd->n", xq, w_b)) ** 2))
+    return out
+
+
+def linear_attention_predictor(gamma):
+    """predict(X, y, x_q) = x_q^T Gamma h with h = (D/L) sum_l y_l x_l: the reduced linear attention."""
+    G = np.asarray(gamma, dtype=float)
+
+    def predict(X, y, xq):
+        n, L, dim = X.shape
+        h = (dim / L) * np.einsum("nld,nl->nd", X, y)
+        return np.einsum("nd,nd->n", xq, h @ G.T)
+    return predict
