@@ -81,3 +81,13 @@ def test_simulate_hook_returns_the_side_by_side_result():
     r = simulate(8, 4.0, 4.0, 0.5, 1.0, 0.2, 1e-3, seeds=range(2), y2_column=True)
     direct = simulate_y2_column(8, 4.0, 4.0, 0.5, 1.0, 0.2, 1e-3, seeds=range(2))
     assert r.excess.odg.values == direct.excess.odg.values and r.converged
+
+
+def test_balanced_repetitions_use_every_pool_task_equally():
+    from lowrank_icl.validation.forward.sampling import sample_pretraining
+    s = sizes(6, 2.0, 3.0, 0.9, 1.0)                      # M = 108 prompts, M0 = 5 tasks
+    counts = np.bincount(sample_pretraining(s, 0.1, 0, balanced=True).task_index, minlength=s.n_tasks)
+    assert counts.sum() == s.n_prompts and counts.max() - counts.min() <= 1
+    # the uniform default is unchanged by the option's existence (same stream, same prompts)
+    a, b = sample_pretraining(s, 0.1, 1), sample_pretraining(s, 0.1, 1, label_power=True)
+    assert np.array_equal(a.h, b.h) and np.array_equal(a.task_index, b.task_index)

@@ -231,11 +231,13 @@ def pretraining_pool(sizes: Sizes, seed) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_pretraining(sizes: Sizes, sigma: float, seed, prompt_draw: int = 0,
-                       label_power: bool = False) -> PretrainingData:
+                       label_power: bool = False, balanced: bool = False) -> PretrainingData:
     """Draw subspace, pool and M reduced prompts (x, h, y) for ``seed`` (exact law, no contexts).
 
     ``label_power=True`` also returns s = (1/L) sum_l y_l^2 of each context (the same prompts: the
-    random stream is consumed identically).
+    random stream is consumed identically). ``balanced=True`` assigns the pool tasks to prompts as evenly
+    as possible (each task floor(M/M0) or ceil(M/M0) times, in random order) instead of uniformly with
+    replacement, as the full-rank paper's code does (it repeats every task exactly M/M0 times).
 
     ``prompt_draw = k > 0`` keeps the subspace and pool of ``seed`` and draws the k-th independent
     set of prompts (used to separate E[Gamma | pool] from its fluctuations).
@@ -246,7 +248,7 @@ def sample_pretraining(sizes: Sizes, sigma: float, seed, prompt_draw: int = 0,
     A, pool = _subspace_and_pool(sizes, streams)
     rng = streams["prompts"]
     M, dim = sizes.n_prompts, sizes.dim
-    idx = rng.integers(sizes.n_tasks, size=M)
+    idx = rng.permutation(np.arange(M) % sizes.n_tasks) if balanced else rng.integers(sizes.n_tasks, size=M)
     x = np.empty((M, dim))
     h = np.empty((M, dim))
     y = np.empty(M)

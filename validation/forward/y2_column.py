@@ -17,7 +17,8 @@ the same contexts. Test errors are exact (:func:`lowrank_icl.theory.forward.y2_c
 Differences from the published pipeline that do not change the effect: pool tasks are drawn
 Gaussian w = sqrt(D/r) A v (the published task-diversity runs also draw Gaussian tasks; some other
 runs normalise them to ||w|| = sqrt(D)), and prompts pick pool tasks uniformly with replacement (the
-published code repeats every task exactly round(M/M0) times).
+published code repeats every task exactly round(M/M0) times; ``balanced=True`` does the same as
+closely as M allows).
 """
 from __future__ import annotations
 
@@ -81,9 +82,10 @@ class Y2ColumnResult:
                 "seconds": self.seconds}
 
 
-def run_y2_seed(sizes: Sizes, sigma: float, lam: float, seed: int, method: str = "auto") -> dict:
+def run_y2_seed(sizes: Sizes, sigma: float, lam: float, seed: int, method: str = "auto",
+                balanced: bool = False) -> dict:
     """Train both models on the prompts of ``seed`` and measure them exactly (one dict per seed)."""
-    data = sample_pretraining(sizes, sigma, seed, label_power=True)
+    data = sample_pretraining(sizes, sigma, seed, label_power=True, balanced=balanced)
     D, L = sizes.dim, sizes.context_length
     red = fit_ridge(data.x, data.h, data.y, lam, sizes.n_tasks, method=method)
     ext = fit_ridge(data.x, np.column_stack([data.h, data.label_power]), data.y, lam, sizes.n_tasks, method=method)
@@ -103,8 +105,11 @@ def run_y2_seed(sizes: Sizes, sigma: float, lam: float, seed: int, method: str =
 
 
 def simulate_y2_column(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, seeds=range(5),
-                       method: str = "auto", progress: bool = False) -> Y2ColumnResult:
-    """Reduced model and label-power-column model trained on the same prompts (module docstring)."""
+                       method: str = "auto", progress: bool = False, balanced: bool = False) -> Y2ColumnResult:
+    """Reduced model and label-power-column model trained on the same prompts (module docstring).
+
+    ``balanced=True``: every pool task in floor(M/M0) or ceil(M/M0) prompts (the published repetitions).
+    """
     import sys
     dim = check_int("dim", dim, lower=2)
     params = ForwardParams(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
@@ -119,7 +124,7 @@ def simulate_y2_column(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, s
     start = time.perf_counter()
     rows = []
     for i, seed in enumerate(seeds):
-        rows.append(run_y2_seed(s, float(sigma), float(lam), seed, method))
+        rows.append(run_y2_seed(s, float(sigma), float(lam), seed, method, balanced))
         if progress:
             print(f"  y2-column D={dim} seed={seed} [{i + 1}/{len(seeds)}] "
                   f"({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
