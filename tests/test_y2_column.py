@@ -91,3 +91,14 @@ def test_balanced_repetitions_use_every_pool_task_equally():
     # the uniform default is unchanged by the option's existence (same stream, same prompts)
     a, b = sample_pretraining(s, 0.1, 1), sample_pretraining(s, 0.1, 1, label_power=True)
     assert np.array_equal(a.h, b.h) and np.array_equal(a.task_index, b.task_index)
+
+
+def test_label_power_moments_from_wick_contractions():
+    import sympy as sp
+    from lowrank_icl.theory.forward import finite_size as fs
+    from lowrank_icl.theory.forward.y2_column import derive_label_power_moments
+    mean, second, cross = derive_label_power_moments()
+    v = fs.w2 / fs.D + fs.sigma**2
+    assert sp.simplify(mean - v) == 0
+    assert sp.simplify(second - (1 + 2 / fs.L) * v**2) == 0
+    assert sp.simplify(cross - (1 + 2 / fs.L) * v * fs.w_i) == 0

@@ -4,8 +4,8 @@ Model. Besides the reduced feature h = (D/L) sum_l y_l x_l, the prompt carries t
 s = (1/L) sum_l y_l^2, and the prediction is yhat = x_q^T (Gamma h + b s): Gamma is the D x (D+1)
 matrix [Gamma, b] acting on [h, s]. Tokens x ~ N(0, I/D), y = <w, x> + sigma xi.
 
-Exact moments given w (y_l ~ N(0, v) i.i.d. given w, v = ||w||^2/D + sigma^2; Stein's lemma
-E[y^3 x] = 3 v w/D):
+Exact moments given w (y_l ~ N(0, v) i.i.d. given w, v = ||w||^2/D + sigma^2; derived by Wick
+contractions in :func:`derive_label_power_moments`):
 
     E[s | w] = v,   E[s^2 | w] = (1 + 2/L) v^2,   E[s h | w] = (1 + 2/L) v w,
 
@@ -50,8 +50,33 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
+from lowrank_icl.theory.forward import finite_size as fs
 from lowrank_icl.theory.forward.finite_size import SecondMoment, exact_test_error
 from lowrank_icl.theory.forward.stieltjes import derive_pool_quadratic, gt, kappa, pool_transforms, rho, z
+
+
+# ----------------------------------------------------------------------------------------------
+# moments of the label power (Isserlis)
+
+@lru_cache(maxsize=None)
+def derive_label_power_moments():
+    """E[s|w], E[s^2|w], E[s h_i|w] by Wick contractions at symbolic D, L, sigma (returns expressions in
+    w_i, w2 = ||w||^2, D, L, sigma; same basis variables as finite_size.derive_conditional_moments).
+
+    s = (1/L) sum_l y_l^2: one-token terms (L of them) and two-token terms (L(L-1), independent tokens).
+    """
+    D, L, sigma, w_i, w2 = fs.D, fs.L, fs.sigma, fs.w_i, fs.w2
+    table = {("w", "w"): w2 / D, ("w", "i"): w_i / D, ("i", "i"): 1 / D, ("xi", "xi"): sp.Integer(1)}
+
+    def cov(a, b):
+        return table.get((a, b), table.get((b, a), sp.Integer(0)))
+    y, xi_ = {"w": 1, "xi": sigma}, {"i": 1}
+    Ey2 = fs.wick_expectation([y, y], cov)
+    mean = sp.simplify(Ey2)
+    second = sp.simplify((L * fs.wick_expectation([y, y, y, y], cov) + L * (L - 1) * Ey2**2) / L**2)
+    cross = sp.simplify((D / L**2) * (L * fs.wick_expectation([y, y, y, xi_], cov)
+                                     + L * (L - 1) * Ey2 * fs.wick_expectation([y, xi_], cov)))
+    return mean, second, cross
 
 
 # ----------------------------------------------------------------------------------------------
