@@ -102,3 +102,14 @@ def test_label_power_moments_from_wick_contractions():
     assert sp.simplify(mean - v) == 0
     assert sp.simplify(second - (1 + 2 / fs.L) * v**2) == 0
     assert sp.simplify(cross - (1 + 2 / fs.L) * v * fs.w_i) == 0
+
+
+def test_cli_simulate_y2_column_json(capsys):
+    import json
+    from lowrank_icl.validation.cli.main import main
+    assert main(["simulate", "--dim", "8", "--alpha", "2", "--tau", "2", "--kappa", "0.5", "--sigma", "0.2",
+                 "--seeds", "0-1", "--y2-column", "--quiet", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["parameters"]["y2_column"] is True and "version" in out
+    for part in ("reduced", "y2_column", "excess", "population_excess"):
+        assert set(out[part]) == {"tm", "idg", "odg"}

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 from lowrank_icl.numerics import solve
-from lowrank_icl.theory.forward.bayes import gmmse_limit_errors
+from lowrank_icl.theory import gmmse_limit_errors
 from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
 from lowrank_icl.validation.forward.bayes import bayes_errors, linear_attention_predictor, prediction_distances
 from lowrank_icl.validation.forward.ridge import fit_ridge

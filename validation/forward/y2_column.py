@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from lowrank_icl.numerics import ForwardParams, check_int
-from lowrank_icl.theory.forward.y2_column import population_excess, task_law_moments, y2_column_test_error
+from lowrank_icl.theory import population_excess, task_law_moments, y2_column_test_error
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_pretraining
 from lowrank_icl.validation.stats import Estimate
