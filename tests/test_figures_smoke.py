@@ -38,6 +38,8 @@ RESULT_COLUMNS = {
     "inverse_scaling": ("slope_mse", "ci95_lo", "ci95_hi", "se"),
 }
 ROW_FILTER = {"full_attention": lambda row: row["D"].isdigit()}
+# Figures whose tiny-size smoke test lives in their own test module.
+OWN_SMOKE_TEST = {"bayes_crossover": "tests/test_figure_bayes.py"}
 
 
 def _tiny_inverse_scale(monkeypatch):
@@ -79,6 +81,8 @@ def tiny_figures(tmp_path_factory):
 
 @pytest.mark.parametrize("name", list(all_figures()))
 def test_figure_builds_at_tiny_size(name, tiny_figures):
+    if name in OWN_SMOKE_TEST:
+        pytest.skip(f"smoke-tested in {OWN_SMOKE_TEST[name]}")
     out, tmp_path = tiny_figures(name)
     assert out.name == name
     for ext in ("png", "pdf", "csv"):
