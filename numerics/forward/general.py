@@ -39,7 +39,7 @@ from lowrank_icl.theory.forward.saddle_point import evaluate_explicit, numeric_p
 from lowrank_icl.theory.forward.spectra import law_error
 
 _RESIDUAL_TOL = 1e-10
-_CHUNK = 4096  # evaluation points per block: keeps the (points x atoms) work arrays in cache-sized pieces
+_CHUNK = 256  # evaluation points per block: keeps the (points x atoms) work arrays in cache-sized pieces
 
 RIDGE, RIDGELESS_UNDER, RIDGELESS_OVER, THRESHOLD = ("ridge", "ridgeless tau>1", "ridgeless tau<1",
                                                      "interpolation threshold")
@@ -77,44 +77,48 @@ class SpectralTransforms:
         return self.dg
 
 
-def _inner_solve(nu, inv_k, s, p, delta=None, max_iter=200):
-    """Root delta(nu) of F (module docstring), vectorized over nu; returns (delta, iterations, rel. residual).
+def _inner_solve(nu, inv_k, s, p, delta=None, max_iter=100):
+    """Root delta(nu) of F (module docstring), vectorized over points (nu, inv_k = 1/kappa arrays).
 
-    Newton from the right of the root (monotone for the convex F). A warm start left of the root is
-    moved right by one Newton step (convexity makes the tangent overshoot) or reset to the bound.
+    Newton from the right of the root decreases monotonically (F convex). A warm start left of the
+    root is moved right by one Newton step (the tangent of a convex F overshoots) or reset to the
+    bound. Stops after a Newton step of relative size <= 1e-11 (convergence is quadratic: F'(root) >=
+    -F(0)/root > 0) or once F <= 0 is reached from the right (the root up to rounding).
+    Returns (delta, iterations, relative residual |F| / (delta + (1 + delta) h/kappa)).
     """
+    nu = np.asarray(nu, dtype=float)
+    inv_k = np.broadcast_to(np.asarray(inv_k, dtype=float), nu.shape)
     ps, ps2 = p * s, p * s * s
-    m1 = float(np.sum(ps))
-    upper = m1 * inv_k / nu
-    delta = upper.copy() if delta is None else np.minimum(delta, upper)
+    upper = float(np.sum(ps)) * inv_k / nu
+    delta = upper.copy() if delta is None else np.minimum(np.where(np.isfinite(delta), delta, upper), upper)
     n_it = np.zeros(nu.shape, dtype=int)
+    right = np.zeros(nu.shape, dtype=bool)  # has F >= 0 been seen (then the iterates only decrease)
     active = np.ones(nu.shape, dtype=bool)
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        dl, nn = delta[idx], nu[idx]
+        dl, nn, ik = delta[idx], nu[idx], inv_k[idx]
         y = 1.0 + dl
         r1 = 1.0 / (s[None, :] + (nn * y)[:, None])
         h1 = r1 @ ps                   # mean s/d
         h2 = (r1 * r1) @ ps2           # mean s^2/d^2
-        F = dl - inv_k * y * h1
-        dF = 1.0 - inv_k * h2
+        F = dl - ik * y * h1
+        dF = 1.0 - ik * h2
         n_it[idx] += 1
+        at_root = right[idx] & (F <= 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = F / dF
-        bad = ~np.isfinite(step) | ((F < 0) & (dF <= 0))
-        new = np.where(bad, upper[idx], np.maximum(dl - step, 0.0))
-        # right of the root (F >= 0) the iterates only decrease; stop when the step is at rounding level
-        done = ~bad & (np.abs(new - dl) <= 2e-16 * np.maximum(dl, 1e-300)) | ((F <= 0) & (dl == 0.0))
-        converged_right = ~bad & (F >= 0) & (new >= dl)  # rounding: the step no longer decreases
-        delta[idx] = np.where(converged_right, dl, new)
-        active[idx[done | converged_right]] = False
+        bad = ~at_root & (~np.isfinite(step) | ((F < 0) & (dF <= 0)))
+        new = np.where(at_root, dl, np.where(bad, upper[idx], np.maximum(dl - step, 0.0)))
+        small = ~bad & (np.abs(new - dl) <= 1e-11 * np.maximum(dl, 1e-300))
+        right[idx] |= F >= 0
+        delta[idx] = new
+        active[idx[at_root | small | ((new == 0.0) & (dl == 0.0))]] = False
     y = 1.0 + delta
-    r1 = 1.0 / (s[None, :] + (nu * y)[:, None])
-    F = delta - inv_k * y * (r1 @ ps)
-    scale = delta + inv_k * y * (r1 @ ps) + 1e-300
-    return delta, n_it, np.abs(F) / np.maximum(scale, 1.0)
+    h1 = (1.0 / (s[None, :] + (nu * y)[:, None])) @ ps
+    F = delta - inv_k * y * h1
+    return delta, n_it, np.abs(F) / np.maximum(delta + inv_k * y * h1, 1e-300)
 
 
 def _transforms(nu, inv_k, s, p, laws, delta):
@@ -163,7 +167,7 @@ def spectral_transforms(nu, kappa, spectrum: TaskSpectrum, laws: dict | None = N
     m1 = spectrum.train_mean
     s = spectrum.train / m1
     laws = {"test": spectrum.test} if laws is None else {k: np.asarray(v, float) for k, v in laws.items()}
-    inv_k = 1.0 / float(kappa)
+    inv_k = np.broadcast_to(1.0 / np.asarray(kappa, dtype=float), nu.shape)
     delta, _it, _res = _inner_solve(nu, inv_k, s, spectrum.weights)
     return _transforms(nu, inv_k, s, spectrum.weights, laws, delta)
 
@@ -181,59 +185,59 @@ def _bracket(tau, lk, c):
 
 
 def _solve_u(tau, inv_k, lam, c, s, p, max_iter):
-    """Safeguarded Newton in log u (vectorized); returns u, delta at c + u, iterations, |G| scaled residual."""
+    """Safeguarded Newton in log u (vectorized), the inner equation re-solved (warm) at each iterate.
+
+    Returns u, delta at nu = c + u, iterations and the scaled residual |G| / (tau + 1 + lam kappa/u).
+    """
     lk = lam / inv_k
     u = np.zeros_like(tau)
     iters = np.zeros(tau.shape, dtype=int)
     g_res = np.zeros_like(tau)
-    active_pts = (lam > 0) | (tau < 1)
-    if not np.any(active_pts):
-        return u, iters, g_res
-    lo, hi = (x[active_pts] for x in _bracket(tau, lk, c))
-    ta, la, ca, lka = tau[active_pts], lam[active_pts], c[active_pts], lk[active_pts]
+    delta_out = np.full(tau.shape, np.nan)
+    act = np.flatnonzero((lam > 0) | (tau < 1))  # elsewhere the root is exactly u = 0
+    if act.size == 0:
+        return u, delta_out, iters, g_res
+    ta, ika, ca, lka = tau[act], inv_k[act], c[act], lk[act]
+    lo, hi = _bracket(ta, lka, ca)
     t_lo, t_hi = np.log(lo), np.log(hi)
     t = 0.5 * (t_lo + t_hi)
-    delta = None
+    delta = np.full(t.shape, np.nan)
     done = np.zeros(t.shape, dtype=bool)
     n_it = np.zeros(t.shape, dtype=int)
-    delta_all = np.full(t.shape, np.nan)
     for _ in range(max_iter):
         idx = np.flatnonzero(~done)
         if idx.size == 0:
             break
         uu = np.exp(t[idx])
         nu = ca[idx] + uu
-        warm = None if delta is None else delta_all[idx]
-        dl, _it, _r = _inner_solve(nu, inv_k, s, p, None if warm is None or np.any(np.isnan(warm)) else warm)
-        delta_all[idx] = dl
-        delta = delta_all
-        y = 1.0 + dl
-        tr = _transforms(nu, inv_k, s, p, {}, dl)
+        dl, _it, _r = _inner_solve(nu, ika[idx], s, p, delta[idx])
+        delta[idx] = dl
+        tr = _transforms(nu, ika[idx], s, p, {}, dl)
         G = ta[idx] - 1 + uu * tr.g - lka[idx] / uu
         dG = tr.g - uu * tr.dg + lka[idx] / uu**2
-        del y
         n_it[idx] += 1
         neg = G < 0
         t_lo[idx] = np.where(neg, t[idx], t_lo[idx])
         t_hi[idx] = np.where(neg, t_hi[idx], t[idx])
-        scale = ta[idx] + 1 + lka[idx] / uu
-        at_root = np.abs(G) <= 1e-16 * scale
+        at_root = np.abs(G) <= 1e-16 * (ta[idx] + 1 + lka[idx] / uu)
         with np.errstate(divide="ignore", invalid="ignore"):
             t_new = t[idx] - G / (uu * dG)
         inside = np.isfinite(t_new) & (t_new >= t_lo[idx]) & (t_new <= t_hi[idx])
         t_new = np.where(at_root, t[idx], np.where(inside, t_new, 0.5 * (t_lo[idx] + t_hi[idx])))
-        step = np.abs(t_new - t[idx])
+        tol = np.maximum(1.0, np.abs(t_new))
+        # a Newton step of 1e-9 leaves an error ~1e-18 (quadratic convergence; dG > 0 is bounded away
+        # from 0 on the bracket), so it is the last one needed
+        done[idx] = at_root | (inside & (np.abs(t_new - t[idx]) <= 1e-9 * tol)) \
+            | (t_hi[idx] - t_lo[idx] <= 4e-16 * tol)
         t[idx] = t_new
-        done[idx] = at_root | (step <= 4e-16 * np.maximum(1.0, np.abs(t_new))) \
-            | (t_hi[idx] - t_lo[idx] <= 4e-16 * np.maximum(1.0, np.abs(t_new)))
     u_a = np.exp(t)
-    dl, _it, _r = _inner_solve(ca + u_a, inv_k, s, p, delta_all if not np.any(np.isnan(delta_all)) else None)
-    tr = _transforms(ca + u_a, inv_k, s, p, {}, dl)
+    nu = ca + u_a
+    dl, _it, _r = _inner_solve(nu, ika, s, p, delta)
+    tr = _transforms(nu, ika, s, p, {}, dl)
     G = ta - 1 + u_a * tr.g - lka / u_a
-    u[active_pts] = u_a
-    iters[active_pts] = n_it
-    g_res[active_pts] = np.abs(G) / (ta + 1 + lka / u_a)
-    return u, iters, g_res
+    u[act], delta_out[act], iters[act] = u_a, dl, n_it
+    g_res[act] = np.abs(G) / (ta + 1 + lka / u_a)
+    return u, delta_out, iters, g_res
 
 
 # ----------------------------------------------------------------------------------------------
@@ -321,33 +325,14 @@ def _solve_block(p, spectrum, max_iter):
     alpha, tau, kappa, sigma, lam = p["alpha"], p["tau"], p["kappa"], p["sigma"], p["lam"]
     sig_n, lam_n = sigma / np.sqrt(m1), lam / m1
     c = (1 + sig_n**2) / alpha
-    u = np.zeros_like(tau)
-    iters = np.zeros(tau.shape, dtype=int)
-    g_res = np.zeros_like(tau)
-    # kappa is a per-point parameter: group points by kappa value (the inner equation depends on it)
-    groups = {}
-    for i, kv in enumerate(kappa):
-        groups.setdefault(kv, []).append(i)
+    inv_k = 1.0 / kappa
     laws = {"train": spectrum.train, "test": spectrum.test}
-    nu = np.empty_like(tau)
-    fields = {k: np.empty_like(tau) for k in ("g", "dg", "A1", "B1", "A2", "Mm", "Q3", "W", "delta")}
-    law_vals = {k: [np.empty_like(tau) for _ in range(4)] for k in laws}
-    inner_res = np.empty_like(tau)
-    for kv, idx in groups.items():
-        idx = np.asarray(idx)
-        inv_k = 1.0 / kv
-        u_i, it_i, gr_i = _solve_u(tau[idx], inv_k, lam_n[idx], c[idx], s, w, max_iter)
-        u[idx], iters[idx], g_res[idx] = u_i, it_i, gr_i
-        nu_i = c[idx] + u_i
-        dl, _it, ires = _inner_solve(nu_i, inv_k, s, w)
-        tr = _transforms(nu_i, inv_k, s, w, laws, dl)
-        nu[idx] = nu_i
-        inner_res[idx] = ires
-        for k in fields:
-            fields[k][idx] = getattr(tr, k)
-        for k in laws:
-            for j in range(4):
-                law_vals[k][j][idx] = tr.laws[k][j]
+    u, delta, iters, g_res = _solve_u(tau, inv_k, lam_n, c, s, w, max_iter)
+    nu = c + u
+    delta, _it, inner_res = _inner_solve(nu, inv_k, s, w, delta)
+    tr = _transforms(nu, inv_k, s, w, laws, delta)
+    fields = {k: getattr(tr, k) for k in ("g", "dg", "A1", "B1", "A2", "Mm", "Q3", "W", "delta")}
+    law_vals = tr.laws
     mo = SpectralTransforms(**fields, laws={})
     order, parts = evaluate_explicit(u, mo, alpha, tau, kappa, 1.0, sig_n, lam_n)
     f = np.asarray(order["E"]) / tau  # E/tau (inf at the threshold)
@@ -367,7 +352,8 @@ def _solve_block(p, spectrum, max_iter):
                  q_bar=order["q_bar"], chi_bar=np.where(pos, order["chi_bar_times_q_hat"] / safe, np.inf),
                  q_hat=q_hat, m_hat=q_hat, chi_hat=chi_hat, q_bar_hat=(1 + sig_n**2) * q_hat / alpha,
                  chi_bar_hat=(1 + sig_n**2) * chi_hat / alpha, nu=nu, training_error=order["E"])
-    residual = np.maximum(np.maximum(_published_residual(p, sol_n, s, w, sig_n, lam_n), g_res), inner_res)
+    residual = np.maximum(np.maximum(_published_residual(p, dict(sol_n, delta=delta), s, w, sig_n, lam_n), g_res),
+                          inner_res)
     converged = np.isfinite(residual) & (residual <= _RESIDUAL_TOL)
     # back to the original units (Gamma is unchanged by the normalization)
     sol = dict(sol_n)
@@ -400,34 +386,32 @@ def _published_residual(p, sol, s, w, sig_n, lam_n):
     def rel(a, b):
         return np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
 
-    def moments(nu, kv):
-        nu = np.atleast_1d(nu)
-        dl, _it, _r = _inner_solve(nu, 1.0 / kv, s, w)
-        tr = _transforms(nu, 1.0 / kv, s, w, {}, dl)
+    def moments(nu, sel):
+        dl, _it, _r = _inner_solve(nu, 1.0 / kappa[sel], s, w, np.asarray(sol["delta"])[sel])
+        tr = _transforms(nu, 1.0 / kappa[sel], s, w, {}, dl)
         return (tr.g, tr.dg, tr.A1, tr.B1, tr.A2, tr.Mm, tr.Q3)
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        for kv in np.unique(kappa):
-            reg = np.flatnonzero(regular & (kappa == kv))
-            if reg.size:
-                state = [np.asarray(sol[k])[reg] for k in names]
-                prm = [x[reg] for x in (alpha, tau, kappa, sig_n, lam_n)]
-                z = z_fn(*state, *prm)
-                ok = np.isfinite(z) & (z < 0)
-                mo = moments(np.where(ok, -z, 1.0), kv)
-                res[reg] = np.where(ok, np.max([rel(rhs_fns[k](*state, *mo, *prm), st)
-                                                for k, st in zip(names, state)], axis=0), np.inf)
-            sc = np.flatnonzero(scaled & (kappa == kv))
-            if sc.size:
-                a_, t_, k_, s_ = alpha[sc], tau[sc], kappa[sc], sig_n[sc]
-                cc = (1 + s_**2) / a_
-                q_, m_, qb_ = (np.asarray(sol[k])[sc] for k in ("q", "m", "q_bar"))
-                mo = moments(np.asarray(sol["nu"])[sc], kv)
-                chi_hat_s = k_ * ((1 + s_**2) - 2 * m_ + q_ + cc * qb_) / t_
-                vals = {k: fn(1.0, 1.0, chi_hat_s, cc * chi_hat_s, *mo, a_, t_, k_, s_)
-                        for k, fn in _hat_rhs().items()}
-                res[sc] = np.max([rel(vals["q"], q_), rel(vals["m"], m_), rel(vals["q_bar"], qb_),
-                                  rel(vals["chi"] + cc * vals["chi_bar"], t_ / k_)], axis=0)
+        reg = np.flatnonzero(regular)
+        if reg.size:
+            state = [np.asarray(sol[k])[reg] for k in names]
+            prm = [x[reg] for x in (alpha, tau, kappa, sig_n, lam_n)]
+            z = z_fn(*state, *prm)
+            ok = np.isfinite(z) & (z < 0)
+            mo = moments(np.where(ok, -z, 1.0), reg)
+            res[reg] = np.where(ok, np.max([rel(rhs_fns[k](*state, *mo, *prm), st)
+                                            for k, st in zip(names, state)], axis=0), np.inf)
+        sc = np.flatnonzero(scaled)
+        if sc.size:
+            a_, t_, k_, s_ = alpha[sc], tau[sc], kappa[sc], sig_n[sc]
+            cc = (1 + s_**2) / a_
+            q_, m_, qb_ = (np.asarray(sol[k])[sc] for k in ("q", "m", "q_bar"))
+            mo = moments(np.asarray(sol["nu"])[sc], sc)
+            chi_hat_s = k_ * ((1 + s_**2) - 2 * m_ + q_ + cc * qb_) / t_
+            vals = {k: fn(1.0, 1.0, chi_hat_s, cc * chi_hat_s, *mo, a_, t_, k_, s_)
+                    for k, fn in _hat_rhs().items()}
+            res[sc] = np.max([rel(vals["q"], q_), rel(vals["m"], m_), rel(vals["q_bar"], qb_),
+                              rel(vals["chi"] + cc * vals["chi_bar"], t_ / k_)], axis=0)
     return res
 
 
