@@ -319,13 +319,37 @@ def test_parse_and_files(tmp_path):
 
 def test_precision_mode_matches_rank_r_precision_mode():
     # independent routes at 40 digits (rank-r quadratic vs Silverstein); rho = 1/4 is exact in binary
+    from lowrank_icl.theory.forward.saddle_point import asymptotic_error
     pt = dict(alpha=1e6, tau=0.99, kappa=0.3, sigma=0.1, lam=1e-8)
     ref = solve(**pt, rho=0.25, precision=40)
     res = solve(**pt, spectrum=TaskSpectrum.low_rank(0.25), precision=40)
     assert res.converged
-    for name in ERRORS:
-        a, b = getattr(res.errors(), name), getattr(ref.errors(), name)
-        assert abs(a - b) / b < mpmath.mpf(10) ** -35
+    err = res.errors()
+    with mpmath.workdps(40):  # the rank-r errors from its 40-digit order parameters
+        a, s = mpmath.mpf(pt["alpha"]), mpmath.mpf(pt["sigma"])
+        expected = {"tm": asymptotic_error(ref.m, ref.q, ref.q_bar, a, s),
+                    "idg": asymptotic_error(ref.m0, ref.q0, ref.q_bar, a, s),
+                    "odg": asymptotic_error(ref.m_bar, ref.q_bar, ref.q_bar, a, s)}
+        for name in ERRORS:
+            assert abs(getattr(err, name) - expected[name]) / expected[name] < mpmath.mpf(10) ** -35, name
+
+
+@pytest.mark.parametrize("pt", [dict(alpha=1e12, tau=3.0, kappa=2.0), dict(alpha=1e10, tau=10.0, kappa=10.0),
+                                dict(alpha=1e8, tau=0.5, kappa=0.3)])
+def test_vanishing_errors_keep_relative_accuracy(pt):
+    # sigma = 0, lam = 0: errors ~ 1/alpha; float64 against the rank-r solver's 50-digit order parameters
+    from lowrank_icl.theory.forward.saddle_point import asymptotic_error
+    res = solve(**pt, sigma=0.0, lam=0.0, spectrum=TaskSpectrum.low_rank(0.5))
+    ref = solve(**pt, rho=0.5, sigma=0.0, lam=0.0, precision=50)
+    assert res.converged
+    err = res.errors()
+    with mpmath.workdps(50):
+        a, s = mpmath.mpf(pt["alpha"]), mpmath.mpf(0)
+        expected = {"tm": asymptotic_error(ref.m, ref.q, ref.q_bar, a, s),
+                    "idg": asymptotic_error(ref.m0, ref.q0, ref.q_bar, a, s),
+                    "odg": asymptotic_error(ref.m_bar, ref.q_bar, ref.q_bar, a, s)}
+        for name in ERRORS:
+            assert abs(getattr(err, name) - expected[name]) / expected[name] < 1e-13, name
 
 
 atom_lists = st.lists(st.tuples(st.floats(0.0, 50.0), st.floats(0.0, 5.0), st.floats(0.05, 1.0)),

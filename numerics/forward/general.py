@@ -36,7 +36,6 @@ from lowrank_icl.numerics.forward.params import ForwardParams
 from lowrank_icl.numerics.forward.solver import ForwardErrors, ForwardSolution, _package
 from lowrank_icl.numerics.forward.spectrum import TaskSpectrum
 from lowrank_icl.theory.forward.saddle_point import evaluate_explicit, numeric_published_map
-from lowrank_icl.theory.forward.spectra import law_error
 
 _RESIDUAL_TOL = 1e-10
 _CHUNK = 256  # evaluation points per block: keeps the (points x atoms) work arrays in cache-sized pieces
@@ -77,14 +76,15 @@ class SpectralTransforms:
         return self.dg
 
 
-def _inner_solve(nu, inv_k, s, p, delta=None, max_iter=100):
+def _inner_solve(nu, inv_k, s, p, delta=None, max_iter=100, with_residual=True):
     """Root delta(nu) of F (module docstring), vectorized over points (nu, inv_k = 1/kappa arrays).
 
     Newton from the right of the root decreases monotonically (F convex). A warm start left of the
     root is moved right by one Newton step (the tangent of a convex F overshoots) or reset to the
-    bound. Stops after a Newton step of relative size <= 1e-11 (convergence is quadratic: F'(root) >=
-    -F(0)/root > 0) or once F <= 0 is reached from the right (the root up to rounding).
-    Returns (delta, iterations, relative residual |F| / (delta + (1 + delta) h/kappa)).
+    bound. Stops after a Newton step of relative size <= 1e-9 (convergence is quadratic: F'(root) >=
+    -F(0)/root > 0, so the step left is ~1e-18) or once F <= 0 is reached from the right (the root up to
+    rounding). Returns (delta, iterations, relative residual |F| / (delta + (1 + delta) h/kappa)); the
+    residual costs one more pass and is None with ``with_residual=False``.
     """
     nu = np.asarray(nu, dtype=float)
     inv_k = np.broadcast_to(np.asarray(inv_k, dtype=float), nu.shape)
@@ -100,9 +100,12 @@ def _inner_solve(nu, inv_k, s, p, delta=None, max_iter=100):
             break
         dl, nn, ik = delta[idx], nu[idx], inv_k[idx]
         y = 1.0 + dl
-        r1 = 1.0 / (s[None, :] + (nn * y)[:, None])
-        h1 = r1 @ ps                   # mean s/d
-        h2 = (r1 * r1) @ ps2           # mean s^2/d^2
+        buf = np.add(s[None, :], (nn * y)[:, None])
+        np.reciprocal(buf, out=buf)
+        h1 = buf @ ps                  # mean s/d
+        np.multiply(buf, buf, out=buf)
+        h2 = buf @ ps2                 # mean s^2/d^2
+        del buf
         F = dl - ik * y * h1
         dF = 1.0 - ik * h2
         n_it[idx] += 1
@@ -111,10 +114,12 @@ def _inner_solve(nu, inv_k, s, p, delta=None, max_iter=100):
             step = F / dF
         bad = ~at_root & (~np.isfinite(step) | ((F < 0) & (dF <= 0)))
         new = np.where(at_root, dl, np.where(bad, upper[idx], np.maximum(dl - step, 0.0)))
-        small = ~bad & (np.abs(new - dl) <= 1e-11 * np.maximum(dl, 1e-300))
+        small = ~bad & (np.abs(new - dl) <= 1e-9 * np.maximum(dl, 1e-300))
         right[idx] |= F >= 0
         delta[idx] = new
         active[idx[at_root | small | ((new == 0.0) & (dl == 0.0))]] = False
+    if not with_residual:
+        return delta, n_it, None
     y = 1.0 + delta
     h1 = (1.0 / (s[None, :] + (nu * y)[:, None])) @ ps
     F = delta - inv_k * y * h1
@@ -124,8 +129,8 @@ def _inner_solve(nu, inv_k, s, p, delta=None, max_iter=100):
 def _transforms(nu, inv_k, s, p, laws, delta):
     """All traces at (nu, delta) for the atoms (s, p) and test laws {name: t} (numpy, any number of points)."""
     y = 1.0 + delta
-    r1 = 1.0 / (s[None, :] + (nu * y)[:, None])
-    r2 = r1 * r1
+    r1 = np.add(s[None, :], (nu * y)[:, None])
+    np.reciprocal(r1, out=r1)
     ps = p * s
     names = list(laws)
     # columns: p, p s, p s^2, p s^3, then (p t, p t s, p t s^2) per law
@@ -133,7 +138,8 @@ def _transforms(nu, inv_k, s, p, laws, delta):
     cols2 = [p, ps, ps * s, ps * s * s] + [c for k in names for c in (p * laws[k], p * laws[k] * s,
                                                                          p * laws[k] * s * s)]
     t1 = r1 @ np.stack(cols1, axis=1)
-    t2 = r2 @ np.stack(cols2, axis=1)
+    np.multiply(r1, r1, out=r1)
+    t2 = r1 @ np.stack(cols2, axis=1)
     S_r1, S_sr1, S_s2r1 = t1[:, 0], t1[:, 1], t1[:, 2]
     S_r2, S_sr2, S_s2r2, S_s3r2 = t2[:, 0], t2[:, 1], t2[:, 2], t2[:, 3]
     y2 = y * y
@@ -210,7 +216,7 @@ def _solve_u(tau, inv_k, lam, c, s, p, max_iter):
             break
         uu = np.exp(t[idx])
         nu = ca[idx] + uu
-        dl, _it, _r = _inner_solve(nu, ika[idx], s, p, delta[idx])
+        dl, _it, _r = _inner_solve(nu, ika[idx], s, p, delta[idx], with_residual=False)
         delta[idx] = dl
         tr = _transforms(nu, ika[idx], s, p, {}, dl)
         G = ta[idx] - 1 + uu * tr.g - lka[idx] / uu
@@ -232,7 +238,7 @@ def _solve_u(tau, inv_k, lam, c, s, p, max_iter):
         t[idx] = t_new
     u_a = np.exp(t)
     nu = ca + u_a
-    dl, _it, _r = _inner_solve(nu, ika, s, p, delta)
+    dl, _it, _r = _inner_solve(nu, ika, s, p, delta, with_residual=False)
     tr = _transforms(nu, ika, s, p, {}, dl)
     G = ta - 1 + u_a * tr.g - lka / u_a
     u[act], delta_out[act], iters[act] = u_a, dl, n_it
@@ -249,7 +255,11 @@ class SpectrumSolution(ForwardSolution):
 
     Beyond the rank-r fields: m0, q0 are the order parameters of the train law (IDG: tr(Gamma Sigma)/D,
     tr(Gamma Sigma Gamma^T)/D), ``m_test``, ``q_test`` those of the test law Sigma', ``inner_residual``
-    the residual of the deterministic-equivalent equation. ``errors()`` gives TM, IDG (train law) and
+    the residual of the deterministic-equivalent equation. ``residual`` is the largest of: the relative
+    residual of G(u) = 0, of the inner equation, and of the five published equations evaluated literally
+    at the returned state divided by the condition number of the training error in the state
+    (:func:`_training_error_condition`); ``converged`` is ``residual <= 1e-10`` (float64) or
+    ``<= 10^-(precision - 8)`` (mpmath). ``errors()`` gives TM, IDG (train law) and
     "odg" on the test law t (isotropic for the named families unless a test law is chosen).
     """
 
@@ -257,9 +267,17 @@ class SpectrumSolution(ForwardSolution):
     m_test: np.ndarray | float | None = None
     q_test: np.ndarray | float | None = None
     inner_residual: np.ndarray | float | None = None
+    bias: dict | None = field(default=None, repr=False)
+    precision: int | None = None
+    noise_test: np.ndarray | float | None = field(default=None, repr=False)
 
     def errors(self, alpha_test=None, sigma_test=None) -> ForwardErrors:
-        """TM, IDG and test-law ("odg") errors, e_C = sigma_t^2 + mean_C - 2 m_C + q_C + (mean_C + sigma_t^2) q_bar/alpha_t."""
+        r"""TM, IDG and test-law ("odg") errors at test context alpha_test and test noise sigma_test.
+
+        e_C = sigma_t^2 + mean_C - 2 m_C + q_C + (mean_C + sigma_t^2) q_bar/alpha_t, evaluated without
+        cancellation: mean_C - 2 m_C + (signal part of q_C) = (1/D) tr C (I - S R)^2 = nu^2 (1/D) tr C R^2
+        (``bias``, W = nu^2 B1 for the pool), plus the two noise parts of q_C; every term is >= 0.
+        """
         from lowrank_icl.numerics._checks import check_real
         a_t = self.params.alpha if alpha_test is None else check_real("alpha_test", alpha_test, lower=0.0)
         s_t = self.params.sigma if sigma_test is None else check_real(
@@ -269,10 +287,19 @@ class SpectrumSolution(ForwardSolution):
         if _is_mp(self.q):
             a_t, s_t = _to_mp(a_t), _to_mp(s_t)
             m1, mt = mpmath.mpf(m1), mpmath.mpf(mt)
+        if self.precision is not None:
+            with mpmath.workdps(self.precision):
+                return self._errors(a_t, s_t, m1, mt)
+        return self._errors(a_t, s_t, m1, mt)
+
+    def _errors(self, a_t, s_t, m1, mt):
+        parts = self._parts
+        noise = {"tm": parts["q"]["noise_T"] + parts["q"]["noise_R"],
+                 "idg": parts["q0"]["noise_T"] + parts["q0"]["noise_R"], "odg": self.noise_test}
+        means = {"tm": m1, "idg": m1, "odg": mt}
         with np.errstate(invalid="ignore"):
-            return ForwardErrors(tm=_unwrap(law_error(m1, self.m, self.q, self.q_bar, a_t, s_t)),
-                                 idg=_unwrap(law_error(m1, self.m0, self.q0, self.q_bar, a_t, s_t)),
-                                 odg=_unwrap(law_error(mt, self.m_test, self.q_test, self.q_bar, a_t, s_t)))
+            return ForwardErrors(**{k: _unwrap(s_t**2 + self.bias[k] + noise[k] + (means[k] + s_t**2) * self.q_bar / a_t)
+                                    for k in ("tm", "idg", "odg")})
 
     def order_parameters(self) -> dict:
         out = super().order_parameters()
@@ -312,7 +339,9 @@ def solve_spectrum(alpha, tau, kappa, sigma=0.0, lam=0.0, *, spectrum: TaskSpect
 
     return SpectrumSolution(**{f: getattr(base, f) for f in base.__dataclass_fields__ if f != "_parts"},
                             _parts=base._parts, spectrum=spectrum, m_test=shaped(extra["m_test"]),
-                            q_test=shaped(extra["q_test"]), inner_residual=shaped(extra["inner_residual"]))
+                            q_test=shaped(extra["q_test"]), inner_residual=shaped(extra["inner_residual"]),
+                            bias={k: shaped(extra["bias_" + k]) for k in ("tm", "idg", "odg")},
+                            noise_test=shaped(extra["noise_test"]))
 
 
 def _branches(tau, lam):
@@ -352,8 +381,8 @@ def _solve_block(p, spectrum, max_iter):
                  q_bar=order["q_bar"], chi_bar=np.where(pos, order["chi_bar_times_q_hat"] / safe, np.inf),
                  q_hat=q_hat, m_hat=q_hat, chi_hat=chi_hat, q_bar_hat=(1 + sig_n**2) * q_hat / alpha,
                  chi_bar_hat=(1 + sig_n**2) * chi_hat / alpha, nu=nu, training_error=order["E"])
-    residual = np.maximum(np.maximum(_published_residual(p, dict(sol_n, delta=delta), s, w, sig_n, lam_n), g_res),
-                          inner_res)
+    published = _published_residual(p, dict(sol_n, delta=delta), s, w, sig_n, lam_n)
+    residual = np.maximum(np.maximum(published / _training_error_condition(sol_n, sig_n, alpha), g_res), inner_res)
     converged = np.isfinite(residual) & (residual <= _RESIDUAL_TOL)
     # back to the original units (Gamma is unchanged by the normalization)
     sol = dict(sol_n)
@@ -362,9 +391,27 @@ def _solve_block(p, spectrum, max_iter):
     parts_out = {"q": {k: m1 * v for k, v in parts["q"].items()}, "q_bar": parts["q_bar"],
                  "q0": law_out["train"][2]}
     extra = dict(converged=converged, residual=residual, iterations=iters, m_test=law_out["test"][0],
-                 q_test=law_out["test"][1], inner_residual=inner_res)
+                 q_test=law_out["test"][1], inner_residual=inner_res,
+                 bias_tm=m1 * fields["W"], bias_idg=nu * nu * law_vals["train"][3],
+                 bias_odg=nu * nu * law_vals["test"][3],
+                 noise_test=law_out["test"][2]["noise_T"] + law_out["test"][2]["noise_R"])
     return ({k: np.broadcast_to(v, tau.shape) for k, v in sol.items()},
             {k: {pn: np.broadcast_to(v, tau.shape) for pn, v in d.items()} for k, d in parts_out.items()}, extra)
+
+
+def _training_error_condition(sol, sig_n, alpha):
+    """max(1, cond), cond = (s2 + 2|m| + |q| + s2 |q_bar|/alpha) / E with s2 = 1 + sigma^2 (normalized model).
+
+    The published equations take the training error from the state as E = s2 - 2m + q + s2 q_bar/alpha;
+    when E is much smaller than its terms (sigma = 0, large alpha) float64 rounding of the state alone
+    moves them by ~eps cond, so their residual is reported divided by this condition number (the
+    reduced equations G(u) = 0 and the inner equation, which fix the solution, are checked unscaled).
+    """
+    s2 = 1 + sig_n**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = s2 + 2 * np.abs(sol["m"]) + np.abs(sol["q"]) + s2 * np.abs(sol["q_bar"]) / alpha
+        cond = mag / np.asarray(sol["training_error"])
+    return np.where(np.isfinite(cond), np.maximum(cond, 1.0), 1.0)
 
 
 def _published_residual(p, sol, s, w, sig_n, lam_n):
@@ -387,7 +434,7 @@ def _published_residual(p, sol, s, w, sig_n, lam_n):
         return np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
 
     def moments(nu, sel):
-        dl, _it, _r = _inner_solve(nu, 1.0 / kappa[sel], s, w, np.asarray(sol["delta"])[sel])
+        dl, _it, _r = _inner_solve(nu, 1.0 / kappa[sel], s, w, np.asarray(sol["delta"])[sel], with_residual=False)
         tr = _transforms(nu, 1.0 / kappa[sel], s, w, {}, dl)
         return (tr.g, tr.dg, tr.A1, tr.B1, tr.A2, tr.Mm, tr.Q3)
 
@@ -539,9 +586,15 @@ def _solve_mp(params, spectrum, precision):
                 tz, _r = _mp_transforms(-z, inv_k, s, w, {})
                 mom = [getattr(tz, k)[0] for k in ("g", "dg", "A1", "B1", "A2", "Mm", "Q3")]
                 pub_res = max(abs(rhs_fns[k](*state, *mom, *prm) - st) / abs(st) for k, st in zip(names, state))
-            residual = max(pub_res, g_res, ires)
+            s2 = 1 + sig_n**2
+            cond = (s2 + 2 * abs(order["m"]) + abs(order["q"]) + s2 * abs(order["q_bar"]) / alpha) / order["E"] \
+                if mpmath.isfinite(order["E"]) else mpmath.mpf(1)
+            residual = max(pub_res / max(cond, 1), g_res, ires)
             rows.append(dict(sol, converged=bool(residual <= tol), residual=residual, iterations=it,
-                             m_test=law_out["test"][0], q_test=law_out["test"][1], inner_residual=ires))
+                             m_test=law_out["test"][0], q_test=law_out["test"][1], inner_residual=ires,
+                             bias_tm=m1 * mo.W, bias_idg=nu * nu * tr.laws["train"][3][0],
+                             bias_odg=nu * nu * tr.laws["test"][3][0],
+                             noise_test=law_out["test"][2]["noise_T"] + law_out["test"][2]["noise_R"]))
             parts_rows.append({"q": {k: m1 * v for k, v in parts["q"].items()}, "q_bar": parts["q_bar"],
                                "q0": law_out["train"][2]})
     shape = params.shape
@@ -551,13 +604,15 @@ def _solve_mp(params, spectrum, precision):
         return arr.reshape(shape)[()] if shape else arr[0]
 
     sol_keys = [k for k in rows[0] if k not in ("converged", "residual", "iterations", "m_test", "q_test",
-                                                 "inner_residual")]
+                                                 "inner_residual", "noise_test") and not k.startswith("bias_")]
     parts = {k: {pn: col_parts(parts_rows, k, pn, shape) for pn in d} for k, d in parts_rows[0].items()}
     return SpectrumSolution(params=params, **{k: col(k) for k in sol_keys}, converged=col("converged", bool),
                             residual=col("residual"), iterations=col("iterations", int),
                             branch=_branches(flat["tau"], flat["lam"]).reshape(shape)[()], method="reduced",
                             _parts=parts, spectrum=spectrum, m_test=col("m_test"), q_test=col("q_test"),
-                            inner_residual=col("inner_residual"))
+                            inner_residual=col("inner_residual"),
+                            bias={k: col("bias_" + k) for k in ("tm", "idg", "odg")}, noise_test=col("noise_test"),
+                            precision=precision)
 
 
 def col_parts(rows, k, pn, shape):
