@@ -301,11 +301,6 @@ class SpectrumSolution(ForwardSolution):
             return ForwardErrors(**{k: _unwrap(s_t**2 + self.bias[k] + noise[k] + (means[k] + s_t**2) * self.q_bar / a_t)
                                     for k in ("tm", "idg", "odg")})
 
-    def order_parameters(self) -> dict:
-        out = super().order_parameters()
-        out.update(m_test=self.m_test, q_test=self.q_test)
-        return out
-
 
 def solve_spectrum(alpha, tau, kappa, sigma=0.0, lam=0.0, *, spectrum: TaskSpectrum,
                    precision: int | None = None, max_iter: int | None = None) -> SpectrumSolution:
