@@ -53,3 +53,11 @@ def test_bad_spectrum_exit_2_one_line(run, extra, message):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+def test_spectrum_bench_smoke():
+    from lowrank_icl.validation.forward.spectrum_bench import letey_side_by_side, spectrum_speed
+    speed = spectrum_speed(atoms=20, points=16, baseline_points=2)
+    assert speed["converged"] == speed["points"] == 16 and speed["ratio_naive"] > 0
+    rows = letey_side_by_side(repeats=2, dim=20, draws=2)
+    assert len(rows) == 6 and all(np.isfinite(r["exact"]) and r["sampled_std"] >= 0 for r in rows)
