@@ -286,7 +286,7 @@ def collect(dim, params: ForwardParams, seeds, results: list, alpha_test=None, s
 def simulate(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, alpha_test=None, sigma_test=None,
              seeds: Iterable[int] | int = range(5), method: str = "auto", tol: float = 1e-8,
              workers: int = 1, cache_dir=None, progress: bool = False,
-             pool_repeats: int = 1) -> SimulationResult:
+             pool_repeats: int = 1, spectrum=None) -> SimulationResult:
     """Train Gamma_hat at dimension ``dim`` for each seed and measure it (module docstring).
 
     Parameters as in :func:`lowrank_icl.numerics.solve` (alpha, tau, kappa, rho, sigma, lam: scalars)
@@ -295,7 +295,17 @@ def simulate(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, alpha_test=
     the errors by far less than one Monte Carlo SE), ``workers`` (<= 2 processes), ``cache_dir``,
     ``progress`` (stderr) and ``pool_repeats`` (signal/noise split). ``alpha_test``/``sigma_test``
     set the defaults of ``result.errors()``.
+
+    ``spectrum=TaskSpectrum(...)`` (instead of rho) draws tasks from N(0, Sigma) in a Haar eigenbasis and
+    returns a :class:`lowrank_icl.validation.forward.spectrum_simulate.SpectrumSimulation` (D <= 256;
+    exact TM, IDG and test-law errors; see that module).
     """
+    if spectrum is not None:
+        from lowrank_icl.validation.forward.spectrum_simulate import simulate_spectrum
+        if rho != 1.0 or pool_repeats != 1 or workers != 1 or cache_dir is not None:
+            raise ValueError("simulate(spectrum=...) takes no rho, pool_repeats, workers or cache_dir")
+        return simulate_spectrum(dim, alpha, tau, kappa, sigma, lam, spectrum=spectrum, seeds=seeds,
+                                 method=method, tol=tol)
     dim = check_int("dim", dim, lower=1)
     params = ForwardParams(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
     if params.shape != ():
