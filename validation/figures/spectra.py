@@ -10,6 +10,8 @@ from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_f
 TRANSITION = dict(rho=0.3, tau=2.0, sigma=0.1, lam=0.0)
 POWER = dict(tau=4.0, kappa=4.0, sigma=0.0, lam=0.0)
 ALIGN = dict(alpha=10.0, tau=2.0, sigma=0.1, lam=0.0, rho=0.3)
+# grid sizes of --quick (tests shrink them further)
+QUICK = dict(transition_points=1500, power_atoms=20_000, align_thetas=19)
 
 
 def slope_dip(kappa, err, window):
@@ -32,7 +34,7 @@ def build_transition(out_dir, quick, progress):
     import matplotlib.pyplot as plt
 
     p = TRANSITION
-    kappa = np.exp(np.linspace(np.log(0.05), np.log(3.0), 1500 if quick else 6000))
+    kappa = np.exp(np.linspace(np.log(0.05), np.log(3.0), QUICK["transition_points"] if quick else 6000))
     floors = [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
     alphas = [1e2, 1e4, 1e6] if quick else [1e2, 1e3, 1e4, 1e5, 1e6]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -94,7 +96,7 @@ def build_power_law(out_dir, quick, progress):
 
     p = POWER
     exponents = [-4.0, -2.0, -1.0, 0.0, 0.6] if quick else [-4.0, -3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.3, 0.6, 0.9]
-    atoms = 20_000 if quick else 100_000
+    atoms = QUICK["power_atoms"] if quick else 100_000
     alphas = np.logspace(4, 8, 9)
     one_minus_kappa = np.logspace(-3, -1, 9)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -157,7 +159,7 @@ def build_alignment(out_dir, quick, progress):
     import matplotlib.pyplot as plt
 
     p = ALIGN
-    thetas = np.linspace(0, np.pi / 2, 19 if quick else 91)
+    thetas = np.linspace(0, np.pi / 2, QUICK["align_thetas"] if quick else 91)
     kappas = [0.1, 0.2, 0.3, 0.5, 1.0, 3.0, 30.0]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(kappas)))
