@@ -275,6 +275,10 @@ def test_task_spectrum_validation():
         TaskSpectrum.power_law(1.0)
     with pytest.raises(ValueError, match="rho_test"):
         TaskSpectrum.low_rank(0.7).subspace_test(0.7, 0.3)
+    with pytest.raises(ValueError, match="1e150"):
+        solve(alpha=3, tau=2, kappa=1, lam=1e200, spectrum=TaskSpectrum.low_rank(0.5))
+    with pytest.raises(ValueError, match="1e-150"):
+        solve(alpha=1e200, tau=2, kappa=1, spectrum=TaskSpectrum.low_rank(0.5))
     with pytest.raises(ValueError, match="replaces rho"):
         solve(alpha=1, tau=2, kappa=1, rho=0.5, spectrum=TaskSpectrum.low_rank(0.5))
 

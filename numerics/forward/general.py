@@ -318,6 +318,7 @@ def solve_spectrum(alpha, tau, kappa, sigma=0.0, lam=0.0, *, spectrum: TaskSpect
         return _solve_mp(params, spectrum, precision)
     max_iter = check_int("max_iter", max_iter or 200, lower=1)
     p = {k: np.ravel(v).astype(float) for k, v in params.broadcast().items()}
+    _check_representable(p, spectrum.train_mean)
     n = p["alpha"].size
     blocks = [_solve_block({k: v[i:i + _CHUNK] for k, v in p.items()}, spectrum, max_iter)
               for i in range(0, n, _CHUNK)] or [_solve_block(p, spectrum, max_iter)]
@@ -337,6 +338,20 @@ def solve_spectrum(alpha, tau, kappa, sigma=0.0, lam=0.0, *, spectrum: TaskSpect
                             q_test=shaped(extra["q_test"]), inner_residual=shaped(extra["inner_residual"]),
                             bias={k: shaped(extra["bias_" + k]) for k in ("tm", "idg", "odg")},
                             noise_test=shaped(extra["noise_test"]))
+
+
+def _check_representable(p, m1):
+    """Refuse inputs whose effective ridge leaves [1e-150, 1e150] (normalized units): the positive forms
+    multiply nu^2 and (1 + delta)^2 ~ nu^-2 terms, which overflow float64 beyond that (use precision=)."""
+    with np.errstate(over="ignore", divide="ignore"):
+        c = (1 + p["sigma"] ** 2 / m1) / p["alpha"]
+        hi = c + 2 * (1 + c + p["lam"] / m1 * p["kappa"]) / p["tau"]
+    if np.any(c < 1e-150):
+        raise ValueError("(mean(s) + sigma^2)/(mean(s) alpha) must be >= 1e-150 for float64 "
+                         f"(got alpha up to {np.max(p['alpha']):g}); use precision=")
+    if np.any(~(hi <= 1e150)):
+        raise ValueError("the effective ridge bound (1 + sigma^2)/alpha + 2 (1 + c + lam kappa)/tau must be "
+                         "<= 1e150 for float64 (large lam, small alpha or small tau); use precision=")
 
 
 def _branches(tau, lam):
