@@ -162,7 +162,7 @@ def test_ridgeless_equals_letey_formula(tau, kappa):
 
 def test_positive_forms_symbolically():
     forms = th.derive_positive_forms()
-    xp, dn = sp.Symbol("xp", positive=True), sp.Symbol("Dn", positive=True)
+    xp = sp.Symbol("xp", positive=True)
     one = th.derive_one_atom_slope()
     for key in ("e1", "e2", "m", "s2r2"):
         textbook, positive = forms[key]
@@ -172,7 +172,6 @@ def test_positive_forms_symbolically():
     assert sp.simplify(one["x_minus_nu_xp"] - one["x_over_Dn"]) == 0
     assert sp.simplify(one["xp"] - one["xp_positive_form"]) == 0
     assert sp.simplify((textbook - positive).subs(xp, one["xp"])) == 0
-    del dn
 
 
 def test_inner_equation_is_monotone():

@@ -538,7 +538,7 @@ def _solve_mp(params, spectrum, precision):
             c, inv_k = (1 + sig_n**2) / alpha, 1 / kappa
             lk = lam_n * kappa
 
-            def G(uu):
+            def G(uu, c=c, inv_k=inv_k, tau=tau, lk=lk):
                 tr, _r = _mp_transforms(c + uu, inv_k, s, w, {})
                 return tau - 1 + uu * tr.g[0] - lk / uu, tr.g[0] - uu * tr.dg[0] + lk / uu**2
 

@@ -87,7 +87,6 @@ def derive_positive_forms() -> dict:
     Returns {name: (textbook, positive)}.
     """
     xp = sp.Symbol("xp", positive=True)  # x' (its value is fixed by the whole spectrum)
-    dn = sp.Symbol("Dn", positive=True)
     y = 1 / x
     d = s + nu * y
     e1 = stieltjes_trace(x, nu, s, t)
