@@ -33,7 +33,7 @@ import numpy as np
 
 from lowrank_icl.numerics._checks import check_int
 from lowrank_icl.numerics.forward.params import ForwardParams
-from lowrank_icl.numerics.forward.solver import ForwardErrors, ForwardSolution, _package
+from lowrank_icl.numerics.forward import ForwardErrors, ForwardSolution  # the package's public result types
 from lowrank_icl.numerics.forward.spectrum import TaskSpectrum
 from lowrank_icl.theory.forward.saddle_point import evaluate_explicit, numeric_published_map
 
@@ -325,17 +325,18 @@ def solve_spectrum(alpha, tau, kappa, sigma=0.0, lam=0.0, *, spectrum: TaskSpect
     sol = {k: np.concatenate([b[0][k] for b in blocks]) for k in blocks[0][0]}
     parts = {k: {pn: np.concatenate([b[1][k][pn] for b in blocks]) for pn in d} for k, d in blocks[0][1].items()}
     extra = {k: np.concatenate([b[2][k] for b in blocks]) for k in blocks[0][2]}
-    base = _package(params, params.shape, sol, parts, extra["converged"], extra["residual"],
-                    extra["iterations"], _branches(p["tau"], p["lam"]).reshape(params.shape) if params.shape
-                    else _branches(p["tau"], p["lam"])[0], "reduced")
     shape = params.shape
 
     def shaped(x):
         return np.asarray(x).reshape(shape)[()]
 
-    return SpectrumSolution(**{f: getattr(base, f) for f in base.__dataclass_fields__ if f != "_parts"},
-                            _parts=base._parts, spectrum=spectrum, m_test=shaped(extra["m_test"]),
-                            q_test=shaped(extra["q_test"]), inner_residual=shaped(extra["inner_residual"]),
+    return SpectrumSolution(params=params, **{k: shaped(v) for k, v in sol.items()},
+                            converged=shaped(extra["converged"]), residual=shaped(extra["residual"]),
+                            iterations=shaped(extra["iterations"]), branch=shaped(_branches(p["tau"], p["lam"])),
+                            method="reduced",
+                            _parts={k: {pn: shaped(v) for pn, v in d.items()} for k, d in parts.items()},
+                            spectrum=spectrum, m_test=shaped(extra["m_test"]), q_test=shaped(extra["q_test"]),
+                            inner_residual=shaped(extra["inner_residual"]),
                             bias={k: shaped(extra["bias_" + k]) for k in ("tm", "idg", "odg")},
                             noise_test=shaped(extra["noise_test"]))
 
