@@ -337,7 +337,7 @@ def build_decomposition(out_dir, quick, progress, tiny=False) -> FigureOutput:
     parts = _error_parts_theory(grid, p)
     points = [ForwardParams(tau=t, **p) for t in taus]
     sims = _simulate_points(points, budget, progress, pool_repeats=3, cache_dir=_cache_dir(out_dir))
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(8.6, 4.4))
     ax.stackplot(grid, parts["signal"], parts["noise_T"], parts["noise_R"],
                  colors=("tab:blue", "tab:orange", "tab:green"), alpha=0.35,
                  labels=("signal (theory)", "noise-T (theory)", "noise-R (theory)"))
@@ -364,7 +364,7 @@ def build_decomposition(out_dir, quick, progress, tiny=False) -> FigureOutput:
     ax.set_xlabel(r"pretraining prompts $\tau = M/D^2$")
     ax.set_ylabel(r"IDG error and its parts")
     ax.set_title(r"$\alpha=4,\ \kappa=3,\ \rho=0.5,\ \sigma=0.9,\ \lambda=0.1$", fontsize=10)
-    _marker_legend(ax, budget, fontsize=7, loc="upper right")
+    _marker_legend(ax, budget, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # outside: no point hidden
     caption = ("Decomposition of the IDG error: signal carried by the mean weights plus the noise from finite "
                "pretraining prompts (noise-T) and finite contexts (noise-R); both noise parts vanish as tau grows. "
                "Simulation: 3 independent prompt draws per pool separate E[Gamma | pool] (signal) from its "
