@@ -28,7 +28,8 @@ def _run(args) -> int:
         raise ValueError(f"alpha must be a comma-separated list of numbers (got {args.alpha!r})") from None
     if not alphas:
         raise ValueError("alpha must list at least one value")
-    pb = phase_boundary(alphas, args.rho, args.tau, args.sigma, args.lam, protocol=args.protocol)
+    pb = phase_boundary(alpha=alphas, tau=args.tau, rho=args.rho, sigma=args.sigma, lam=args.lam,
+                        protocol=args.protocol)
     out = pb.to_dict()
     fit = fit_power_law(pb.alpha, pb.width) if len(alphas) >= 3 else None
     if fit is not None:
