@@ -27,6 +27,11 @@ from lowrank_icl.theory.forward.saddle_point import evaluate_explicit
 from lowrank_icl.theory.forward.stieltjes import pool_moments
 
 RESIDUAL_TOLERANCE = 1e-10
+# Largest accepted estimate of the float64 relative error of the root u (see _solve_u): above it the
+# point is ill-conditioned in float64 (lam = 0, tau close to kappa < rho at large alpha: the root is
+# fixed by a small difference of O(1) terms) and is reported converged=False, to be solved with precision=.
+CONDITION_LIMIT = 5e-12
+_EPS = float(np.finfo(float).eps)
 _UNSET = object()
 
 
@@ -104,16 +109,19 @@ def _g_equation(u, c, tau, kappa, rho, lk):
 
 
 def _solve_u(p: dict, max_iter: int):
-    """Vectorized safeguarded Newton in t = log u; returns u, iterations, stopped, |G|/scale."""
+    """Vectorized safeguarded Newton in t = log u; returns u, iterations, stopped, |G|/scale and the
+    condition estimate eps (|tau - 1| + u g + lam kappa/u)/(u dG/du): the relative error of u that the
+    rounding of G's terms implies (measured to bound the errors' relative error within a factor ~5)."""
     tau, kappa, rho, lam = p["tau"], p["kappa"], p["rho"], p["lam"]
     c = (1 + p["sigma"] ** 2) / p["alpha"]
     u = np.zeros_like(tau)
     iters = np.zeros(tau.shape, dtype=int)
     stopped = np.ones(tau.shape, dtype=bool)
     g_res = np.zeros_like(tau)
+    cond = np.zeros_like(tau)
     active = (lam > 0) | (tau < 1)  # elsewhere the root is exactly u = 0
     if not np.any(active):
-        return u, iters, stopped, g_res
+        return u, iters, stopped, g_res, cond
     lo, hi = (x[active] for x in _bracket(tau, kappa, c, lam))
     ta, ka, ra, ca = tau[active], kappa[active], rho[active], c[active]
     lk = _lam_kappa(lam, kappa)[active]
@@ -141,12 +149,14 @@ def _solve_u(p: dict, max_iter: int):
         done[idx] = at_root | (step <= 4e-16 * np.maximum(1.0, np.abs(t_new))) \
             | (t_hi[idx] - t_lo[idx] <= 4e-16 * np.maximum(1.0, np.abs(t_new)))
     u_a = np.exp(t)
-    G, _dG, scale = _g_equation(u_a, ca, ta, ka, ra, lk)
+    G, dG, scale = _g_equation(u_a, ca, ta, ka, ra, lk)
     u[active] = u_a
     iters[active] = n_it
     stopped[active] = done
     g_res[active] = np.abs(G) / scale
-    return u, iters, stopped, g_res
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        cond[active] = _EPS * (np.abs(ta - 1) + (scale - ta - 1)) / (u_a * dG)
+    return u, iters, stopped, g_res, cond
 
 
 def order_parameters_from_root(p: dict, u, moments):
@@ -188,16 +198,21 @@ def order_parameters_from_root(p: dict, u, moments):
 
 def _solve_reduced(params: ForwardParams, max_iter: int) -> ForwardSolution:
     p = {k: np.atleast_1d(v).astype(float) for k, v in params.broadcast().items()}
-    u, iters, stopped, g_res = _solve_u(p, max_iter)
+    u, iters, stopped, g_res, cond = _solve_u(p, max_iter)
     c = (1 + p["sigma"] ** 2) / p["alpha"]
     sol, parts = order_parameters_from_root(p, u, pool_moments(-(c + u), p["kappa"], p["rho"]))
     residual = np.maximum(published_residual(p, sol), g_res)
     finite = np.all([np.isfinite(sol[k]) | np.isposinf(sol[k]) for k in sol], axis=0)
     finite &= np.isfinite(residual)
-    converged = finite & (residual <= RESIDUAL_TOLERANCE)
+    well_conditioned = ~(cond > CONDITION_LIMIT)
+    converged = finite & (residual <= RESIDUAL_TOLERANCE) & well_conditioned
+    reason = residual_reason(residual, RESIDUAL_TOLERANCE, finite, float64=True)
+    for i in zip(*np.nonzero(~well_conditioned & (reason == ""))):
+        reason[i] = (f"ill-conditioned in float64 (estimated relative error of the root {cond[i]:.1g} > "
+                     f"{CONDITION_LIMIT:.0e}; lam = 0 with tau close to kappa): use precision=")
     return package(params, sol, parts, converged=converged, residual=residual, iters=iters, stopped=stopped,
-                   reason=residual_reason(residual, RESIDUAL_TOLERANCE, finite, float64=True),
+                   reason=reason,
                    branch=branches(p["tau"], p["lam"]), method="reduced", tolerance=RESIDUAL_TOLERANCE)
 
 
-__all__ = ["solve", "RESIDUAL_TOLERANCE", "order_parameters_from_root"]
+__all__ = ["solve", "RESIDUAL_TOLERANCE", "CONDITION_LIMIT", "order_parameters_from_root"]

@@ -124,7 +124,10 @@ def pool_transforms(z_value, kappa_value, rho_value) -> PoolTransforms:
     if np.any(z_arr >= 0):
         raise ValueError("z must be < 0 (the transforms are evaluated left of the spectrum)")
     (coeffs, slope) = _numeric_coefficients("numpy")
-    a, b, c = (np.broadcast_to(np.asarray(x, dtype=float), z_arr.shape) for x in coeffs(z_arr, k_arr, r_arr))
+    a, _b, c = (np.broadcast_to(np.asarray(x, dtype=float), z_arr.shape) for x in coeffs(z_arr, k_arr, r_arr))
+    # b = kappa rho z + rho - kappa, summed as (rho - kappa) + kappa rho z: rho - kappa is exact when
+    # they are close, so b keeps its relative accuracy at kappa = rho (the square-Wishart edge)
+    b = (r_arr - k_arr) + k_arr * r_arr * z_arr
     root = np.sqrt(b * b - 4.0 * a * c)
     with np.errstate(divide="ignore", invalid="ignore"):
         g_tilde = np.where(b <= 0, 2.0 * c / (root - b), (-b - root) / (2.0 * a))
@@ -140,7 +143,8 @@ def pool_transforms_mp(z_value, kappa_value, rho_value) -> PoolTransforms:
     if z_mp >= 0:
         raise ValueError("z must be < 0 (the transforms are evaluated left of the spectrum)")
     (coeffs, slope) = _numeric_coefficients("mpmath")
-    a, b, c = (mpmath.mpf(x) for x in coeffs(z_mp, k_mp, r_mp))
+    a, _b, c = (mpmath.mpf(x) for x in coeffs(z_mp, k_mp, r_mp))
+    b = (r_mp - k_mp) + k_mp * r_mp * z_mp
     root = mpmath.sqrt(b * b - 4 * a * c)
     g_tilde = 2 * c / (root - b) if b <= 0 else (-b - root) / (2 * a)
     dg_tilde = slope(z_mp, k_mp, r_mp, g_tilde)
@@ -281,7 +285,7 @@ def pool_moments(z_value, kappa_value, rho_value) -> PoolMoments:
     infinite = np.isinf(k)
     k_fin = np.where(infinite, 1.0, k)
     tr = pool_transforms(-nu, k_fin, r)
-    sd = np.sqrt((k_fin * r * nu + k_fin - r) ** 2 + 4 * r * r * k_fin * nu)
+    sd = np.sqrt(((k_fin - r) + k_fin * r * nu) ** 2 + 4 * r * r * k_fin * nu)
     t = np.asarray(tr.g_tilde)
     finite_mo = _stable_moments(t, nu, k_fin, r, sd, r * t * (t + k_fin) / sd)
     if not np.any(infinite):
@@ -297,6 +301,6 @@ def pool_moments_mp(z_value, kappa_value, rho_value) -> PoolMoments:
         return _population_moments(-mpmath.mpf(z_value), mpmath.mpf(rho_value))
     tr = pool_transforms_mp(z_value, kappa_value, rho_value)
     nu, k, r = -mpmath.mpf(z_value), mpmath.mpf(kappa_value), mpmath.mpf(rho_value)
-    sd = mpmath.sqrt((k * r * nu + k - r) ** 2 + 4 * r * r * k * nu)
+    sd = mpmath.sqrt(((k - r) + k * r * nu) ** 2 + 4 * r * r * k * nu)
     t = tr.g_tilde
     return _stable_moments(t, nu, k, r, sd, r * t * (t + k) / sd)
