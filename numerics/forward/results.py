@@ -211,12 +211,11 @@ def residual_reason(residual, tolerance, finite, float64: bool):
     """The ``reason`` strings: "" where converged, else what failed (and, in float64, the remedy)."""
     residual = np.asarray(residual, dtype=float)
     hint = "; float64 cannot resolve this point: use precision=" if float64 else "; raise precision="
+    finite = np.asarray(finite, dtype=bool)
     out = np.full(residual.shape, "", dtype=object)
-    for i in np.ndindex(residual.shape):
-        if not finite[i]:
-            out[i] = "non-finite value in the solution"
-        elif not residual[i] <= tolerance:
-            out[i] = f"residual {residual[i]:.2g} > tolerance {tolerance:.0e}{hint}"
+    out[~finite] = "non-finite value in the solution"
+    for i in zip(*np.nonzero(finite & ~(residual <= tolerance))):
+        out[i] = f"residual {residual[i]:.2g} > tolerance {tolerance:.0e}{hint}"
     return out
 
 

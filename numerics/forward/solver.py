@@ -24,7 +24,7 @@ from lowrank_icl.numerics.forward.params import ForwardParams
 from lowrank_icl.numerics.forward.residual import published_residual
 from lowrank_icl.numerics.forward.results import ForwardSolution, branches, package, residual_reason
 from lowrank_icl.theory.forward.saddle_point import evaluate_explicit
-from lowrank_icl.theory.forward.stieltjes import pool_moments
+from lowrank_icl.theory.forward.stieltjes import _population_moments, pool_moments, pool_transforms
 
 RESIDUAL_TOLERANCE = 1e-10
 # Largest accepted estimate of the float64 relative error of the root u (see _solve_u): above it the
@@ -104,8 +104,13 @@ def _bracket(tau, kappa, c, lam):
 
 def _g_equation(u, c, tau, kappa, rho, lk):
     """G(u), dG/du (= g - u g' + lam kappa/u^2 > 0) and the scale tau + 1 + u g + lam kappa/u of G's terms."""
-    mo = pool_moments(-(c + u), kappa, rho)
-    return tau - 1 + u * mo.g - lk / u, mo.g - u * mo.dg + lk / u**2, tau + 1 + u * mo.g + lk / u
+    infinite = np.isinf(kappa)
+    tr = pool_transforms(-(c + u), np.where(infinite, 1.0, kappa), rho)
+    g, dg = tr.g, tr.dg
+    if np.any(infinite):  # kappa = inf: the population law (stieltjes._population_moments)
+        pop = _population_moments(c + u, rho)
+        g, dg = np.where(infinite, pop.g, g), np.where(infinite, pop.dg, dg)
+    return tau - 1 + u * g - lk / u, g - u * dg + lk / u**2, tau + 1 + u * g + lk / u
 
 
 def _solve_u(p: dict, max_iter: int):
