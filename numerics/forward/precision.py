@@ -41,9 +41,10 @@ def _solve_u_mp(tau, kappa, rho, sigma, alpha, lam, max_iter):
     t = (t_lo + t_hi) / 2
     eps = mpmath.mpf(10) ** (-mpmath.mp.dps + 3)
 
-    def G(uu):
+    def G(uu):  # the subtraction-free form of the float64 solver (solver._g_equation)
         mo = pool_moments_mp(-(c + uu), kappa, rho)
-        return tau - 1 + uu * mo.g - lk / uu, mo.g - uu * mo.dg + lk / uu**2, tau + 1 + uu * mo.g + lk / uu
+        inner = mo.A1 + c * mo.g
+        return tau - inner - lk / uu, mo.B1 + c * mo.dg + lk / uu**2, tau + inner + lk / uu
 
     it, stopped = 0, False
     for it in range(1, max_iter + 1):

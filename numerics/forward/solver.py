@@ -4,7 +4,9 @@ Default method ``"reduced"``: the published five-equation saddle point (docs/mod
 one scalar equation in the explicit-ridge part u of the effective ridge nu = c + u,
 c = (1 + sigma^2)/alpha (derivation in :mod:`lowrank_icl.theory.forward.saddle_point`):
 
-    G(u) = tau - 1 + u g(-c - u) - lam kappa / u = 0,    G strictly increasing in u.
+    G(u) = tau - 1 + u g(-c - u) - lam kappa / u = 0,    G strictly increasing in u,
+
+evaluated as tau - (A1 + c g) - lam kappa/u (1 - u g = A1 + c g: no subtraction of O(1) terms).
 
 It is solved by Newton's method in log u inside a bracket that is proved valid (see
 :func:`_bracket`), falling back to bisection whenever a Newton step leaves the bracket, so every
@@ -24,7 +26,7 @@ from lowrank_icl.numerics.forward.params import ForwardParams
 from lowrank_icl.numerics.forward.residual import published_residual
 from lowrank_icl.numerics.forward.results import ForwardSolution, branches, package, residual_reason
 from lowrank_icl.theory.forward.saddle_point import evaluate_explicit
-from lowrank_icl.theory.forward.stieltjes import _population_moments, pool_moments, pool_transforms
+from lowrank_icl.theory.forward.stieltjes import pool_moments
 
 RESIDUAL_TOLERANCE = 1e-10
 # Largest accepted estimate of the float64 relative error of the root u (see _solve_u): above it the
@@ -103,19 +105,19 @@ def _bracket(tau, kappa, c, lam):
 
 
 def _g_equation(u, c, tau, kappa, rho, lk):
-    """G(u), dG/du (= g - u g' + lam kappa/u^2 > 0) and the scale tau + 1 + u g + lam kappa/u of G's terms."""
-    infinite = np.isinf(kappa)
-    tr = pool_transforms(-(c + u), np.where(infinite, 1.0, kappa), rho)
-    g, dg = tr.g, tr.dg
-    if np.any(infinite):  # kappa = inf: the population law (stieltjes._population_moments)
-        pop = _population_moments(c + u, rho)
-        g, dg = np.where(infinite, pop.g, g), np.where(infinite, pop.dg, dg)
-    return tau - 1 + u * g - lk / u, g - u * dg + lk / u**2, tau + 1 + u * g + lk / u
+    """G(u), dG/du and the scale of G's terms, in the subtraction-free form of the moments.
+
+    1 - u g(-nu) = int (s + c)/(s + nu) dmu = A1 + c g, so G = tau - (A1 + c g) - lam kappa/u: the
+    form tau - 1 + u g would cancel when u g is close to 1 (small tau). dG/du = B1 + c g' + lam kappa/u^2 > 0.
+    """
+    mo = pool_moments(-(c + u), kappa, rho)
+    inner = mo.A1 + c * mo.g
+    return tau - inner - lk / u, mo.B1 + c * mo.dg + lk / u**2, tau + inner + lk / u
 
 
 def _solve_u(p: dict, max_iter: int):
     """Vectorized safeguarded Newton in t = log u; returns u, iterations, stopped, |G|/scale and the
-    condition estimate eps (|tau - 1| + u g + lam kappa/u)/(u dG/du): the relative error of u that the
+    condition estimate eps (tau + A1 + c g + lam kappa/u)/(u dG/du): the relative error of u that the
     rounding of G's terms implies (measured to bound the errors' relative error within a factor ~5)."""
     tau, kappa, rho, lam = p["tau"], p["kappa"], p["rho"], p["lam"]
     c = (1 + p["sigma"] ** 2) / p["alpha"]
@@ -160,7 +162,7 @@ def _solve_u(p: dict, max_iter: int):
     stopped[active] = done
     g_res[active] = np.abs(G) / scale
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        cond[active] = _EPS * (np.abs(ta - 1) + (scale - ta - 1)) / (u_a * dG)
+        cond[active] = _EPS * scale / (u_a * dG)
     return u, iters, stopped, g_res, cond
 
 
