@@ -41,10 +41,12 @@ def _solve_u_mp(tau, kappa, rho, sigma, alpha, lam, max_iter):
     t = (t_lo + t_hi) / 2
     eps = mpmath.mpf(10) ** (-mpmath.mp.dps + 3)
 
-    def G(uu):  # the subtraction-free form of the float64 solver (solver._g_equation)
+    def G(uu):  # the two equal forms of the float64 solver (solver._g_equation), smaller terms first
         mo = pool_moments_mp(-(c + uu), kappa, rho)
         inner = mo.A1 + c * mo.g
-        return tau - inner - lk / uu, mo.B1 + c * mo.dg + lk / uu**2, tau + inner + lk / uu
+        near_one, far = abs(tau - 1) + uu * mo.g, tau + inner
+        val = ((tau - 1) + uu * mo.g) if near_one <= far else (tau - inner)
+        return val - lk / uu, mo.B1 + c * mo.dg + lk / uu**2, min(near_one, far) + lk / uu
 
     it, stopped = 0, False
     for it in range(1, max_iter + 1):

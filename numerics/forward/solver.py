@@ -6,7 +6,8 @@ c = (1 + sigma^2)/alpha (derivation in :mod:`lowrank_icl.theory.forward.saddle_p
 
     G(u) = tau - 1 + u g(-c - u) - lam kappa / u = 0,    G strictly increasing in u,
 
-evaluated as tau - (A1 + c g) - lam kappa/u (1 - u g = A1 + c g: no subtraction of O(1) terms).
+evaluated point by point in whichever of two equal forms has the smaller terms
+((tau - 1) + u g - lam kappa/u, or tau - (A1 + c g) - lam kappa/u since 1 - u g = A1 + c g).
 
 It is solved by Newton's method in log u inside a bracket that is proved valid (see
 :func:`_bracket`), falling back to bisection whenever a Newton step leaves the bracket, so every
@@ -105,19 +106,25 @@ def _bracket(tau, kappa, c, lam):
 
 
 def _g_equation(u, c, tau, kappa, rho, lk):
-    """G(u), dG/du and the scale of G's terms, in the subtraction-free form of the moments.
+    """G(u), dG/du and the magnitude of G's terms, in whichever of two equal forms rounds least.
 
-    1 - u g(-nu) = int (s + c)/(s + nu) dmu = A1 + c g, so G = tau - (A1 + c g) - lam kappa/u: the
-    form tau - 1 + u g would cancel when u g is close to 1 (small tau). dG/du = B1 + c g' + lam kappa/u^2 > 0.
+    G = (tau - 1) + u g - lam kappa/u has terms |tau - 1|, u g, lam kappa/u (tau - 1 is exact near
+    tau = 1, where u -> 0); since 1 - u g(-nu) = int (s + c)/(s + nu) dmu = A1 + c g, also
+    G = tau - (A1 + c g) - lam kappa/u, with terms tau, A1 + c g, lam kappa/u (no cancellation when
+    u g is close to 1, at small tau). The form with the smaller terms is used point by point.
+    dG/du = B1 + c g' + lam kappa/u^2 > 0 (a sum of positive terms).
     """
     mo = pool_moments(-(c + u), kappa, rho)
     inner = mo.A1 + c * mo.g
-    return tau - inner - lk / u, mo.B1 + c * mo.dg + lk / u**2, tau + inner + lk / u
+    near_one = np.abs(tau - 1) + u * mo.g
+    far = tau + inner
+    G = np.where(near_one <= far, (tau - 1) + u * mo.g, tau - inner) - lk / u
+    return G, mo.B1 + c * mo.dg + lk / u**2, np.minimum(near_one, far) + lk / u
 
 
 def _solve_u(p: dict, max_iter: int):
     """Vectorized safeguarded Newton in t = log u; returns u, iterations, stopped, |G|/scale and the
-    condition estimate eps (tau + A1 + c g + lam kappa/u)/(u dG/du): the relative error of u that the
+    condition estimate eps (terms of G)/(u dG/du): the relative error of u that the
     rounding of G's terms implies (measured to bound the errors' relative error within a factor ~5)."""
     tau, kappa, rho, lam = p["tau"], p["kappa"], p["rho"], p["lam"]
     c = (1 + p["sigma"] ** 2) / p["alpha"]
