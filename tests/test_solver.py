@@ -298,6 +298,9 @@ def test_residual_detects_a_wrong_point():
 def test_precision_threshold_is_honest_on_the_hard_set():
     res = solve(**HARD, rho=0.3, sigma=0.1, precision=30)
     assert np.all(res.converged) and np.max(res.residual) < 1e-25
+    # sigma = 0, alpha = 1e20: the old residual form reported 4.7e-33 against a threshold of 1e-45
+    far = solve(alpha=1e20, tau=10, kappa=10, rho=0.5, sigma=0.0, precision=50)
+    assert bool(far.converged) and far.residual < 1e-45
 
 
 def test_precision_errors_independent_of_global_dps():
