@@ -83,7 +83,8 @@ def solve_damped(params: ForwardParams, max_iter: int, damping: float) -> Forwar
         res = published_residual(p, {**sol, **{k: np.where(finite, x[k], 1.0) for k in names}})
     res = np.where(finite, res, np.nan)
     converged = np.isfinite(res) & (res <= RESIDUAL_TOLERANCE)
-    reason = residual_reason(np.where(finite, res, np.inf), RESIDUAL_TOLERANCE, finite, float64=True)
+    reason = residual_reason(np.where(finite, res, np.inf), RESIDUAL_TOLERANCE, finite, float64=True,
+                             hint="; the damped iteration is not at the fixed point: use method='reduced'")
     reason = np.where(converged | finite, reason, "the damped iteration produced a non-finite state")
     return package(params, sol, parts, converged=converged, residual=res, iters=iters, stopped=stopped,
                    reason=reason, branch=branches(p["tau"], p["lam"]), method="damped",

@@ -207,10 +207,11 @@ def package(params, sol, parts, *, converged, residual, iters, stopped, reason, 
                            _parts={k: {pn: shaped(v) for pn, v in d.items()} for k, d in parts.items()})
 
 
-def residual_reason(residual, tolerance, finite, float64: bool):
-    """The ``reason`` strings: "" where converged, else what failed (and, in float64, the remedy)."""
+def residual_reason(residual, tolerance, finite, float64: bool, hint: str | None = None):
+    """The ``reason`` strings: "" where converged, else what failed and the remedy (``hint`` overrides it)."""
     residual = np.asarray(residual, dtype=float)
-    hint = "; float64 cannot resolve this point: use precision=" if float64 else "; raise precision="
+    if hint is None:
+        hint = "; float64 cannot resolve this point: use precision=" if float64 else "; raise precision="
     finite = np.asarray(finite, dtype=bool)
     out = np.full(residual.shape, "", dtype=object)
     out[~finite] = "non-finite value in the solution"
