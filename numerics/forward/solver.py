@@ -39,7 +39,8 @@ _UNSET = object()
 
 
 def solve(alpha, tau=_UNSET, kappa=_UNSET, rho=1.0, sigma=0.0, lam=0.0, *, method: str = "reduced",
-          precision: int | None = None, max_iter: int | None = None, damping: float = 0.5) -> ForwardSolution:
+          precision: int | None = None, max_iter: int | None = None, damping: float = 0.5,
+          spectrum=None) -> ForwardSolution:
     r"""Solve the forward saddle point of low-rank linear-attention ICL.
 
     Parameters (docs/model.md; all broadcast), in the project's order: alpha = L/D > 0,
@@ -59,11 +60,19 @@ def solve(alpha, tau=_UNSET, kappa=_UNSET, rho=1.0, sigma=0.0, lam=0.0, *, metho
     comes back with ``converged=False`` and a ``reason``: solve it again with ``precision=``.
 
     Returns a :class:`ForwardSolution`; ``result.errors(alpha_test, sigma_test)`` gives TM/IDG/ODG.
+    ``spectrum=TaskSpectrum(...)`` replaces rho by a general train/test task spectrum
+    (:mod:`lowrank_icl.numerics.forward.general`; "odg" is then the error on its test law).
 
     >>> res = solve(alpha=4, tau=1.2, kappa=3, rho=0.5, sigma=0.9, lam=0.1)
     >>> bool(res.converged), round(float(res.errors().idg), 6)
     (True, 1.647853)
     """
+    if spectrum is not None:  # general task covariance (numerics.forward.general)
+        from lowrank_icl.numerics.forward.general import solve_spectrum
+        if not (np.ndim(rho) == 0 and float(rho) == 1.0) or method != "reduced":
+            raise ValueError("spectrum= replaces rho (leave rho at its default) and needs method='reduced'")
+        return solve_spectrum(alpha, tau, kappa, sigma, lam, spectrum=spectrum, precision=precision,
+                              max_iter=max_iter)
     if isinstance(alpha, ForwardParams):
         if tau is not _UNSET or kappa is not _UNSET or (rho, sigma, lam) != (1.0, 0.0, 0.0):
             raise ValueError("pass either a ForwardParams or the parameters alpha, tau, kappa, rho, sigma, lam")

@@ -214,16 +214,17 @@ def protocol_parts(moments, f, c, rho_value):
       int (1 - s/(s + nu))^2 against the test task law, i.e.
       W = nu^2 B1 (TM, pool tasks), nu^2 g~' (IDG, fresh task in span A), nu^2 g' (ODG).
 
-    Every entry is a product of nonnegative factors, so float64 keeps its relative accuracy even
+    (The q0 and q_bar misfits are None for moment objects without V, V_tilde, e.g. general spectra,
+    whose own error form supplies them.) Every entry is a product of nonnegative factors, so float64 keeps its relative accuracy even
     where the error vanishes (sigma = 0, alpha -> infinity). Proof of the misfit identities:
     ``tests/test_saddle_point.py::test_misfit_identities`` (sympy).
     """
     mo = moments
     return {
         "q": {"signal": mo.Q3, "noise_T": f * mo.A2, "noise_R": f * c * mo.B1, "misfit": mo.W},
-        "q_bar": {"signal": mo.A2, "noise_T": f * mo.B1, "noise_R": f * c * mo.dg, "misfit": mo.V},
+        "q_bar": {"signal": mo.A2, "noise_T": f * mo.B1, "noise_R": f * c * mo.dg, "misfit": getattr(mo, "V", None)},
         "q0": {"signal": mo.A2 / rho_value, "noise_T": f * mo.B1 / rho_value, "noise_R": f * c * mo.dg_tilde,
-               "misfit": mo.V_tilde},
+               "misfit": getattr(mo, "V_tilde", None)},
     }
 
 
@@ -256,9 +257,20 @@ def evaluate_explicit(u, moments, alpha_value, tau_value, kappa_value, rho_value
     f = err / tau_value
     parts = protocol_parts(mo, f, c, rho_value)
     order = {"E": err, "f": f, "m": mo.Mm, "m_bar": mo.A1, "m0": mo.A1 / rho_value}
+    if kappa_value is not None and not _is_infinite(kappa_value):  # the conjugate-scaled forms (finite kappa)
+        order.update(chi_times_q_hat=mo.A1 / kappa_value, chi_bar_times_q_hat=mo.g / kappa_value,
+                     chi_hat_over_q_hat2=kappa_value * f)
     for name, d in parts.items():
         order[name] = d["signal"] + d["noise_T"] + d["noise_R"]
     return order, parts
+
+
+def _is_infinite(x) -> bool:
+    """True if any entry of x is +inf (numpy, mpmath or sympy values)."""
+    try:
+        return bool(np.any(np.isinf(np.asarray(x, dtype=float))))
+    except (TypeError, ValueError):
+        return False
 
 
 def error_from_parts(part, q_bar, alpha_test, sigma_test):
