@@ -39,9 +39,9 @@ def test_extrapolation_recovers_exact_line_and_its_uncertainty():
 
 
 def test_simulate_reproducible_cached_and_errors_exact(tmp_path):
-    a = simulate(10, **POINT, seeds=[0, 1], cache_dir=tmp_path)
-    b = simulate(10, **POINT, seeds=[0, 1], cache_dir=tmp_path)   # from the cache
-    c = simulate(10, **POINT, seeds=[0, 1])                          # recomputed
+    a = simulate(dim=10, **POINT, seeds=[0, 1], cache_dir=tmp_path)
+    b = simulate(dim=10, **POINT, seeds=[0, 1], cache_dir=tmp_path)   # from the cache
+    c = simulate(dim=10, **POINT, seeds=[0, 1])                          # recomputed
     assert len(list(tmp_path.glob("seed-*.json"))) == 2
     assert a.q.values == b.q.values == c.q.values
     assert a.converged and a.residual < 1e-7
@@ -57,9 +57,9 @@ def test_simulate_reproducible_cached_and_errors_exact(tmp_path):
 
 def test_simulate_rejects_bad_input():
     with pytest.raises(ValueError, match="rho"):
-        simulate(8, 1, 1, 1, rho=0)
+        simulate(dim=8, alpha=1, tau=1, kappa=1, rho=0)
     with pytest.raises(ValueError, match="dim"):
-        simulate(0, 1, 1, 1)
+        simulate(dim=0, alpha=1, tau=1, kappa=1)
 
 
 def test_theory_matches_simulation_at_small_dim():
@@ -68,7 +68,7 @@ def test_theory_matches_simulation_at_small_dim():
     theory = solve(**POINT).errors()
     dims, runs = (12, 16, 24), {}
     for D in dims:
-        runs[D] = simulate(D, **POINT, seeds=range(8), workers=2).errors()
+        runs[D] = simulate(dim=D, **POINT, seeds=range(8), workers=2).errors()
     for k in ("tm", "idg", "odg"):
         ex = extrapolate(dims, [getattr(runs[D], k).mean for D in dims], [getattr(runs[D], k).sem for D in dims])
         cmp = compare(getattr(theory, k), ex)
@@ -91,7 +91,7 @@ def test_cli_simulate_json_and_bad_input():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", [
-    dict(alpha=4.0, tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1),      # spec section 6, figure 1 set
+    dict(alpha=4.0, tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1),      # the parameter set of the forward_alpha_test figure
     dict(alpha=16.0, tau=2.0, kappa=0.25, rho=0.5, sigma=0.5, lam=1e-4),   # kappa < rho side of the transition
     dict(alpha=1.0, tau=0.5, kappa=0.5, rho=1.0, sigma=0.1, lam=0.0),      # full rank, ridgeless, tau < 1
 ])
@@ -100,7 +100,7 @@ def test_theory_matches_simulation_at_moderate_dim(point):
     from lowrank_icl.numerics import solve
     theory = solve(**point).errors()
     dims = (40, 60, 80)
-    runs = {D: simulate(D, **point, seeds=range(8), workers=2).errors() for D in dims}
+    runs = {D: simulate(dim=D, **point, seeds=range(8), workers=2).errors() for D in dims}
     for k in ("tm", "idg", "odg"):
         ex = extrapolate(dims, [getattr(runs[D], k).mean for D in dims], [getattr(runs[D], k).sem for D in dims])
         assert compare(getattr(theory, k), ex).passed, (k, ex, getattr(theory, k))
