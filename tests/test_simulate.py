@@ -42,7 +42,7 @@ def test_simulate_reproducible_cached_and_errors_exact(tmp_path):
     a = simulate(dim=10, **POINT, seeds=[0, 1], cache_dir=tmp_path)
     b = simulate(dim=10, **POINT, seeds=[0, 1], cache_dir=tmp_path)   # from the cache
     c = simulate(dim=10, **POINT, seeds=[0, 1])                          # recomputed
-    assert len(list(tmp_path.glob("seed-*.json"))) == 2
+    assert len(list(tmp_path.glob("simulate/*.json"))) == 2        # one entry per seed, in the cache folder
     assert a.q.values == b.q.values == c.q.values
     assert a.converged and a.residual < 1e-7
     # errors() at another test setting equals e(Gamma) recomputed from the trained Gamma
@@ -83,7 +83,7 @@ def test_cli_simulate_json_and_bad_input():
            "--seeds", "0-2", "--json", "--quiet"]
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout)
     for k in ("tm", "idg", "odg"):
-        assert set(out[k]) == {"mean", "sem", "values"} and len(out[k]["values"]) == 3
+        assert set(out["errors"][k]) == {"mean", "sem", "values"} and len(out["errors"][k]["values"]) == 3
     assert set(out["order_parameters"]) == {"q", "m", "q_bar", "m_bar", "q0", "m0"} and out["seconds"] > 0
     bad = subprocess.run(cmd[:-2] + ["--seeds", "4-1"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "seeds" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

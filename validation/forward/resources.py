@@ -115,10 +115,11 @@ def check_resources(sizes_list, method: str = "auto", pool_repeats: int = 1, wor
     s = big[0]
     shape = f"D={s.dim}, M={s.n_prompts}, M0={'inf' if s.fresh_tasks else s.n_tasks}, r={s.rank}"
     if total_bytes > limit:
+        split = f"{concurrent} workers x {format_bytes(big[2])}, " if concurrent > 1 else ""
+        fewer = ", or use fewer workers" if concurrent > 1 else ""
         raise ValueError(f"{what} at {shape} needs about {format_bytes(total_bytes)} of memory "
-                         f"({concurrent} worker(s) x {format_bytes(big[2])}, solver {big[1]}), more than the "
-                         f"limit {format_bytes(limit)} (set {MEMORY_ENV_VAR} to change it); "
-                         f"reduce dim or tau, or use fewer workers")
+                         f"({split}solver {big[1]}), more than the limit {format_bytes(limit)} "
+                         f"(set {MEMORY_ENV_VAR} to change it); reduce dim or tau{fewer}")
     if total_seconds > MAX_SECONDS:
         raise ValueError(f"{what} at {shape} would take about {format_seconds(total_seconds)} "
                          f"(solver {big[1]}), more than the limit {format_seconds(MAX_SECONDS)}; "

@@ -259,7 +259,8 @@ def _is_inf(x) -> bool:
 def _summaries(gamma, pool_tasks, subspace) -> dict:
     sub = order_summaries(gamma, SecondMoment.subspace(subspace))
     # kappa = inf: the pool is the task distribution itself, so its moments are the subspace's
-    pool = sub if pool_tasks is None else order_summaries(gamma, SecondMoment.pool(pool_tasks))
+    # (with tr C / D = 1 exactly, as the IDG error uses it)
+    pool = {**sub, "t": 1.0} if pool_tasks is None else order_summaries(gamma, SecondMoment.pool(pool_tasks))
     iso = order_summaries(gamma, None)
     return {"q": pool["q"], "m": pool["m"], "t_tm": pool["t"], "q0": sub["q"], "m0": sub["m"],
             "q_bar": iso["q"], "m_bar": iso["m"]}
