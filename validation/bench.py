@@ -86,9 +86,10 @@ def _fresh_process(dim: int, timeout: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_bench(dims=(128, 256), ratio_dim: int = 64, as_json: bool = False, stream=sys.stdout,
+def run_bench(dims=(128, 256), ratio_dim: int = 64, as_json: bool = False, stream=None,
               timeout: float = 3600, large: bool = False) -> dict:
     """Run the benchmark, print its table (unless ``as_json``) and return the JSON document."""
+    stream = stream if stream is not None else sys.stdout
     dims = [int(d) for d in dims] + ([512] if large and 512 not in dims else [])
     p = BENCH_POINT
     check_resources([sizes(ratio_dim, p["alpha"], p["tau"], p["kappa"], p["rho"])], method="primal",
