@@ -89,3 +89,22 @@ def test_bench_table_smoke(capsys):
     assert main(["bench", "--dims", "8", "--ratio-dim", "8"]) == 0
     out = capsys.readouterr().out
     assert "speed ratio dense/auto" in out and out.strip().splitlines()[-1].split()[0] == "8"
+
+
+def _solver_takes_infinite_kappa() -> bool:
+    from lowrank_icl.numerics import solve
+    try:
+        solve(alpha=2.0, tau=2.0, kappa=float("inf"), rho=0.5, sigma=0.3)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _solver_takes_infinite_kappa(), reason="this solver does not take kappa = inf yet")
+def test_solve_kappa_inf_passes_through_the_cli(capsys):
+    from lowrank_icl.numerics import solve
+    doc = run_json(["solve", "--alpha", "2", "--tau", "2", "--kappa", "inf", "--rho", "0.5", "--sigma", "0.3",
+                    "--json"], capsys)
+    assert doc["parameters"]["kappa"] == "inf"
+    api = solve(alpha=2.0, tau=2.0, kappa=float("inf"), rho=0.5, sigma=0.3).errors()
+    assert doc["errors"] == {k: float(getattr(api, k)) for k in ("tm", "idg", "odg")}

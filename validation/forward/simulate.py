@@ -168,10 +168,10 @@ class SimulationResult:
 
         def P(values):
             return self._per_seed(values, ndim)
-        spec = {"tm": (P(self.t_tm.values), self.m, "q"), "idg": (P(np.ones(n)), self.m0, "q0"),
+        protocols = {"tm": (P(self.t_tm.values), self.m, "q"), "idg": (P(np.ones(n)), self.m0, "q0"),
                 "odg": (P(np.ones(n)), self.m_bar, "q_bar")}
         out = {}
-        for name, (t, m, qname) in spec.items():
+        for name, (t, m, qname) in protocols.items():
             sig = error_from_summaries(t, P(m.values), P(self.parts[qname]["signal"].values),
                                        P(self.parts["q_bar"]["signal"].values), D, Lt, s_t)
             noise = ((1 + 1 / Lt) * P(self.parts[qname]["noise"].values)
