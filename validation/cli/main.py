@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "lowrank_icl.validation.cli.phase",
     "lowrank_icl.validation.cli.inverse",
     "lowrank_icl.validation.cli.bench",
+    "lowrank_icl.validation.cli.bayes",
 )
 PROG = "lowrank-icl"
 DEBUG_ENV_VAR = "LOWRANK_ICL_DEBUG"

@@ -29,6 +29,9 @@ def register(subparsers):
                      help="parallel processes (at most the number of available cores)")
     add_cache_arguments(sim)
     add_quiet_argument(sim)
+    sim.add_argument("--y2-column", action="store_true",
+                     help="also train the model with the extra feature (1/L) sum y^2 x_q (same prompts) and "
+                          "print both models' errors and the excess")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(func=_cmd_simulate)
 
@@ -37,6 +40,8 @@ def _cmd_simulate(args) -> int:
     from lowrank_icl.validation.cache import default_cache_dir
     from lowrank_icl.validation.forward.simulate import simulate
     seeds = parse_seeds(args.seeds)
+    if args.y2_column:
+        return _cmd_simulate_y2_column(args, simulate, seeds)
     cache_dir = None if args.no_cache else (check_cache_folder(args.cache_dir) or default_cache_dir())
     start = time.perf_counter()
     res = simulate(dim=args.dim, **forward_parameters(args), alpha_test=args.alpha_test,
@@ -55,4 +60,26 @@ def _cmd_simulate(args) -> int:
         print(f"  e_{k.upper():<4} = {getattr(err, k)}")
     for k in ("q", "m", "q_bar", "m_bar", "q0", "m0"):
         print(f"  {k:<6} = {getattr(res, k)}")
+    return 0
+
+
+def _cmd_simulate_y2_column(args, simulate, seeds) -> int:
+    """--y2-column: the model with the label-power column beside the reduced one (same prompts)."""
+    from lowrank_icl.validation.io import json_document
+    res = simulate(dim=args.dim, **forward_parameters(args), seeds=seeds, method=args.method,
+                   progress=not args.quiet, y2_column=True)
+    out = dict(res.to_dict())
+    out.pop("parameters", None)
+    out.pop("version", None)
+    out = json_document({"dim": args.dim, **forward_parameters(args), "seeds": list(res.seeds),
+                         "method": args.method, "y2_column": True}, out)
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"label-power column vs reduced model, D={out['sizes']['D']} M0={out['sizes']['M0']} seeds={out['seeds']}")
+    for k in ("tm", "idg", "odg"):
+        sem = out["excess"][k]["sem"]
+        print(f"  e_{k.upper():<4} reduced {out['reduced'][k]['mean']:.6f}  with column {out['y2_column'][k]['mean']:.6f}"
+              f"  excess {out['excess'][k]['mean']:+.6f} +- {float('nan') if sem is None else sem:.6f}"
+              f"  (infinite pretraining {out['population_excess'][k]['mean']:+.6f})")
     return 0
