@@ -65,10 +65,7 @@ def test_phase_json_and_defaults_follow_the_api(capsys):
     import inspect
 
     from lowrank_icl.numerics import phase_boundary
-    from lowrank_icl.validation.cli.main import build_parser
     api = inspect.signature(phase_boundary).parameters
-    args = build_parser().parse_args(["phase", "--rho", "0.5", "--tau", "2", "--alpha", "1e2"])
-    assert (args.sigma, args.lam) == (api["sigma"].default, api["lam"].default)
     doc = run_json(["phase", "--rho", "0.5", "--tau", "2", "--alpha", "1e2,1e3", "--json"], capsys)
     assert doc["parameters"] == {"alpha": [100.0, 1000.0], "tau": 2.0, "rho": 0.5, "sigma": api["sigma"].default,
                                  "lam": api["lam"].default, "protocol": "idg"}
@@ -108,3 +105,21 @@ def test_solve_kappa_inf_passes_through_the_cli(capsys):
     assert doc["parameters"]["kappa"] == "inf"
     api = solve(alpha=2.0, tau=2.0, kappa=float("inf"), rho=0.5, sigma=0.3).errors()
     assert doc["errors"] == {k: float(getattr(api, k)) for k in ("tm", "idg", "odg")}
+
+
+def test_solve_and_simulate_cli_defaults_equal_the_api_defaults():
+    import inspect
+
+    from lowrank_icl.numerics import solve
+    from lowrank_icl.validation.cli.main import build_parser
+    from lowrank_icl.validation.forward.simulate import simulate
+    parser = build_parser()
+    for command, function in (("solve", solve), ("simulate", simulate)):
+        extra = ["--dim", "8"] if command == "simulate" else []
+        args = parser.parse_args([command, *extra, "--alpha", "1", "--tau", "1", "--kappa", "1"])
+        api = inspect.signature(function).parameters
+        for name in ("rho", "sigma", "lam", "alpha_test", "sigma_test", "method"):
+            if name in api:
+                assert getattr(args, name) == api[name].default, (command, name)
+    sim_args = parser.parse_args(["simulate", "--dim", "8", "--alpha", "1", "--tau", "1", "--kappa", "1"])
+    assert sim_args.workers == inspect.signature(simulate).parameters["workers"].default

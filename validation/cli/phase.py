@@ -2,8 +2,9 @@
 
 With --json: {"parameters": {...}, "version", "alpha": [...], "kappa_star": [...], "width": [...],
 "kappa_lo", "kappa_hi", "slope", "error_at_star", "converged", "residual", "protocol",
-"width_exponent": {...} (when >= 3 alphas)}. The defaults of --sigma and --lam are read from
-:func:`lowrank_icl.numerics.phase_boundary`'s signature, so the command and the function agree.
+"width_exponent": {...} (when >= 3 alphas)}. Without --sigma or --lam the defaults of
+:func:`lowrank_icl.numerics.phase_boundary` apply (read from its signature, so the command and the
+function cannot disagree); the JSON records the values used.
 """
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ def _api_default(name: str):
 
 
 def register(subparsers):
-    sigma0, lam0 = _api_default("sigma"), _api_default("lam")
     p = subparsers.add_parser("phase", help="locate the kappa = rho transition (kappa*, width) for each alpha")
     p.add_argument("--rho", type=float, required=True, help="task rank ratio r/D (0 < rho <= 1)")
     p.add_argument("--tau", type=float, required=True, help="pretraining prompts M/D^2 (> 1 at lam = 0)")
-    p.add_argument("--sigma", type=float, default=sigma0, help=f"label-noise std (default {sigma0:g})")
-    p.add_argument("--lam", type=float, default=lam0, help=f"ridge strength (default {lam0:g})")
+    p.add_argument("--sigma", type=float, default=None,
+                   help="label-noise std (default: that of numerics.phase_boundary)")
+    p.add_argument("--lam", type=float, default=None, help="ridge strength (default: that of numerics.phase_boundary)")
     p.add_argument("--alpha", required=True, help="comma-separated context ratios, e.g. 1e2,1e4,1e6")
     p.add_argument("--protocol", choices=("idg", "odg", "tm"), default="idg", help="which error (default idg)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -36,6 +37,9 @@ def _run(args) -> int:
         raise ValueError(f"alpha must be a comma-separated list of numbers (got {args.alpha!r})") from None
     if not alphas:
         raise ValueError("alpha must list at least one value")
+    for name in ("sigma", "lam"):
+        if getattr(args, name) is None:
+            setattr(args, name, _api_default(name))
     pb = phase_boundary(alpha=alphas, tau=args.tau, rho=args.rho, sigma=args.sigma, lam=args.lam,
                         protocol=args.protocol)
     out = pb.to_dict()
