@@ -75,7 +75,7 @@ def test_phase_json_and_defaults_follow_the_api(capsys):
 
 
 def test_bench_smoke_json(capsys):
-    doc = run_json(["bench", "--dims", "8", "--ratio-dim", "8", "--json"], capsys)
+    doc = run_json(["bench", "--quick", "--json"], capsys)
     assert doc["parameters"]["dims"] == [8] and doc["parameters"]["ratio_dim"] == 8 and "version" in doc
     assert doc["speed_ratio"]["idg_difference"] < 1e-8
     (row,) = doc["sizes"]
@@ -83,7 +83,7 @@ def test_bench_smoke_json(capsys):
 
 
 def test_bench_table_smoke(capsys):
-    assert main(["bench", "--dims", "8", "--ratio-dim", "8"]) == 0
+    assert main(["bench", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "speed ratio dense/auto" in out and out.strip().splitlines()[-1].split()[0] == "8"
 

@@ -7,11 +7,15 @@ r"""``lowrank-icl bench``: speed and memory of training one Gamma_hat.
 2. D = 128, 256 (and 512 with ``--large``): sampling + automatic solve, each in a fresh process,
    reporting seconds, the peak of numpy-traced memory (tracemalloc) and the process peak RSS
    (resource.getrusage ru_maxrss).
+3. General task spectra (:mod:`lowrank_icl.validation.forward.spectrum_bench`): a 1,000-atom spectrum
+   on a 10^4-point grid against per-point baselines measured in the same run, and the lam = 0 values
+   beside the sampled-resolvent estimator of the published alignment code.
 
 ``run_bench(dims=..., ratio_dim=...)`` chooses other sizes (``dims=[8], ratio_dim=8`` is a smoke run);
 every size is checked against the memory and time limits of
 :mod:`lowrank_icl.validation.forward.resources` before it starts. The report is a JSON document
-(``parameters``, ``version``, ``speed_ratio``, ``sizes``).
+(``parameters``, ``version``, ``speed_ratio``, ``sizes``, ``spectrum``,
+``spectrum_vs_sampled_resolvent``). ``lowrank-icl bench --quick`` runs every section at tiny sizes.
 """
 from __future__ import annotations
 
@@ -86,9 +90,17 @@ def _fresh_process(dim: int, timeout: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# sizes of the spectrum sections in a smoke run (``lowrank-icl bench --quick``)
+QUICK_SPECTRUM_SIZES = {"speed": {"atoms": 20, "points": 100, "baseline_points": 2},
+                        "side_by_side": {"repeats": 2, "dim": 8, "draws": 2}}
+
+
 def run_bench(dims=(128, 256), ratio_dim: int = 64, as_json: bool = False, stream=None,
-              timeout: float = 3600, large: bool = False) -> dict:
-    """Run the benchmark, print its table (unless ``as_json``) and return the JSON document."""
+              timeout: float = 3600, large: bool = False, spectrum_sizes: dict | None = None) -> dict:
+    """Run the benchmark, print its table (unless ``as_json``) and return the JSON document.
+
+    ``spectrum_sizes`` ({"speed": kwargs of spectrum_speed, "side_by_side": kwargs of
+    letey_side_by_side}) shrinks the spectrum sections (:data:`QUICK_SPECTRUM_SIZES`)."""
     stream = stream if stream is not None else sys.stdout
     dims = [int(d) for d in dims] + ([512] if large and 512 not in dims else [])
     p = BENCH_POINT
@@ -113,5 +125,14 @@ def run_bench(dims=(128, 256), ratio_dim: int = 64, as_json: bool = False, strea
             print(f"{r['D']:>5} {r['weights']:>8} {r['M']:>8} {r['method']:>8} {r['iterations']:>5} "
                   f"{r['sample_s']:>9.2f} {r['solve_s']:>8.2f} {r['total_s']:>8.2f} {r['traced_peak_mb']:>10.0f} "
                   f"{r['max_rss_mb']:>10.0f} {r['e_idg']:>8.4f}", file=stream, flush=True)
-    return json_document({"point": BENCH_POINT, "ratio_dim": int(ratio_dim), "dims": dims},
-                         {"speed_ratio": ratio, "sizes": rows})
+    report = {"speed_ratio": ratio, "sizes": rows}
+    from lowrank_icl.validation.forward.spectrum_bench import (letey_side_by_side, print_letey_side_by_side,
+                                                               print_spectrum_speed, spectrum_speed)
+    spectrum_sizes = dict(spectrum_sizes or {})
+    report["spectrum"] = spectrum_speed(**spectrum_sizes.get("speed", {}))
+    report["spectrum_vs_sampled_resolvent"] = letey_side_by_side(**spectrum_sizes.get("side_by_side", {}))
+    if not as_json:
+        print_spectrum_speed(report["spectrum"], stream)
+        print_letey_side_by_side(report["spectrum_vs_sampled_resolvent"], stream)
+    return json_document({"point": BENCH_POINT, "ratio_dim": int(ratio_dim), "dims": dims,
+                          "spectrum_sizes": spectrum_sizes}, report)

@@ -1,6 +1,6 @@
 """``lowrank-icl bench``: speed of one trained Gamma against the dense direct solve, and time and
 memory at larger D (each size in a fresh process). ``--dims`` and ``--ratio-dim`` choose the
-sizes (``--dims 8 --ratio-dim 8`` is a seconds-long smoke run). With --json, one JSON object with
+sizes; ``--quick`` is a seconds-long smoke run of every section. With --json, one JSON object with
 ``parameters``, ``version``, ``speed_ratio`` and ``sizes``."""
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def register(subparsers):
     bench.add_argument("--dims", default=None, help="sizes of the time/memory table (default 128,256)")
     bench.add_argument("--ratio-dim", type=positive_int, default=64,
                        help="D of the auto-vs-dense speed ratio (default 64)")
+    bench.add_argument("--quick", action="store_true",
+                       help="a seconds-long smoke run: D = 8 everywhere and tiny spectrum sections")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=_cmd_bench)
 
@@ -33,7 +35,13 @@ def _cmd_bench(args) -> int:
     dims = _dims(args.dims) if args.dims is not None else [128, 256]
     if args.large:
         dims.append(512)
-    report = run_bench(dims=dims, ratio_dim=args.ratio_dim, as_json=args.json)
+    from lowrank_icl.validation.bench import QUICK_SPECTRUM_SIZES
+    ratio_dim = args.ratio_dim
+    spectrum_sizes = None
+    if args.quick:
+        dims = dims if args.dims is not None else [8]
+        ratio_dim, spectrum_sizes = 8, QUICK_SPECTRUM_SIZES
+    report = run_bench(dims=dims, ratio_dim=ratio_dim, as_json=args.json, spectrum_sizes=spectrum_sizes)
     if args.json:
         print_json(report)
     return 0

@@ -20,20 +20,31 @@ def register(subparsers):
                    help="reduced scalar equation (default) or the published damped iteration")
     p.add_argument("--precision", type=int, default=None, help="mpmath digits (reduced method)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--spectrum", default=None, metavar="SPEC",
+                   help="general task spectrum instead of --rho: lowrank:RHO, approx-lowrank:RHO,FLOOR, "
+                        "power:EXPONENT[,ATOMS], spiked:STRENGTH,FRACTION, or a .json/.npz file with arrays "
+                        "train, test (optional, default isotropic) and weights (optional); odg is then the "
+                        "error on the test law")
     p.set_defaults(func=_cmd_solve)
 
 
 def _cmd_solve(args) -> int:
     from lowrank_icl.numerics import solve
     params = forward_parameters(args)
-    res = solve(**params, method=args.method, precision=args.precision)
+    spectrum = None
+    if args.spectrum is not None:
+        from lowrank_icl.numerics import TaskSpectrum
+        spectrum = TaskSpectrum.parse(args.spectrum)
+    res = solve(**params, method=args.method, precision=args.precision,
+                **({"spectrum": spectrum} if spectrum is not None else {}))
     out = dict(res.to_dict(alpha_test=args.alpha_test, sigma_test=args.sigma_test))
     out.pop("parameters", None)
     out.pop("version", None)
     if args.json:
         from lowrank_icl.validation.io import json_document
         print_json(json_document({**params, "alpha_test": args.alpha_test, "sigma_test": args.sigma_test,
-                                  "method": args.method, "precision": args.precision}, out))
+                                  "method": args.method, "precision": args.precision,
+                                  "spectrum": args.spectrum}, out))
         return 0
     print(f"branch: {out['branch']}   method: {out['method']}   converged: {out['converged']}   "
           f"residual: {_short(out['residual'])}")
