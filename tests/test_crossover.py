@@ -142,13 +142,10 @@ def test_scalar_alpha_gives_scalar_fields_and_short_repr():
 
 
 def test_sigma_default_agrees_with_the_cli():
-    import argparse
-
+    # one default, 0.1 (the CLI's historical one); the phase command reads it from this signature
     from lowrank_icl.validation.cli import phase as phase_cli
-    parser = argparse.ArgumentParser()
-    phase_cli.register(parser.add_subparsers())
-    cli_default = parser._subparsers._group_actions[0].choices["phase"].get_default("sigma")
-    assert inspect.signature(phase_boundary).parameters["sigma"].default == cli_default == 0.1
+    assert inspect.signature(phase_boundary).parameters["sigma"].default == 0.1
+    assert phase_cli._api_default("sigma") == 0.1 and phase_cli._api_default("lam") == 0.0
 
 
 def test_callers_never_consume_unconverged_solutions(monkeypatch):
