@@ -35,7 +35,7 @@ def build_transition(out_dir, quick, progress, tiny=False):
         alphas = [1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
         kappa, scan = np.linspace(0.05, 0.6, 600), [1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
     progress("locating kappa* and the width")
-    pb, wfit, kfit = crossover_scaling(scan, rho=p["rho"], tau=p["tau"], sigma=p["sigma"], lam=p["lam"])
+    pb, wfit, kfit = crossover_scaling(alpha=scan, tau=p["tau"], rho=p["rho"], sigma=p["sigma"], lam=p["lam"])
     star = dict(zip(np.asarray(pb.alpha, float), np.asarray(pb.kappa_star, float)))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(alphas)))
@@ -95,8 +95,7 @@ def build_kappa_rho(out_dir, quick, progress, tiny=False):
         fig.colorbar(img, ax=ax, label=r"$\log_{10} e_{\mathrm{IDG}}$")
         on = kappa <= 1.0
         ax.plot(kappa[on], kappa[on], "w--", lw=1, label=r"$\kappa=\rho$")
-        ks = [float(np.ravel(phase_boundary(alpha=a, rho=r, tau=p["tau"], sigma=p["sigma"], lam=p["lam"]).kappa_star)[0])
-              for r in rho_line]
+        ks = [phase_boundary(alpha=a, tau=p["tau"], rho=r, sigma=p["sigma"], lam=p["lam"]).kappa_star for r in rho_line]
         ax.plot(ks, rho_line, "co", ms=4, label=r"$\kappa^*(\rho)$")
         rows += [(a, float(r), float(k)) for r, k in zip(rho_line, ks)]
         ax.set_xscale("log")
