@@ -33,13 +33,14 @@ def _settings(quick: bool) -> dict:
         return {"point": {"dim": 6, "alpha": 3.0, "tau": 3.0, "sigma": 0.1},
                 "kappas": (0.5, 2.0), "rhos_kappa": (0.5,), "rhos": (0.5, 1.0), "kappa_rho": 0.5,
                 "alpha_factors": (0.5, 1.0, 2.0), "alpha_point": (0.5, 2.0),
-                "steps": {"linear": 300, "softmax": 150, "mlp": 60}, "batch": {"mlp": None},
+                "steps": {"linear": 300, "softmax": 150, "mlp": 40}, "batch": {"mlp": None},
+                "learning_rate": {"mlp": 2e-3},
                 "n_test": 200, "seed": 0}
-    return {"point": {"dim": 16, "alpha": 4.0, "tau": 4.0, "sigma": 0.1},
-            "kappas": (0.125, 0.25, 0.5, 1.0, 2.0), "rhos_kappa": (0.25, 0.5), "rhos": (0.25, 0.5, 0.75, 1.0),
+    return {"point": {"dim": 16, "alpha": 4.0, "tau": 8.0, "sigma": 0.1},
+            "kappas": (0.125, 0.25, 0.5, 2.0), "rhos_kappa": (0.25, 0.5), "rhos": (0.25, 0.5, 1.0),
             "kappa_rho": 0.5, "alpha_factors": (0.25, 0.5, 1.0, 2.0, 4.0), "alpha_point": (0.5, 2.0),
-            "steps": {"linear": 3000, "softmax": 1500, "mlp": 1000}, "batch": {"mlp": 128},
-            "n_test": 1000, "seed": 0}
+            "steps": {"linear": 2000, "softmax": 800, "mlp": 400}, "batch": {"mlp": 256},
+            "learning_rate": {"mlp": 2e-3}, "n_test": 1000, "seed": 0}
 
 
 _MEMO: dict = {}
@@ -48,12 +49,14 @@ _MEMO: dict = {}
 def _run(model, rho, kappa, cfg, progress, alpha_tests=None):
     from lowrank_icl.validation.forward.transformers import train_transformer
     p = cfg["point"]
-    key = (model, rho, kappa, tuple(sorted(p.items())), cfg["steps"][model], cfg["n_test"], cfg["seed"],
+    key = (model, rho, kappa, tuple(sorted(p.items())), cfg["steps"][model], cfg["batch"].get(model),
+           cfg["learning_rate"].get(model), cfg["n_test"], cfg["seed"],
            None if alpha_tests is None else tuple(alpha_tests))
     if key not in _MEMO:
         res = train_transformer(model, p["dim"], alpha=p["alpha"], tau=p["tau"], kappa=kappa, rho=rho,
                                 sigma=p["sigma"], lam=0.0, steps=cfg["steps"][model], seed=cfg["seed"],
                                 batch_size=cfg["batch"].get(model), alpha_tests=alpha_tests,
+                                learning_rate=cfg["learning_rate"].get(model),
                                 n_test_prompts=cfg["n_test"])
         progress(f"{model} rho={rho} kappa={kappa}: trained {res.train['seconds']:.1f} s, loss "
                  f"{res.train['final_loss']:.4g}, IDG {res.errors[res.alpha_tests[0]]['idg']['mean']:.4g} "
@@ -124,7 +127,7 @@ def _draw(ax, xs_by_model, res_by_model, xgrid, theory, alpha_test=None):
 def _caption(cfg):
     p = cfg["point"]
     return (f"D={p['dim']}, alpha={p['alpha']}, tau={p['tau']}, sigma={p['sigma']}, lam=0, seed {cfg['seed']}; "
-            f"Adam steps {cfg['steps']}; markers: square linear attention (exact), circle softmax, triangle MLP "
+            f"Adam steps {cfg['steps']}, MLP batch {cfg['batch'].get('mlp')}; markers: square linear attention (exact), circle softmax, triangle MLP "
             f"(mean +- SE over {cfg['n_test']} fresh prompts); colors TM/IDG/ODG; lines theory")
 
 

@@ -198,7 +198,7 @@ def train_transformer(model, dim, *, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=
         sm = sampled_errors(predict_tokens, laws, L0, sig_t, n_test, seed)
         sampled = {p: {"mean": sm[p][0], "sem": sm[p][1]} for p in PROTOCOLS}
     train = {"steps": steps, "final_loss": fit.final_loss, "initial_loss": fit.initial_loss,
-             "seconds": fit.seconds, "seconds_total": time.perf_counter() - t0, "seconds_data": t_data,
+             "seconds": fit.seconds, "compile_seconds": fit.compile_seconds, "seconds_total": time.perf_counter() - t0, "seconds_data": t_data,
              "learning_rate": lr, "batch_size": batch_size, "optimizer": "adam",
              "schedule": "linear warmup 5% of steps, cosine decay to 1% of the peak",
              "dtype": "float64" if model == "linear" else "float32",
