@@ -197,3 +197,19 @@ def test_cli_bad_input_one_line_exit_2(argv, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lowrank-icl transformer: error:")
+
+
+@pytest.mark.slow
+def test_figure_smoke(tmp_path, monkeypatch):
+    # the alpha_t figure at toy size: files written, one row per model, alpha_t and protocol, theory finite
+    from lowrank_icl.validation.figures import transformers as fig
+    tiny = {"point": {"dim": 4, "alpha": 2.0, "tau": 2.0, "sigma": 0.1}, "kappas": (1.0,), "rhos_kappa": (0.5,),
+            "rhos": (0.5,), "kappa_rho": 1.0, "alpha_factors": (0.5, 1.0), "alpha_point": (0.5, 1.0),
+            "steps": {"linear": 10, "softmax": 10, "mlp": 5}, "batch": {}, "learning_rate": {}, "n_test": 20,
+            "seed": 0}
+    monkeypatch.setattr(fig, "_settings", lambda quick: tiny)
+    monkeypatch.setattr(fig, "_MEMO", {})
+    out = fig.build_alpha_test(tmp_path, True, lambda msg: None)
+    assert {p.suffix for p in out.files} == {".png", ".pdf", ".csv"} and all(p.exists() for p in out.files)
+    assert len(out.rows) == 3 * 2 * 3
+    assert all(np.isfinite(r[fig.TABLE_HEADER.index("theory")]) for r in out.rows)
