@@ -16,6 +16,8 @@ Runs are shared between the three figures within one process (memoized on the jo
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
@@ -151,7 +153,7 @@ def build_kappa(out_dir, quick, progress) -> FigureOutput:
         ax.set_xlabel("task diversity kappa = M0/D")
         ax.set_title(f"rho = {rho}")
     axes[0][0].legend(fontsize=7, ncol=2)
-    fig.suptitle(_caption(cfg), fontsize=7)
+    fig.suptitle(textwrap.fill(_caption(cfg), 110), fontsize=7)
     files = save_figure(fig, out_dir, "transformers_kappa", TABLE_HEADER, rows)
     plt.close(fig)
     return FigureOutput("transformers_kappa", files, TABLE_HEADER, rows, _caption(cfg))
@@ -172,7 +174,7 @@ def build_rho(out_dir, quick, progress) -> FigureOutput:
     ax.set_xlabel("rank ratio rho = r/D")
     ax.set_title(f"kappa = {kappa}")
     ax.legend(fontsize=7, ncol=2)
-    fig.suptitle(_caption(cfg), fontsize=7)
+    fig.suptitle(textwrap.fill(_caption(cfg), 110), fontsize=7)
     files = save_figure(fig, out_dir, "transformers_rho", TABLE_HEADER, rows)
     plt.close(fig)
     return FigureOutput("transformers_rho", files, TABLE_HEADER, rows, _caption(cfg))
@@ -196,7 +198,7 @@ def build_alpha_test(out_dir, quick, progress) -> FigureOutput:
     ax.set_xlabel("test context ratio alpha_t = L~/D")
     ax.set_title(f"rho = {rho}, kappa = {kappa} (dotted: training alpha)")
     ax.legend(fontsize=7, ncol=2)
-    fig.suptitle(_caption(cfg), fontsize=7)
+    fig.suptitle(textwrap.fill(_caption(cfg), 110), fontsize=7)
     files = save_figure(fig, out_dir, "transformers_alpha_test", TABLE_HEADER, rows)
     plt.close(fig)
     return FigureOutput("transformers_alpha_test", files, TABLE_HEADER, rows, _caption(cfg))
