@@ -17,6 +17,7 @@ from lowrank_icl.validation.forward.attention import (attention_test_error, cont
                                                       effective_gamma, predict, train_attention)
 from lowrank_icl.validation.forward.sampling import Sizes, sample_contexts  # noqa: E402
 from lowrank_icl.validation.forward.transformers import models, train_transformer  # noqa: E402
+from lowrank_icl.validation.forward.transformers._backend import x64  # noqa: E402
 from lowrank_icl.validation.forward.transformers.evaluation import task_laws  # noqa: E402
 
 LINEAR_POINT = dict(alpha=2.0, tau=3.0, kappa=1.0, rho=0.6, sigma=0.2, lam=0.05)
@@ -61,7 +62,7 @@ def test_jax_linear_prediction_equals_numpy(rng):
     ctx = sample_contexts(s, 0.2, seed=4)
     S, xq, _ = context_statistics(ctx.X, ctx.y)
     V, W = rng.standard_normal((6, 6)), rng.standard_normal((6, 6))
-    with jax.enable_x64(True) if hasattr(jax, "enable_x64") else jax.experimental.enable_x64():
+    with x64(True):
         got = np.asarray(models.predict_linear({"V": jnp.asarray(V), "W": jnp.asarray(W)}, jnp.asarray(S),
                                                jnp.asarray(xq)))
     want = predict(V, W, S, xq)
