@@ -38,9 +38,9 @@ DEFAULT_STEPS = {"linear": 4000, "softmax": 3000, "mlp": 3000}
 
 def _version() -> str:
     try:
-        import lowrank_icl
-        return str(lowrank_icl.__version__)
-    except (ImportError, AttributeError):
+        from lowrank_icl.validation import __version__
+        return str(__version__)
+    except ImportError:
         return importlib.metadata.version("lowrank-icl")
 
 
