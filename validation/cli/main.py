@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "lowrank_icl.validation.cli.inverse",
     "lowrank_icl.validation.cli.bench",
     "lowrank_icl.validation.cli.bayes",
+    "lowrank_icl.validation.cli.transformer",
 )
 PROG = "lowrank-icl"
 DEBUG_ENV_VAR = "LOWRANK_ICL_DEBUG"

@@ -31,6 +31,7 @@ FIGURE_MODULES = (
     "lowrank_icl.validation.figures.inverse",
     "lowrank_icl.validation.figures.bayes",
     "lowrank_icl.validation.figures.spectra",
+    "lowrank_icl.validation.figures.transformers",
 )
 
 
