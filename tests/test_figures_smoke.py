@@ -41,7 +41,9 @@ ROW_FILTER = {"full_attention": lambda row: row["D"].isdigit()}
 # Figures whose tiny-size smoke test lives in their own test module.
 OWN_SMOKE_TEST = {"bayes_crossover": "tests/test_figure_bayes.py",
                   **{name: "tests/test_spectra_figures.py"
-                     for name in ("spectra_transition", "spectra_power_law", "spectra_alignment")}}
+                     for name in ("spectra_transition", "spectra_power_law", "spectra_alignment")},
+                  **{name: "tests/test_transformers.py"
+                     for name in ("transformers_kappa", "transformers_rho", "transformers_alpha_test")}}
 
 
 def _tiny_inverse_scale(monkeypatch):
