@@ -1,0 +1,233 @@
+"""Sweeps: the grid, the Dataset layout, the cell cache (rerun, resume after a crash), netCDF, memory.
+
+The Dask half (a real scheduler and worker processes) is in test_sweep_distributed.py; both compare
+against the in-process reference run of ``reference`` below, bit for bit.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+xr = pytest.importorskip("xarray")
+
+from lowrank_icl.numerics import solve  # noqa: E402
+from lowrank_icl.validation.forward.simulate import simulate  # noqa: E402
+from lowrank_icl.validation.sweeps import LocalEngine, run_sweep, sweep  # noqa: E402
+from lowrank_icl.validation.sweeps.cells import CACHE_NAMESPACE, cell_job, cell_memory_bytes  # noqa: E402
+from lowrank_icl.validation.sweeps.grid import Grid  # noqa: E402
+from lowrank_icl.validation.sweeps.results import write_netcdf  # noqa: E402
+
+# 2 x 2 points x D in {16, 40} x 3 seeds = 24 cells; D = 40 cells take ~0.2 s (cg), so a sweep
+# lasts a few seconds: long enough to be interrupted mid-way.
+GRID = dict(alpha=[1.0, 2.0], kappa=[0.5, 1.0], tau=2.0, rho=0.5, sigma=0.3, lam=0.1)
+DIMS = [16, 40]
+SEEDS = [0, 1, 2]
+CLI_ARGS = ["--alpha", "1,2", "--kappa", "0.5,1", "--tau", "2", "--rho", "0.5", "--sigma", "0.3",
+            "--lam", "0.1", "--dim", "16,40", "--seeds", "0-2"]
+N_CELLS = 2 * 2 * len(DIMS) * len(SEEDS)
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """The sweep run in this process (one worker, single-threaded BLAS), with a fresh cache."""
+    cache = tmp_path_factory.mktemp("reference-cache")
+    run = run_sweep(GRID, DIMS, SEEDS, client=LocalEngine(workers=1), cache_dir=cache)
+    return run, cache
+
+
+def cached_cells(cache_dir) -> int:
+    folder = cache_dir / CACHE_NAMESPACE
+    return len(list(folder.glob("*.json"))) if folder.exists() else 0
+
+
+def run_cli(args, env_extra=None, **kw):
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=300, **kw)
+
+
+# ---------------------------------------------------------------------------------------------- grid
+
+def test_grid_sweeps_lists_and_fixes_scalars_in_model_order():
+    g = Grid.from_mapping(dict(kappa=[0.5, 1], alpha=[1, 2, 4], tau=2))
+    assert g.names == ("alpha", "kappa") and g.shape == (3, 2)
+    assert g.fixed == {"tau": 2.0, "rho": 1.0, "sigma": 0.0, "lam": 0.0}
+    pts = g.points()
+    assert len(pts) == 6 and pts[1] == dict(alpha=1.0, tau=2.0, kappa=1.0, rho=1.0, sigma=0.0, lam=0.0)
+
+
+@pytest.mark.parametrize("grid, message", [
+    (dict(alpha=1, tau=1), "grid needs kappa"),
+    (dict(alpha=1, tau=1, kappa=1, beta=2), r"unknown grid parameter\(s\) \['beta'\]"),
+    (dict(alpha=[1, 1], tau=1, kappa=1), "repeated values"),
+    (dict(alpha=[1, 2], tau=1, kappa=1, rho=[0.5, 1.5]), "rho must be > 0 and <= 1"),
+    (dict(alpha=[], tau=1, kappa=1), "non-empty 1-d list"),
+    (dict(alpha=1, tau=-1, kappa=1), "tau must be > 0"),
+])
+def test_grid_refuses_bad_input_naming_the_parameter(grid, message):
+    with pytest.raises(ValueError, match=message):
+        Grid.from_mapping(grid)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(dims=[8, 8]), "dims has repeated values"),
+    (dict(dims=[0]), "dim must be an integer >= 1"),
+    (dict(dims=[8], seeds=[1, 1]), "seeds has repeated values"),
+    (dict(dims=[8], seeds=[]), "seeds must be a non-empty"),
+    (dict(dims=[8], workers=2, client="tcp://127.0.0.1:1"), "workers= is for the local pool"),
+])
+def test_sweep_refuses_bad_arguments(kwargs, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        sweep(GRID, cache_dir=tmp_path, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- layout
+
+def test_theory_only_layout_and_values_match_solve_point_by_point():
+    ds = sweep(dict(alpha=[1, 2, 4], kappa=[0.5, 1], tau=2, rho=0.5, sigma=0.3, lam=0.1))
+    assert ds.theory_tm.dims == ("alpha", "kappa") and "dim" not in ds.dims and "tm" not in ds
+    assert set(ds.data_vars) == {"theory_tm", "theory_idg", "theory_odg", "converged", "residual"}
+    assert float(ds.tau) == 2.0 and float(ds.rho) == 0.5
+    for a in (1, 2, 4):
+        for k in (0.5, 1):
+            ref = solve(alpha=a, tau=2, kappa=k, rho=0.5, sigma=0.3, lam=0.1)
+            point = ds.sel(alpha=a, kappa=k)
+            assert float(point.theory_idg) == pytest.approx(float(ref.errors().idg), rel=1e-13)
+            assert float(point.theory_odg) == pytest.approx(float(ref.errors().odg), rel=1e-13)
+            assert bool(point.converged) == bool(ref.converged)
+    call = json.loads(ds.attrs["parameters"])
+    assert call["grid"]["alpha"] == [1.0, 2.0, 4.0] and call["dims"] is None
+    assert ds.attrs["version"] and ds.attrs["call"].startswith("sweep(grid=")
+
+
+def test_simulation_cells_are_those_of_simulate(reference):
+    """Each (point, D) slice holds exactly what simulate() gives for that point and seeds."""
+    ds = reference[0].dataset
+    assert ds.tm.dims == ("alpha", "kappa", "dim", "seed") and ds.tm_inf.dims == ("alpha", "kappa")
+    res = simulate(40, 2.0, 2.0, 0.5, rho=0.5, sigma=0.3, lam=0.1, seeds=SEEDS)
+    err = res.errors()
+    cell = ds.sel(alpha=2.0, kappa=0.5, dim=40)
+    np.testing.assert_array_equal(cell.idg.values, err.idg.values)
+    np.testing.assert_array_equal(cell.tm.values, err.tm.values)
+    assert float(cell.odg_mean) == pytest.approx(err.odg.mean, rel=1e-14)
+    assert float(cell.odg_se) == pytest.approx(err.odg.sem, rel=1e-12)
+    assert bool(cell.sim_converged.all()) == res.converged
+
+
+def test_extrapolation_is_consistent_with_theory_at_mc_accuracy(reference):
+    """Physics smoke check: e_inf lies within 5 SE of the theory at most points (small D, 3 seeds)."""
+    ds = reference[0].dataset
+    for k in ("tm", "idg", "odg"):
+        z = np.abs(ds[f"{k}_inf"] - ds[f"theory_{k}"]) / ds[f"{k}_inf_se"]
+        assert np.all(np.isfinite(z)) and float((z < 5).mean()) >= 0.75, (k, z.values)
+
+
+def test_rerun_reuses_every_cell_and_netcdf_round_trips(reference, tmp_path):
+    run, cache = reference
+    assert (run.cells, run.computed, run.reused) == (N_CELLS, N_CELLS, 0)
+    again = run_sweep(GRID, DIMS, SEEDS, cache_dir=cache)
+    assert (again.computed, again.reused) == (0, N_CELLS)
+    xr.testing.assert_identical(again.dataset, run.dataset)
+    path = write_netcdf(run.dataset, tmp_path / "sweep.nc")
+    with xr.open_dataset(path) as back:
+        xr.testing.assert_identical(back.load(), run.dataset)
+        assert back.sim_converged.dtype == bool
+
+
+def test_crashed_local_run_resumes_with_identical_results(reference, tmp_path):
+    """Kill a CLI sweep (2 spawned workers) mid-way; the rerun computes only the missing cells."""
+    cache = tmp_path / "cache"
+    out = tmp_path / "sweep.nc"
+    args = ["sweep", *CLI_ARGS, "--out", str(out), "--cache-dir", str(cache), "--json", "--workers", "2"]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lowrank_icl.validation.cli.main", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while cached_cells(cache) < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)      # the driver and its pool, as a crash would
+    finally:
+        proc.wait(timeout=30)
+    stored = cached_cells(cache)
+    assert 3 <= stored < N_CELLS, f"the kill did not land mid-sweep ({stored} of {N_CELLS} cells stored)"
+    assert not out.exists()
+    rerun = run_cli(args)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert summary["cells"] == N_CELLS
+    assert summary["reused"] == stored and summary["computed"] == N_CELLS - stored
+    with xr.open_dataset(out) as ds:
+        xr.testing.assert_identical(ds.load(), reference[0].dataset)
+
+
+def test_cli_progress_and_user_errors(tmp_path):
+    out = tmp_path / "t.nc"
+    ok = run_cli(["sweep", "--alpha", "1,2", "--kappa", "1", "--tau", "2", "--dim", "8", "--seeds", "0-1",
+                  "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--workers", "1"])
+    assert ok.returncode == 0, ok.stderr
+    assert "2/4 cells done" in ok.stderr or "4/4 cells done" in ok.stderr
+    assert "left" in ok.stderr and "4 computed, 0 reused" in ok.stdout
+    for args, message in [
+        (["--alpha", "1,x", "--kappa", "1", "--tau", "2", "--out", str(out)], "--alpha must be a number"),
+        (["--alpha", "1", "--kappa", "1", "--tau", "2", "--out", str(tmp_path)], "is a directory"),
+        (["--alpha", "1", "--kappa", "1", "--tau", "2", "--out", str(tmp_path / "no" / "x.nc")], "does not exist"),
+        (["--alpha", "1", "--kappa", "1", "--tau", "2", "--dim", "4000", "--seeds", "0-1", "--out", str(out)],
+         "needs about"),
+    ]:
+        bad = run_cli(["sweep", *args, "--cache-dir", str(tmp_path / "c")])
+        assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
+        assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+# ---------------------------------------------------------------------------------------------- memory
+
+@pytest.mark.parametrize("dim, tau, lam, method", [
+    (16, 2.0, 0.1, "auto"),      # primal
+    (24, 0.5, 0.0, "auto"),      # dual, pseudo-inverse allowance at lam = 0
+    (32, 2.0, 0.1, "cg"),
+    (32, 2.0, 0.1, "primal"),    # what auto falls back to if cg stalls (D <= 64)
+    (48, 0.5, 0.1, "dual"),
+    (40, 0.5, 0.1, "dual-cg"),
+])
+def test_memory_estimate_bounds_the_measured_peak(dim, tau, lam, method):
+    """The estimate (minus the fixed process overhead) is above the traced numpy peak of the cell,
+    and within a factor 4 of it: a refusal is never for a cell that would fit by far."""
+    import tracemalloc
+    from lowrank_icl.validation.forward.simulate import run_seed
+    from lowrank_icl.validation.sweeps.cells import PROCESS_OVERHEAD_BYTES
+    job = cell_job(dict(alpha=2.0, tau=tau, kappa=1.0, rho=0.5, sigma=0.3, lam=lam), dim, 0, method=method)
+    tracemalloc.start()
+    try:
+        run_seed(job)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    estimate = cell_memory_bytes(job) - PROCESS_OVERHEAD_BYTES
+    assert peak <= estimate <= 4 * peak + 2**20, (peak, estimate)
+
+
+def test_memory_estimate_of_auto_cg_covers_its_primal_fallback():
+    point = dict(alpha=2.0, tau=2.0, kappa=1.0, rho=0.5, sigma=0.3, lam=0.1)
+    assert cell_memory_bytes(cell_job(point, 32, 0)) >= cell_memory_bytes(cell_job(point, 32, 0, method="primal"))
+
+
+def test_cells_that_cannot_fit_are_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match=r"needs about .* GiB, more than the .* GiB one cell may use"):
+        sweep(dict(alpha=1, tau=2, kappa=1), dims=[3000], seeds=[0, 1], cache_dir=tmp_path)
+    assert not (tmp_path / CACHE_NAMESPACE).exists() or not any((tmp_path / CACHE_NAMESPACE).iterdir())
+
+
+def test_importing_validation_does_not_import_xarray_or_dask():
+    code = ("import sys, lowrank_icl.validation, lowrank_icl.validation.cli.main as m\n"
+            "m.build_parser()\n"
+            "bad = [k for k in ('xarray', 'distributed', 'dask') if k in sys.modules]\n"
+            "assert not bad, bad\n"
+            "from lowrank_icl.validation import sweep\n"
+            "assert callable(sweep) and 'distributed' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,45 @@
+"""Where sweep cells run: the local process pool, or a Dask cluster (:mod:`.dask_engine`).
+
+An engine has ``map(fn, args, on_done=None) -> list`` (results in input order, ``on_done(i, result)``
+as each finishes), ``cell_memory_limit()`` (bytes one cell may use, or None if unknown) and
+``describe()``. The same object can be given to :func:`lowrank_icl.validation.parallel.use_engine`,
+which routes ``simulate`` and the figures through it.
+"""
+from __future__ import annotations
+
+import os
+
+from lowrank_icl.numerics import check_int
+from lowrank_icl.validation.parallel import run_in_processes
+
+
+def physical_memory_bytes() -> int | None:
+    """Total RAM of this machine (None where the platform does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+class LocalEngine:
+    """Spawned processes on this machine with single-threaded BLAS (``workers=1``: in this process).
+
+    Each of the ``workers`` concurrent cells may use the machine's RAM divided by ``workers``.
+    """
+
+    def __init__(self, workers: int | None = None):
+        cpus = os.cpu_count() or 1
+        self.workers = min(2, cpus) if workers is None else check_int("workers", workers, lower=1, upper=cpus)
+
+    def map(self, fn, args, on_done=None) -> list:
+        return run_in_processes(fn, list(args), self.workers, on_done)
+
+    def cell_memory_limit(self) -> int | None:
+        total = physical_memory_bytes()
+        return None if total is None else total // self.workers
+
+    def describe(self) -> str:
+        return f"local pool of {self.workers} process{'es' if self.workers > 1 else ''}"
+
+    def close(self) -> None:
+        pass
