@@ -1,19 +1,24 @@
-"""Sweeps: the grid, the Dataset layout, the cell cache (rerun, resume after a crash), netCDF, memory.
+"""Sweeps: the grid, the Dataset layout, the cell cache (rerun, resume after a crash), netCDF, memory,
+and the Dask path on a real cluster: a scheduler and two worker processes on 127.0.0.1 started here
+with the `dask scheduler` / `dask worker` command lines and torn down at the end.
 
-The Dask half (a real scheduler and worker processes) is in test_sweep_distributed.py; both compare
-against the in-process reference run of ``reference`` below, bit for bit.
+Every run is compared with the in-process reference run (fixture ``reference``), bit for bit, also
+when a worker is killed mid-sweep. The CLI's --scheduler path and the engine hook behind
+`figures --scheduler` (validation.parallel.use_engine) are exercised on the same cluster.
 """
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
 xr = pytest.importorskip("xarray")
+distributed = pytest.importorskip("distributed")
 
 from lowrank_icl.numerics import solve  # noqa: E402
 from lowrank_icl.validation.forward.simulate import simulate  # noqa: E402
@@ -157,7 +162,7 @@ def test_crashed_local_run_resumes_with_identical_results(reference, tmp_path):
     stored = cached_cells(cache)
     assert 3 <= stored < N_CELLS, f"the kill did not land mid-sweep ({stored} of {N_CELLS} cells stored)"
     assert not out.exists()
-    rerun = run_cli(args)
+    rerun = run_cli([*args[:-2], "--workers", "1"])      # in-process: the pool's bits and these agree
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
     assert summary["cells"] == N_CELLS
@@ -166,23 +171,27 @@ def test_crashed_local_run_resumes_with_identical_results(reference, tmp_path):
         xr.testing.assert_identical(ds.load(), reference[0].dataset)
 
 
-def test_cli_progress_and_user_errors(tmp_path):
+def test_cli_progress_and_user_errors(tmp_path, capsys):
+    from lowrank_icl.validation.cli.main import main
     out = tmp_path / "t.nc"
-    ok = run_cli(["sweep", "--alpha", "1,2", "--kappa", "1", "--tau", "2", "--dim", "8", "--seeds", "0-1",
-                  "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--workers", "1"])
-    assert ok.returncode == 0, ok.stderr
-    assert "2/4 cells done" in ok.stderr or "4/4 cells done" in ok.stderr
-    assert "left" in ok.stderr and "4 computed, 0 reused" in ok.stdout
+    cache = ["--cache-dir", str(tmp_path / "c")]
+    assert main(["sweep", "--alpha", "1,2", "--kappa", "1", "--tau", "2", "--dim", "8", "--seeds", "0-1",
+                 "--out", str(out), "--workers", "1", *cache]) == 0
+    captured = capsys.readouterr()
+    assert "4/4 cells done" in captured.err and "left" in captured.err
+    assert "4 computed, 0 reused" in captured.out
     for args, message in [
         (["--alpha", "1,x", "--kappa", "1", "--tau", "2", "--out", str(out)], "--alpha must be a number"),
         (["--alpha", "1", "--kappa", "1", "--tau", "2", "--out", str(tmp_path)], "is a directory"),
         (["--alpha", "1", "--kappa", "1", "--tau", "2", "--out", str(tmp_path / "no" / "x.nc")], "does not exist"),
         (["--alpha", "1", "--kappa", "1", "--tau", "2", "--dim", "4000", "--seeds", "0-1", "--out", str(out)],
          "needs about"),
+        (["--alpha", "1", "--kappa", "1", "--tau", "2", "--dim", "8", "--seeds", "0,0", "--out", str(out)],
+         "seeds has repeated values"),
     ]:
-        bad = run_cli(["sweep", *args, "--cache-dir", str(tmp_path / "c")])
-        assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
-        assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+        assert main(["sweep", *args, *cache]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (args, err)
 
 
 # ---------------------------------------------------------------------------------------------- memory
@@ -231,3 +240,121 @@ def test_importing_validation_does_not_import_xarray_or_dask():
             "from lowrank_icl.validation import sweep\n"
             "assert callable(sweep) and 'distributed' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------- Dask
+
+WORKER_MEMORY = "1GiB"
+
+
+def _start(args, log):
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """(scheduler address, {name: worker Popen}); loopback only, bounded start-up, always killed."""
+    folder = tmp_path_factory.mktemp("dask")
+    scheduler_file = folder / "scheduler.json"
+    procs = {}
+    log = open(folder / "cluster.log", "wb")
+    try:
+        procs["scheduler"] = _start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                                     "--no-dashboard", "--scheduler-file", str(scheduler_file)], log)
+        for name in ("w1", "w2"):
+            procs[name] = _start(["distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
+                                  "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny", "--name", name,
+                                  "--memory-limit", WORKER_MEMORY, "--no-dashboard", "--death-timeout", "60",
+                                  "--local-directory", str(folder)], log)
+        deadline = time.monotonic() + 120
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        with distributed.Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address, procs
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def client(cluster):
+    with distributed.Client(cluster[0], timeout="60s") as c:
+        yield c
+
+
+def test_dask_sweep_is_bit_identical_to_the_local_run(reference, client, tmp_path):
+    run = run_sweep(GRID, DIMS, SEEDS, client=client, cache_dir=tmp_path)
+    assert (run.computed, run.reused) == (N_CELLS, 0)
+    xr.testing.assert_identical(run.dataset, reference[0].dataset)
+    assert cached_cells(tmp_path) == N_CELLS          # the workers stored every cell where told
+
+
+def test_cli_scheduler_path_writes_the_same_netcdf(reference, cluster, tmp_path, capsys):
+    from lowrank_icl.validation.cli.main import main
+    out = tmp_path / "dask.nc"
+    assert main(["sweep", *CLI_ARGS, "--out", str(out), "--cache-dir", str(tmp_path / "c"),
+                 "--scheduler", cluster[0], "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert (summary["cells"], summary["computed"], summary["reused"]) == (N_CELLS, N_CELLS, 0)
+    assert summary["out"] == str(out) and summary["parameters"]["scheduler"] == cluster[0]
+    assert "Dask scheduler tcp://127.0.0.1" in captured.err and f"{N_CELLS}/{N_CELLS} cells done" in captured.err
+    with xr.open_dataset(out) as ds:
+        xr.testing.assert_identical(ds.load(), reference[0].dataset)
+
+
+def test_simulate_through_the_engine_hook_matches_local(client):
+    """What `figures --scheduler` relies on: run_parallel inside use_engine runs on the cluster."""
+    from lowrank_icl.validation.forward.simulate import simulate
+    from lowrank_icl.validation.parallel import use_engine
+    from lowrank_icl.validation.sweeps import DaskEngine
+    kw = dict(rho=0.5, sigma=0.3, lam=0.1, seeds=[0, 1, 2])
+    local = simulate(16, 2.0, 2.0, 1.0, **kw)
+    with use_engine(DaskEngine(client)):
+        remote = simulate(16, 2.0, 2.0, 1.0, workers=2, **kw)
+    assert remote.errors().idg.values == local.errors().idg.values
+    assert remote.q.values == local.q.values
+
+
+def test_cells_larger_than_a_worker_are_refused(client, tmp_path):
+    # D = 400, tau = 2: the data alone are 2 M D floats = 2 GiB, above the 1 GiB worker limit
+    with pytest.raises(ValueError, match=r"needs about .* GiB, more than the 1.00 GiB one cell may use on the Dask"):
+        run_sweep(dict(alpha=1, tau=2, kappa=1), [400], [0, 1], client=client, cache_dir=tmp_path)
+
+
+def test_killed_worker_loses_and_duplicates_no_cell(reference, cluster, client, tmp_path):
+    """SIGKILL worker w1 while cells run; its tasks move to w2 and the result is unchanged.
+    Runs last in this module: it leaves one worker."""
+    procs = cluster[1]
+    box = {}
+
+    def target():
+        try:
+            box["run"] = run_sweep(GRID, DIMS, SEEDS, client=client, cache_dir=tmp_path)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while cached_cells(tmp_path) < 3 and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stored_at_kill = cached_cells(tmp_path)
+    os.killpg(procs["w1"].pid, signal.SIGKILL)
+    procs["w1"].wait(timeout=30)
+    thread.join(timeout=300)
+    assert not thread.is_alive() and "error" not in box, box.get("error")
+    assert 3 <= stored_at_kill < N_CELLS, f"the kill did not land mid-sweep ({stored_at_kill}/{N_CELLS})"
+    run = box["run"]
+    assert (run.computed, run.reused) == (N_CELLS, 0)
+    xr.testing.assert_identical(run.dataset, reference[0].dataset)
+    assert cached_cells(tmp_path) == N_CELLS
+    assert len(client.scheduler_info()["workers"]) == 1

@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: ./figures)")
     fig.add_argument("--quick", action="store_true", help="small sizes: a few minutes on 2 cores")
     fig.add_argument("--only", default=None, help="comma-separated figure names (default: all)")
+    fig.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the simulations as tasks on this Dask scheduler (tcp://HOST:PORT)")
     fig.set_defaults(func=_cmd_figures)
     return parser
 
@@ -38,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_figures(args) -> int:
     from lowrank_icl.validation.figures.registry import run_figures
     only = [s.strip() for s in args.only.split(",")] if args.only else None
-    run_figures(args.out, quick=args.quick, only=only)
+    from lowrank_icl.validation.sweeps.engine import scheduler_engine
+    with scheduler_engine(args.scheduler):   # None: the local pool
+        run_figures(args.out, quick=args.quick, only=only)
     return 0
 
 

@@ -73,7 +73,7 @@ class DaskEngine:
         index = {f.key: i for i, f in enumerate(futures)}
         results: list = [None] * len(args)
         try:
-            for fut in distributed.as_completed(futures):
+            for fut in distributed.as_completed(futures, loop=self.client.loop):
                 i = index[fut.key]
                 results[i] = fut.result()
                 if on_done:

@@ -8,9 +8,10 @@ which routes ``simulate`` and the figures through it.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 from lowrank_icl.numerics import check_int
-from lowrank_icl.validation.parallel import run_in_processes
+from lowrank_icl.validation.parallel import run_in_processes, use_engine
 
 
 def physical_memory_bytes() -> int | None:
@@ -43,3 +44,22 @@ class LocalEngine:
 
     def close(self) -> None:
         pass
+
+
+@contextmanager
+def scheduler_engine(address: str | None):
+    """Inside the block, every :func:`lowrank_icl.validation.parallel.run_parallel` call (simulate,
+    the figures) runs as Dask tasks on the scheduler at ``address``; None: the local pool, unchanged."""
+    if not address:
+        yield None
+        return
+    try:
+        from lowrank_icl.validation.sweeps.dask_engine import DaskEngine
+    except ImportError:
+        raise ValueError("--scheduler needs the distributed extra: pip install 'lowrank-icl[distributed]'") from None
+    engine = DaskEngine(address)
+    try:
+        with use_engine(engine):
+            yield engine
+    finally:
+        engine.close()
