@@ -1,0 +1,91 @@
+"""Cost of the sweep engines: per-cell overhead of Dask against the local pool, and 2 workers over 1.
+
+    python -m lowrank_icl.validation.sweeps.benchmark [--cells N] [--sim-cells N] [--json]
+
+Starts a LocalCluster (2 worker processes, one thread each, loopback) and uses the local pool
+(2 spawned processes; a new pool per sweep), and prints, for each engine:
+
+- ``startup``: wall seconds of a 2-cell map (pool spawn, or task round trip on warm workers);
+- ``theory``: seconds per theory cell (one scalar ``solve`` per task), (wall(2N) - wall(N)) / N so
+  that start-up cancels, next to one vectorized ``solve`` per point (what ``sweep`` does);
+- ``sim_D64``: the same per-cell wall time for D = 64 simulation cells, the mean seconds spent
+  inside a cell, and the overhead per cell = wall per cell - cell seconds / 2 workers;
+- ``speedup``: one 16-cell sweep (D = 48) on 1 and on 2 Dask workers.
+
+Cells are computed into fresh temporary caches, so nothing is reused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import numpy as np
+
+from lowrank_icl.numerics import solve
+from lowrank_icl.validation.sweeps.cells import cell_job, run_cell
+from lowrank_icl.validation.sweeps.engine import LocalEngine
+from lowrank_icl.validation.sweeps.runner import run_sweep
+
+POINT = dict(alpha=2.0, tau=2.0, kappa=1.0, rho=0.5, sigma=0.3, lam=0.1)
+
+
+def theory_cell(point: dict) -> float:
+    """One grid point's IDG error by a scalar solve (the unit of a per-point task)."""
+    return float(solve(**point).errors().idg)
+
+
+def _timed(engine, fn, args):
+    t0 = time.perf_counter()
+    results = engine.map(fn, args)
+    return time.perf_counter() - t0, results
+
+
+def _engine_costs(engine, n_theory, n_sim, seed0, cache) -> dict:
+    points = [{**POINT, "alpha": 1.0 + i / (3 * n_theory)} for i in range(3 * n_theory)]
+    startup, _ = _timed(engine, theory_cell, points[:2])
+    w1, _ = _timed(engine, theory_cell, points[:n_theory])
+    w2, _ = _timed(engine, theory_cell, points[n_theory:])
+    jobs = [(cell_job(POINT, 64, seed0 + s), cache) for s in range(3 * n_sim)]
+    s1, r1 = _timed(engine, run_cell, jobs[:n_sim])
+    s2, r2 = _timed(engine, run_cell, jobs[n_sim:])
+    per_cell = (s2 - s1) / n_sim
+    inside = float(np.mean([r["seconds"] for r in r1 + r2]))
+    return {"startup": startup, "theory_per_cell": (w2 - w1) / n_theory,
+            "sim_D64": {"wall_per_cell": per_cell, "cell_seconds": inside,
+                        "overhead_per_cell": per_cell - inside / 2}}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=100, help="theory cells per measurement (default 100)")
+    parser.add_argument("--sim-cells", type=int, default=6, help="D = 64 cells per measurement (default 6)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    from distributed import Client, LocalCluster
+
+    from lowrank_icl.validation.sweeps.dask_engine import DaskEngine
+    n = args.cells
+    theory_cell(POINT)                                     # warm: first-call set-up of solve
+    t0 = time.perf_counter()
+    solve(**{**POINT, "alpha": np.linspace(1, 2, n)})
+    out = {"theory_vectorized_per_point": (time.perf_counter() - t0) / n}
+    with tempfile.TemporaryDirectory() as tmp:
+        out["local_pool"] = _engine_costs(LocalEngine(workers=2), n, args.sim_cells, 0, tmp + "/local")
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                          host="127.0.0.1") as cluster, Client(cluster) as client:
+            out["dask"] = _engine_costs(DaskEngine(client), n, args.sim_cells, 1000, tmp + "/dask")
+            grid = dict(alpha=[1.0, 2.0], kappa=[0.5, 1.0], tau=2.0, rho=0.5, sigma=0.3, lam=0.1)
+            two = run_sweep(grid, [48], range(200, 204), client=client, cache_dir=tmp + "/w2").seconds
+            cluster.scale(1)
+            while len(client.scheduler_info()["workers"]) > 1:
+                time.sleep(0.1)
+            one = run_sweep(grid, [48], range(200, 204), client=client, cache_dir=tmp + "/w1").seconds
+            out["speedup_16_cells_D48"] = {"one_worker": one, "two_workers": two, "speedup": one / two}
+    print(json.dumps(out, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    return out
+
+
+if __name__ == "__main__":
+    main()
