@@ -114,7 +114,7 @@ def test_simulation_cells_are_those_of_simulate(reference):
     """Each (point, D) slice holds exactly what simulate() gives for that point and seeds."""
     ds = reference[0].dataset
     assert ds.tm.dims == ("alpha", "kappa", "dim", "seed") and ds.tm_inf.dims == ("alpha", "kappa")
-    res = simulate(40, 2.0, 2.0, 0.5, rho=0.5, sigma=0.3, lam=0.1, seeds=SEEDS)
+    res = simulate(dim=40, alpha=2.0, tau=2.0, kappa=0.5, rho=0.5, sigma=0.3, lam=0.1, seeds=SEEDS)
     err = res.errors()
     cell = ds.sel(alpha=2.0, kappa=0.5, dim=40)
     np.testing.assert_array_equal(cell.idg.values, err.idg.values)
@@ -317,9 +317,9 @@ def test_simulate_through_the_engine_hook_matches_local(client):
     from lowrank_icl.validation.parallel import use_engine
     from lowrank_icl.validation.sweeps import DaskEngine
     kw = dict(rho=0.5, sigma=0.3, lam=0.1, seeds=[0, 1, 2])
-    local = simulate(16, 2.0, 2.0, 1.0, **kw)
+    local = simulate(dim=16, alpha=2.0, tau=2.0, kappa=1.0, **kw)
     with use_engine(DaskEngine(client)):
-        remote = simulate(16, 2.0, 2.0, 1.0, workers=2, **kw)
+        remote = simulate(dim=16, alpha=2.0, tau=2.0, kappa=1.0, workers=2, **kw)
     assert remote.errors().idg.values == local.errors().idg.values
     assert remote.q.values == local.q.values
 

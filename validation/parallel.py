@@ -13,6 +13,7 @@ import concurrent.futures as cf
 import contextvars
 import multiprocessing as mp
 import os
+import signal
 from contextlib import contextmanager
 from typing import Callable, Sequence
 
@@ -35,6 +36,10 @@ def current_engine():
     return _ENGINE.get()
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_parallel(fn: Callable, args: Sequence, workers: int, on_done: Callable[[int, object], None] | None = None) -> list:
     """``[fn(a) for a in args]`` in ``workers`` processes (1: in this process); ``on_done(i, result)``
     is called as each finishes. ``fn`` must be importable (a module-level function).
@@ -47,8 +52,9 @@ def run_parallel(fn: Callable, args: Sequence, workers: int, on_done: Callable[[
 
 def run_in_processes(fn: Callable, args: Sequence, workers: int,
                      on_done: Callable[[int, object], None] | None = None) -> list:
-    """:func:`run_parallel` on the local spawned pool, whatever engine is in use. On an exception
-    (Ctrl-C included) the jobs not yet started are cancelled before it propagates."""
+    """:func:`run_parallel` on the local spawned pool, whatever engine is in use. Workers ignore
+    SIGINT; on an exception here (Ctrl-C included) they are terminated and the queued jobs cancelled
+    before it propagates."""
     results: list = [None] * len(args)
     if workers <= 1 or len(args) <= 1:
         for i, a in enumerate(args):
@@ -59,7 +65,8 @@ def run_in_processes(fn: Callable, args: Sequence, workers: int,
     saved = {k: os.environ.get(k) for k in BLAS_THREAD_VARIABLES}
     os.environ.update({k: "1" for k in BLAS_THREAD_VARIABLES})
     try:
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                      initializer=_ignore_sigint)
         try:
             futures = {pool.submit(fn, a): i for i, a in enumerate(args)}
             for fut in cf.as_completed(futures):
@@ -68,7 +75,9 @@ def run_in_processes(fn: Callable, args: Sequence, workers: int,
                 if on_done:
                     on_done(i, results[i])
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)  # do not run the queued jobs
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
     finally:
