@@ -144,23 +144,28 @@ def test_rerun_reuses_every_cell_and_netcdf_round_trips(reference, tmp_path):
         assert back.sim_converged.dtype == bool
 
 
-def test_crashed_local_run_resumes_with_identical_results(reference, tmp_path):
-    """Kill a CLI sweep (2 spawned workers) mid-way; the rerun computes only the missing cells."""
+def test_interrupted_local_run_resumes_with_identical_results(reference, tmp_path):
+    """Ctrl-C (SIGINT to the process group) a CLI sweep on 2 spawned workers mid-way: one line, exit
+    130, no output file; the rerun computes only the missing cells and gives the same bits."""
     cache = tmp_path / "cache"
     out = tmp_path / "sweep.nc"
     args = ["sweep", *CLI_ARGS, "--out", str(out), "--cache-dir", str(cache), "--json", "--workers", "2"]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "lowrank_icl.validation.cli.main", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while cached_cells(cache) < 3 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGKILL)      # the driver and its pool, as a crash would
+        os.killpg(proc.pid, signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
     finally:
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     stored = cached_cells(cache)
-    assert 3 <= stored < N_CELLS, f"the kill did not land mid-sweep ({stored} of {N_CELLS} cells stored)"
+    assert 3 <= stored < N_CELLS, f"the interrupt did not land mid-sweep ({stored} of {N_CELLS} cells stored)"
+    assert proc.returncode == 130 and err.strip().splitlines()[-1].startswith("lowrank-icl sweep: interrupted")
     assert not out.exists()
     rerun = run_cli([*args[:-2], "--workers", "1"])      # in-process: the pool's bits and these agree
     assert rerun.returncode == 0, rerun.stderr
