@@ -24,7 +24,6 @@ the fit is the (shifted) mean with its SE; with one seed, or an SE of 0, e_inf a
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -129,7 +128,3 @@ def check_output_path(path) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"--out folder {parent} is not writable")
     return path
-
-
-def jsonable(obj) -> str:
-    return json.dumps(obj, sort_keys=True, allow_nan=False)

@@ -16,6 +16,7 @@ and cells run with single-threaded BLAS, so any engine gives the same bits.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -23,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lowrank_icl.numerics import check_int, solve
+from lowrank_icl.numerics import ForwardParams, check_int, solve
 from lowrank_icl.validation.cache import default_cache_dir, package_version
 from lowrank_icl.validation.forward.sampling import Sizes
 from lowrank_icl.validation.forward.simulate import collect
 from lowrank_icl.validation.sweeps.cells import cell_cache, cell_job, cell_memory_bytes, run_cell
 from lowrank_icl.validation.sweeps.engine import LocalEngine
 from lowrank_icl.validation.sweeps.grid import Grid
-from lowrank_icl.validation.sweeps.results import PROTOCOLS, build_dataset, jsonable, require_xarray
+from lowrank_icl.validation.sweeps.results import PROTOCOLS, build_dataset, require_xarray
 
 
 @dataclass
@@ -84,7 +85,7 @@ def run_sweep(grid, dims=None, seeds=range(5), client=None, *, workers=None, cac
     attrs = {"title": "lowrank-icl parameter sweep", "version": package_version(),
              "call": f"sweep(grid={grid.to_dict()!r}, dims={call['dims']!r}, seeds={call['seeds']!r}, "
                      f"method={method!r}, tol={float(tol)!r})",
-             "parameters": jsonable(call),
+             "parameters": json.dumps(call, sort_keys=True, allow_nan=False),
              "conventions": "L = round(alpha D), M = round(tau D^2), M0 = round(kappa D), r = round(rho D); "
                             "errors are exact test errors of the trained reduced attention Gamma"}
     theory = _theory(grid, dims)
@@ -125,7 +126,6 @@ def run_sweep(grid, dims=None, seeds=range(5), client=None, *, workers=None, cac
                 computed = engine.map(run_cell, args, on_done)
             for i, r in zip(missing, computed):
                 results[i] = r
-            report.finish()
     finally:
         if own_engine:
             engine.close()
@@ -183,7 +183,6 @@ def _theory(grid: Grid, dims) -> dict:
 
 def _cell_arrays(grid, dims, seeds, points, results) -> dict:
     """Per-seed errors and fit diagnostics, shape grid.shape + (len(dims), len(seeds))."""
-    from lowrank_icl.numerics import ForwardParams
     shape = grid.shape + (len(dims), len(seeds))
     out = {k: np.empty(shape) for k in PROTOCOLS}
     out["converged"] = np.empty(shape, dtype=bool)
@@ -255,9 +254,6 @@ class _Progress:
             left = elapsed / self.computed * (self.to_compute - self.computed)
             print(f"sweep: {self.done}/{self.total} cells done, elapsed {_clock(elapsed)}, "
                   f"about {_clock(left)} left", file=self.stream, flush=True)
-
-    def finish(self):
-        pass
 
 
 def _clock(seconds: float) -> str:
