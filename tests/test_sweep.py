@@ -199,6 +199,38 @@ def test_cli_progress_and_user_errors(tmp_path, capsys):
         assert message in err and len(err.strip().splitlines()) == 1, (args, err)
 
 
+class _DetachedEngine:
+    """An engine whose 'workers' cannot reach the caller's cache folder (they get a file instead)."""
+
+    def __init__(self, blocker):
+        self.blocker = str(blocker)
+
+    def map(self, fn, args, on_done=None):
+        results = []
+        for i, (job, _folder) in enumerate(args):
+            results.append(fn((job, self.blocker)))
+            if on_done:
+                on_done(i, results[-1])
+        return results
+
+    def cell_memory_limit(self):
+        return None
+
+    def describe(self):
+        return "detached test engine"
+
+
+def test_a_worker_without_the_cache_folder_computes_and_the_caller_stores(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    grid = dict(alpha=[1.0, 2.0], kappa=1.0, tau=2.0)
+    first = run_sweep(grid, [8], [0, 1], client=_DetachedEngine(blocker), cache_dir=tmp_path / "cache")
+    assert (first.computed, first.reused) == (4, 0) and cached_cells(tmp_path / "cache") == 4
+    again = run_sweep(grid, [8], [0, 1], client=_DetachedEngine(blocker), cache_dir=tmp_path / "cache")
+    assert (again.computed, again.reused) == (0, 4)
+    xr.testing.assert_identical(again.dataset, first.dataset)
+
+
 # ---------------------------------------------------------------------------------------------- memory
 
 @pytest.mark.parametrize("dim, tau, lam, method", [

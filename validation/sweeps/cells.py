@@ -50,16 +50,22 @@ def run_cell(job_and_cache_dir) -> dict:
     """Result of one cell: from the cache, or trained (single-threaded BLAS) and stored at once.
 
     Top-level, one picklable argument ``(job, cache_dir)``: runs in spawned processes and on Dask
-    workers. The returned dict is that of :func:`lowrank_icl.validation.forward.simulate.run_seed`.
+    workers. A worker on which ``cache_dir`` cannot be created or written (not a shared folder)
+    computes without storing; the caller stores what it receives. The returned dict is that of
+    :func:`lowrank_icl.validation.forward.simulate.run_seed`.
     """
     job, cache_dir = job_and_cache_dir
-    cache = cell_cache(cache_dir)
-    hit = cache.load(job)
+    try:
+        cache = cell_cache(cache_dir)
+    except ValueError:      # a worker that cannot reach the caller's folder: the caller stores the cell
+        cache = None
+    hit = cache.load(job) if cache is not None else None
     if hit is not None:
         return hit[0]
     with single_threaded_blas():
         result = run_seed(job)
-    cache.store(job, result)
+    if cache is not None:
+        cache.store(job, result)
     return result
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lowrank_icl.numerics import ForwardParams, check_int, solve
+from lowrank_icl.numerics import ForwardParams, check_int, check_real, solve
 from lowrank_icl.validation.cache import default_cache_dir, package_version
 from lowrank_icl.validation.forward.sampling import Sizes
 from lowrank_icl.validation.forward.simulate import collect
@@ -80,6 +80,7 @@ def run_sweep(grid, dims=None, seeds=range(5), client=None, *, workers=None, cac
     seeds = _parse_seeds(seeds)
     if not isinstance(method, str):
         raise ValueError(f"method must be a string (got {method!r})")
+    tol = float(check_real("tol", tol, lower=0.0, upper=1.0))
     call = {"grid": grid.to_dict(), "dims": list(dims) if dims else None,
             "seeds": list(seeds) if dims else None, "method": method, "tol": float(tol)}
     attrs = {"title": "lowrank-icl parameter sweep", "version": package_version(),
@@ -105,9 +106,9 @@ def run_sweep(grid, dims=None, seeds=range(5), client=None, *, workers=None, cac
     missing = [i for i, r in enumerate(results) if r is None]
     reused = len(jobs) - len(missing)
 
-    engine, own_engine = _engine(client, workers, worker_timeout)
-    try:
-        if missing:
+    if missing:
+        engine, own_engine = _engine(client, workers, worker_timeout)
+        try:
             _check_memory([jobs[i] for i in missing], engine)
             report = _Progress(len(jobs), reused, len(missing), stream or sys.stderr, progress)
             report.start(engine)
@@ -126,9 +127,12 @@ def run_sweep(grid, dims=None, seeds=range(5), client=None, *, workers=None, cac
                 computed = engine.map(run_cell, args, on_done)
             for i, r in zip(missing, computed):
                 results[i] = r
-    finally:
-        if own_engine:
-            engine.close()
+        finally:
+            if own_engine:
+                engine.close()
+    elif progress:
+        print(f"sweep: all {len(jobs)} cells are in the cache {cache.directory}", file=stream or sys.stderr,
+              flush=True)
 
     cells = _cell_arrays(grid, dims, seeds, points, results)
     ds = build_dataset(grid, dims, seeds, theory, cells, attrs)
