@@ -5,10 +5,11 @@
 Starts a LocalCluster (2 worker processes, one thread each, loopback) and uses the local pool
 (2 spawned processes; a new pool per sweep), and prints, for each engine:
 
-- ``startup``: wall seconds of a 2-cell map (pool spawn, or task round trip on warm workers);
-- ``theory``: seconds per theory cell (one scalar ``solve`` per task), (wall(2N) - wall(N)) / N so
-  that start-up cancels, next to one vectorized ``solve`` per point (what ``sweep`` does);
-- ``sim_D64``: the same per-cell wall time for D = 64 simulation cells, the mean seconds spent
+- ``startup``: seconds before the first result of a map (pool spawn; Dask: task round trip);
+- ``theory_wall_per_cell``: steady-state wall seconds per theory cell (one scalar ``solve`` per
+  task; time between the first and the last result / (N - 1)), next to one vectorized ``solve``
+  per point (what ``sweep`` does) and ``theory_cell_seconds``, the scalar solve alone;
+- ``sim_D64``: the same steady-state wall time for D = 64 simulation cells, the mean seconds spent
   inside a cell, and the overhead per cell = wall per cell - cell seconds / 2 workers;
 - ``speedup``: one 16-cell sweep (D = 48) on 1 and on 2 Dask workers.
 
@@ -36,25 +37,25 @@ def theory_cell(point: dict) -> float:
     return float(solve(**point).errors().idg)
 
 
-def _timed(engine, fn, args):
-    t0 = time.perf_counter()
-    results = engine.map(fn, args)
-    return time.perf_counter() - t0, results
+def _steady_wall_per_cell(engine, fn, args):
+    """(wall seconds per finished cell between the first and the last result, results): the
+    steady-state rate, free of start-up (pool spawn, worker imports)."""
+    stamps = []
+    results = engine.map(fn, args, lambda i, r: stamps.append(time.perf_counter()))
+    return (stamps[-1] - stamps[0]) / (len(stamps) - 1), results
 
 
 def _engine_costs(engine, n_theory, n_sim, seed0, cache) -> dict:
-    points = [{**POINT, "alpha": 1.0 + i / (3 * n_theory)} for i in range(3 * n_theory)]
-    startup, _ = _timed(engine, theory_cell, points[:2])
-    w1, _ = _timed(engine, theory_cell, points[:n_theory])
-    w2, _ = _timed(engine, theory_cell, points[n_theory:])
-    jobs = [(cell_job(POINT, 64, seed0 + s), cache) for s in range(3 * n_sim)]
-    s1, r1 = _timed(engine, run_cell, jobs[:n_sim])
-    s2, r2 = _timed(engine, run_cell, jobs[n_sim:])
-    per_cell = (s2 - s1) / n_sim
-    inside = float(np.mean([r["seconds"] for r in r1 + r2]))
-    return {"startup": startup, "theory_per_cell": (w2 - w1) / n_theory,
-            "sim_D64": {"wall_per_cell": per_cell, "cell_seconds": inside,
-                        "overhead_per_cell": per_cell - inside / 2}}
+    points = [{**POINT, "alpha": 1.0 + i / n_theory} for i in range(n_theory)]
+    t0 = time.perf_counter()
+    theory_wall, _ = _steady_wall_per_cell(engine, theory_cell, points)
+    startup = time.perf_counter() - t0 - theory_wall * (n_theory - 1)
+    jobs = [(cell_job(POINT, 64, seed0 + s), cache) for s in range(n_sim)]
+    sim_wall, results = _steady_wall_per_cell(engine, run_cell, jobs)
+    inside = float(np.mean([r["seconds"] for r in results]))
+    return {"startup": startup, "theory_wall_per_cell": theory_wall,
+            "sim_D64": {"wall_per_cell": sim_wall, "cell_seconds": inside,
+                        "overhead_per_cell": sim_wall - inside / 2}}
 
 
 def main(argv=None) -> dict:
@@ -71,6 +72,10 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     solve(**{**POINT, "alpha": np.linspace(1, 2, n)})
     out = {"theory_vectorized_per_point": (time.perf_counter() - t0) / n}
+    t0 = time.perf_counter()
+    for i in range(20):
+        theory_cell({**POINT, "alpha": 1.0 + i / 20})
+    out["theory_cell_seconds"] = (time.perf_counter() - t0) / 20
     with tempfile.TemporaryDirectory() as tmp:
         out["local_pool"] = _engine_costs(LocalEngine(workers=2), n, args.sim_cells, 0, tmp + "/local")
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
