@@ -8,7 +8,8 @@ Starts a LocalCluster (2 worker processes, one thread each, loopback) and uses t
 - ``startup``: seconds before the first result of a map (pool spawn; Dask: task round trip);
 - ``theory_wall_per_cell``: steady-state wall seconds per theory cell (one scalar ``solve`` per
   task; time between the first and the last result / (N - 1)), next to one vectorized ``solve``
-  per point (what ``sweep`` does) and ``theory_cell_seconds``, the scalar solve alone;
+  per point (what ``sweep`` does) and ``theory_cell_seconds``, the scalar solve alone; the
+  overhead per cell = wall per cell - cell seconds / 2 workers;
 - ``sim_D64``: the same steady-state wall time for D = 64 simulation cells, the mean seconds spent
   inside a cell, and the overhead per cell = wall per cell - cell seconds / 2 workers;
 - ``speedup``: one 16-cell sweep (D = 48) on 1 and on 2 Dask workers.
@@ -45,7 +46,7 @@ def _steady_wall_per_cell(engine, fn, args):
     return (stamps[-1] - stamps[0]) / (len(stamps) - 1), results
 
 
-def _engine_costs(engine, n_theory, n_sim, seed0, cache) -> dict:
+def _engine_costs(engine, n_theory, n_sim, seed0, cache, theory_seconds) -> dict:
     points = [{**POINT, "alpha": 1.0 + i / n_theory} for i in range(n_theory)]
     t0 = time.perf_counter()
     theory_wall, _ = _steady_wall_per_cell(engine, theory_cell, points)
@@ -54,6 +55,7 @@ def _engine_costs(engine, n_theory, n_sim, seed0, cache) -> dict:
     sim_wall, results = _steady_wall_per_cell(engine, run_cell, jobs)
     inside = float(np.mean([r["seconds"] for r in results]))
     return {"startup": startup, "theory_wall_per_cell": theory_wall,
+            "theory_overhead_per_cell": theory_wall - theory_seconds / 2,
             "sim_D64": {"wall_per_cell": sim_wall, "cell_seconds": inside,
                         "overhead_per_cell": sim_wall - inside / 2}}
 
@@ -77,10 +79,12 @@ def main(argv=None) -> dict:
         theory_cell({**POINT, "alpha": 1.0 + i / 20})
     out["theory_cell_seconds"] = (time.perf_counter() - t0) / 20
     with tempfile.TemporaryDirectory() as tmp:
-        out["local_pool"] = _engine_costs(LocalEngine(workers=2), n, args.sim_cells, 0, tmp + "/local")
+        out["local_pool"] = _engine_costs(LocalEngine(workers=2), n, args.sim_cells, 0, tmp + "/local",
+                                          out["theory_cell_seconds"])
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                           host="127.0.0.1") as cluster, Client(cluster) as client:
-            out["dask"] = _engine_costs(DaskEngine(client), n, args.sim_cells, 1000, tmp + "/dask")
+            out["dask"] = _engine_costs(DaskEngine(client), n, args.sim_cells, 1000, tmp + "/dask",
+                                        out["theory_cell_seconds"])
             grid = dict(alpha=[1.0, 2.0], kappa=[0.5, 1.0], tau=2.0, rho=0.5, sigma=0.3, lam=0.1)
             two = run_sweep(grid, [48], range(200, 204), client=client, cache_dir=tmp + "/w2").seconds
             cluster.scale(1)
