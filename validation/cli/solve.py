@@ -21,6 +21,11 @@ def register(subparsers):
                    help="reduced scalar equation (default) or the published damped iteration")
     p.add_argument("--precision", type=int, default=None, help="mpmath digits (reduced method)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--spectrum", default=None, metavar="SPEC",
+                   help="general task spectrum instead of --rho: lowrank:RHO, approx-lowrank:RHO,FLOOR, "
+                        "power:EXPONENT[,ATOMS], spiked:STRENGTH,FRACTION, or a .json/.npz file with arrays "
+                        "train, test (optional, default isotropic) and weights (optional); odg is then the "
+                        "error on the test law")
     p.set_defaults(func=_cmd_solve)
 
 
@@ -37,8 +42,12 @@ def add_forward_arguments(p):
 
 
 def _cmd_solve(args) -> int:
+    spectrum = None
+    if args.spectrum is not None:
+        from lowrank_icl.numerics import TaskSpectrum
+        spectrum = TaskSpectrum.parse(args.spectrum)
     res = solve(args.alpha, args.tau, args.kappa, args.rho, args.sigma, args.lam, method=args.method,
-                precision=args.precision)
+                precision=args.precision, spectrum=spectrum)
     out = res.to_dict(alpha_test=args.alpha_test, sigma_test=args.sigma_test)
     if args.json:
         print(json.dumps(_finite_json(out), allow_nan=False))

@@ -286,7 +286,7 @@ def collect(dim, params: ForwardParams, seeds, results: list, alpha_test=None, s
 def simulate(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, alpha_test=None, sigma_test=None,
              seeds: Iterable[int] | int = range(5), method: str = "auto", tol: float = 1e-8,
              workers: int = 1, cache_dir=None, progress: bool = False,
-             pool_repeats: int = 1, y2_column: bool = False) -> SimulationResult:
+             pool_repeats: int = 1, y2_column: bool = False, spectrum=None) -> SimulationResult:
     """Train Gamma_hat at dimension ``dim`` for each seed and measure it (module docstring).
 
     Parameters as in :func:`lowrank_icl.numerics.solve` (alpha, tau, kappa, rho, sigma, lam: scalars)
@@ -299,11 +299,23 @@ def simulate(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, alpha_test=
     ``y2_column=True`` trains the full-rank paper's model (the extra feature (1/L) sum_l y_l^2 times the
     query) beside the reduced one on the same prompts and returns a
     :class:`lowrank_icl.validation.forward.y2_column.Y2ColumnResult` (seeds, method, progress only).
+
+    ``spectrum=TaskSpectrum(...)`` (instead of rho) draws tasks from N(0, Sigma) in a Haar eigenbasis and
+    returns a :class:`lowrank_icl.validation.forward.spectrum_simulate.SpectrumSimulation` (D <= 256;
+    exact TM, IDG and test-law errors; see that module).
     """
+    if y2_column and spectrum is not None:
+        raise ValueError("give y2_column=True or spectrum=, not both")
     if y2_column:
         from lowrank_icl.validation.forward.y2_column import simulate_y2_column
         return simulate_y2_column(dim, alpha, tau, kappa, rho, sigma, lam, seeds=seeds, method=method,
                                   progress=progress)
+    if spectrum is not None:
+        from lowrank_icl.validation.forward.spectrum_simulate import simulate_spectrum
+        if rho != 1.0 or pool_repeats != 1 or workers != 1 or cache_dir is not None:
+            raise ValueError("simulate(spectrum=...) takes no rho, pool_repeats, workers or cache_dir")
+        return simulate_spectrum(dim, alpha, tau, kappa, sigma, lam, spectrum=spectrum, seeds=seeds,
+                                 method=method, tol=tol)
     dim = check_int("dim", dim, lower=1)
     params = ForwardParams(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
     if params.shape != ():
