@@ -54,7 +54,7 @@ class DaskEngine:
         except TimeoutError:
             raise ValueError(f"no Dask worker joined the scheduler {self.client.scheduler.address} "
                              f"within {self.worker_timeout:g} s") from None
-        return self.client.scheduler_info(n_workers=-1)["workers"]
+        return _all_workers(self.client)
 
     def cell_memory_limit(self) -> int | None:
         """The smallest worker's memory limit divided by its threads (None: no worker has a limit)."""
@@ -86,12 +86,20 @@ class DaskEngine:
         return results
 
     def describe(self) -> str:
-        n = len(self.client.scheduler_info(n_workers=-1)["workers"])
+        n = len(_all_workers(self.client))
         return f"Dask scheduler {self.client.scheduler.address} ({n} worker{'s' if n != 1 else ''})"
 
     def close(self) -> None:
         if self._own:
             self.client.close()
+
+
+def _all_workers(client) -> dict:
+    """Every worker's info (recent distributed lists only the first few unless asked for all)."""
+    try:
+        return client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:       # distributed before n_workers=
+        return client.scheduler_info()["workers"]
 
 
 def _keyable(arg):
