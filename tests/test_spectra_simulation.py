@@ -42,11 +42,11 @@ def test_quantile_pairs_keep_the_pairs():
 def test_simulate_dispatches_on_spectrum():
     from lowrank_icl.validation.forward.simulate import simulate
     spec = TaskSpectrum.spiked(4.0, 0.5)
-    a = simulate(8, 2.0, 1.5, 1.0, sigma=0.2, lam=0.1, spectrum=spec, seeds=[3])
+    a = simulate(dim=8, alpha=2.0, tau=1.5, kappa=1.0, sigma=0.2, lam=0.1, spectrum=spec, seeds=[3])
     b = simulate_spectrum(8, 2.0, 1.5, 1.0, 0.2, 0.1, spectrum=spec, seeds=[3])
     assert a.errors()["odg"].values == b.errors()["odg"].values
     with pytest.raises(ValueError, match="no rho"):
-        simulate(8, 2.0, 1.5, 1.0, rho=0.5, spectrum=spec, seeds=[0])
+        simulate(dim=8, alpha=2.0, tau=1.5, kappa=1.0, rho=0.5, spectrum=spec, seeds=[0])
 
 
 def test_misaligned_test_law_small():

@@ -258,11 +258,6 @@ def test_memory_estimate_bounds_the_measured_peak(dim, tau, lam, method):
     assert peak <= estimate <= 4 * peak + 2**20, (peak, estimate)
 
 
-def test_memory_estimate_of_auto_cg_covers_its_primal_fallback():
-    point = dict(alpha=2.0, tau=2.0, kappa=1.0, rho=0.5, sigma=0.3, lam=0.1)
-    assert cell_memory_bytes(cell_job(point, 32, 0)) >= cell_memory_bytes(cell_job(point, 32, 0, method="primal"))
-
-
 def test_cells_that_cannot_fit_are_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"needs about .* GiB, more than the .* GiB one cell may use"):
         sweep(dict(alpha=1, tau=2, kappa=1), dims=[3000], seeds=[0, 1], cache_dir=tmp_path)

@@ -2,7 +2,11 @@
 
 
 def __getattr__(name):
-    # Lazy: importing the validation layer must not import the sweep engine (or xarray).
+    # lazy, so that importing the CLI does not import the theory layer before it is needed
+    if name == "__version__":
+        from lowrank_icl.theory import __version__
+        return __version__
+    # lazy: importing the validation layer must not import the sweep engine (or xarray)
     if name == "sweep":
         from lowrank_icl.validation.sweeps import sweep
         return sweep

@@ -5,12 +5,14 @@
 
 mse = ||w_hat - w||^2 / d on --test fresh contexts (mean and standard error); LT is the one trained
 with --loss ('all' trains the three); ore_theory / lt1_theory are the theory risks per coordinate
-(null where they do not apply: lt1_theory only for --layers 1 --loss supervised).
+(null where they do not apply: lt1_theory only for --layers 1 --loss supervised). The JSON also
+records the inputs under ``parameters`` and the package ``version``.
 """
 from __future__ import annotations
 
-import json
 import sys
+
+from lowrank_icl.validation.cli._shared import print_json
 
 
 def register(subparsers):
@@ -58,7 +60,12 @@ def _run(args) -> int:
     if not (args.layers == 1 and "supervised" in losses):
         out["lt1_theory"] = None
     if args.json:
-        print(json.dumps(out))
+        from lowrank_icl.validation.io import json_document
+        out.pop("parameters", None)
+        out.pop("version", None)
+        print_json(json_document({"dim": args.dim, "context": args.context, "rank": args.rank, "sigma": args.sigma,
+                                  "cond": args.cond, "tasks": args.tasks, "layers": args.layers, "loss": args.loss,
+                                  "test": args.test, "maxiter": args.maxiter, "seed": args.seed}, out))
         return 0
     print(f"inverse ICL  d={params.d} N={params.N} r={params.r} sigma={params.sigma:g} cond={params.cond:g} "
           f"n_s={params.n_s} K={args.layers} seed={args.seed}")

@@ -43,7 +43,7 @@ def build_transition(out_dir, quick, progress):
                  rf"$\lambda={p['lam']}$ (dotted: $\kappa=\rho$)")
     progress("locating kappa* and the width")
     scan = [1e2, 1e3, 1e4, 1e5, 1e6] if quick else [1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
-    pb, wfit, kfit = crossover_scaling(scan, p["rho"], p["tau"], p["sigma"], p["lam"])
+    pb, wfit, kfit = crossover_scaling(alpha=scan, tau=p["tau"], rho=p["rho"], sigma=p["sigma"], lam=p["lam"])
     for ax in axes:
         for k in pb.kappa_star:
             ax.axvline(k, color="red", lw=0.5, alpha=0.5)
@@ -77,7 +77,7 @@ def build_kappa_rho(out_dir, quick, progress):
         fig.colorbar(img, ax=ax, label=r"$\log_{10} e_{\mathrm{IDG}}$")
         on = kappa <= 1.0
         ax.plot(kappa[on], kappa[on], "w--", lw=1, label=r"$\kappa=\rho$")
-        ks = [phase_boundary(a, r, p["tau"], p["sigma"], p["lam"]).kappa_star[0] for r in rho_line]
+        ks = [phase_boundary(alpha=a, tau=p["tau"], rho=r, sigma=p["sigma"], lam=p["lam"]).kappa_star for r in rho_line]
         ax.plot(ks, rho_line, "co", ms=4, label=r"$\kappa^*(\rho)$")
         rows += [(a, float(r), float(k)) for r, k in zip(rho_line, ks)]
         ax.set_xscale("log")
@@ -185,7 +185,7 @@ def build_design(out_dir, quick, progress):
     fig.colorbar(img, ax=axes[0], label=r"$\log_{10} e_{\mathrm{IDG}}$")
     rows = []
     for rho in rhos:
-        opt = [optimal_context_length(tau, k, rho, sigma) for k in kappas]
+        opt = [optimal_context_length(tau=tau, kappa=k, rho=rho, sigma=sigma) for k in kappas]
         a_star = np.array([o.alpha if not o.at_boundary else np.nan for o in opt])
         axes[1].plot(kappas, a_star, "o-", ms=3, label=rf"$\rho={rho}$")
         if rho == rho0:
@@ -207,7 +207,7 @@ def build_design(out_dir, quick, progress):
     budgets = (10.0, 30.0, 100.0)
     rho_grid = np.linspace(0.05, 1.0, 8 if quick else 20)
     for b in budgets:
-        opt = [optimal_token_allocation(b, 1.0, r, sigma) for r in rho_grid]
+        opt = [optimal_token_allocation(b, kappa=1.0, rho=r, sigma=sigma) for r in rho_grid]
         axes[2].plot(rho_grid, [o.alpha for o in opt], "o-", ms=3, label=rf"$\tau\alpha={b:g}$")
         rows += [("token_budget", float(r), 1.0, o.alpha, o.tau, o.error, o.at_boundary) for r, o in zip(rho_grid, opt)]
     axes[2].set_xlabel(r"task rank $\rho$")

@@ -149,7 +149,8 @@ def check_crossover(dim: int, alpha: float, tau: float, rho: float, sigma: float
     kappas = np.asarray(n_tasks, float) / dim
     values = []
     for k in kappas:
-        sim = simulate(dim, alpha, tau, k, rho, sigma, lam, seeds=seeds, workers=workers)
+        sim = simulate(dim=dim, alpha=alpha, tau=tau, kappa=k, rho=rho, sigma=sigma, lam=lam, seeds=seeds,
+                       workers=workers)
         values.append(np.asarray(sim.errors().idg.values, float))
         if progress:
             progress(f"D={dim} alpha={alpha:g} kappa={k:.4f}: e_IDG {values[-1].mean():.4f}")
@@ -161,7 +162,7 @@ def check_crossover(dim: int, alpha: float, tau: float, rho: float, sigma: float
     rng = np.random.default_rng(12345)
     boot = [steepest_point_on_grid(kappas, values[:, rng.integers(len(seeds), size=len(seeds))].mean(axis=1))
             for _ in range(n_boot)]
-    k_cont = float(phase_boundary(s.alpha, s.rho, s.tau, sigma, lam).kappa_star[0])
+    k_cont = float(phase_boundary(alpha=s.alpha, tau=s.tau, rho=s.rho, sigma=sigma, lam=lam).kappa_star)
     return CrossoverCheck(dim, float(alpha), kappas, values.mean(axis=1),
                           values.std(axis=1, ddof=1) / np.sqrt(len(seeds)), e_th, k_sim, float(np.std(boot, ddof=1)),
                           steepest_point_on_grid(kappas, e_th), k_cont)

@@ -8,13 +8,9 @@ before returning. It runs with single-threaded BLAS, so its floating-point reduc
 result, are the same bits in any process on any worker. The cache folder is passed explicitly, so a
 remote worker stores where the caller asked, not where its own environment points.
 
-Memory of a cell (:func:`cell_memory_bytes`), with M = round(tau D^2) prompts and 8-byte floats:
-the data x, h (2 M D) plus the sampler's chunk temporaries (about 7 x 16384 x D), plus the solver's
-working set (:func:`lowrank_icl.validation.forward.ridge.choose_method` picks it): primal
-Phi (M D^2) and its Gram (D^4), twice each for the least-squares fallback; dual two M x M
-kernels (three at lam = 0 for the pseudo-inverse); cg the float32 copy of the data from D >= 96 and
-two 8192 x D blocks; dual-cg two 8192 x D blocks. Plus :data:`PROCESS_OVERHEAD_BYTES` for the
-interpreter and libraries.
+Memory of a cell (:func:`cell_memory_bytes`): the simulator's own estimate of one seed from its
+sizes and ridge method (:mod:`lowrank_icl.validation.forward.resources`), plus
+:data:`PROCESS_OVERHEAD_BYTES` for the interpreter and libraries of a worker process.
 """
 from __future__ import annotations
 
@@ -22,7 +18,7 @@ import sys
 
 from lowrank_icl.numerics import ForwardParams, single_threaded_blas
 from lowrank_icl.validation.cache import Cache
-from lowrank_icl.validation.forward.ridge import choose_method
+from lowrank_icl.validation.forward.resources import estimate_seed
 from lowrank_icl.validation.forward.sampling import Sizes
 from lowrank_icl.validation.forward.simulate import make_jobs, run_seed
 
@@ -31,10 +27,6 @@ CACHE_NAMESPACE = "forward-seed"
 # exact errors (theory), the argument checks and BLAS control (numerics).
 CACHE_CODE = ("lowrank_icl.validation.forward", "lowrank_icl.theory", "lowrank_icl.numerics")
 PROCESS_OVERHEAD_BYTES = 200 * 2**20
-_FLOAT = 8
-_SAMPLER_CHUNK = 1 << 14
-_SOLVER_CHUNK = 8192
-_MIXED_MIN_DIM = 96
 
 
 def cell_job(point: dict, dim: int, seed: int, method: str = "auto", tol: float = 1e-8) -> dict:
@@ -70,19 +62,8 @@ def run_cell(job_and_cache_dir) -> dict:
 
 
 def cell_memory_bytes(job: dict) -> int:
-    """Estimated peak memory of one cell in bytes (module docstring), process overhead included."""
+    """Estimated peak memory of one cell in bytes: the simulator's estimate of one seed
+    (:func:`lowrank_icl.validation.forward.resources.estimate_seed`) plus the process overhead."""
     s = Sizes.from_ratios(job["dim"], job["alpha"], job["tau"], job["kappa"], job["rho"])
-    M, D = s.n_prompts, s.dim
-    data = 2 * M * D + 2 * M + s.n_tasks * D + 7 * min(M, _SAMPLER_CHUNK) * D
-    method = choose_method(M, D) if job.get("method", "auto") == "auto" else job["method"]
-    if method == "primal":
-        work = 2 * (M * D * D + D**4)
-    elif method == "dual":
-        work = (3 if job["lam"] == 0 else 2) * M * M
-    elif method == "cg":
-        work = (M * D if D >= _MIXED_MIN_DIM else 0) + 2 * _SOLVER_CHUNK * D + 8 * D * D
-        if job.get("method", "auto") == "auto" and D <= 64:
-            work = max(work, 2 * (M * D * D + D**4))     # auto falls back to primal if cg stalls
-    else:
-        work = 2 * min(M, _SOLVER_CHUNK) * D + 4 * M
-    return int(_FLOAT * (data + work) + PROCESS_OVERHEAD_BYTES)
+    _, seed_bytes, _ = estimate_seed(s, job.get("method", "auto"), int(job.get("pool_repeats", 1)))
+    return int(seed_bytes + PROCESS_OVERHEAD_BYTES)

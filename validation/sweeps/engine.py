@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from lowrank_icl.numerics import check_int
-from lowrank_icl.validation.parallel import run_in_processes, use_engine
+from lowrank_icl.validation.parallel import check_workers, run_in_processes, use_engine
 
 
 def physical_memory_bytes() -> int | None:
@@ -29,8 +28,7 @@ class LocalEngine:
     """
 
     def __init__(self, workers: int | None = None):
-        cpus = os.cpu_count() or 1
-        self.workers = min(2, cpus) if workers is None else check_int("workers", workers, lower=1, upper=cpus)
+        self.workers = min(2, os.cpu_count() or 1) if workers is None else check_workers(workers)
 
     def map(self, fn, args, on_done=None) -> list:
         return run_in_processes(fn, list(args), self.workers, on_done)
