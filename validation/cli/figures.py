@@ -18,6 +18,8 @@ def register(subparsers):
     fig.add_argument("--quick", action="store_true", help="small sizes: a few minutes on 2 cores")
     fig.add_argument("--only", default=None, help="comma-separated figure names (default: all)")
     fig.add_argument("--list", action="store_true", help="list the figure names and exit")
+    fig.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the simulations as tasks on this Dask scheduler (tcp://HOST:PORT)")
     add_cache_arguments(fig)
     add_quiet_argument(fig)
     fig.set_defaults(func=_cmd_figures)
@@ -37,6 +39,8 @@ def _cmd_figures(args) -> int:
                              f"choose from {', '.join(all_figures())}")
     out = check_output_folder(args.out)
     cache_dir = None if args.no_cache else check_cache_folder(args.cache_dir)
-    run_figures(out, quick=args.quick, only=only, cache_dir=cache_dir, use_cache=not args.no_cache,
-                quiet=args.quiet)
+    from lowrank_icl.validation.sweeps.engine import scheduler_engine
+    with scheduler_engine(args.scheduler):   # None: the local pool
+        run_figures(out, quick=args.quick, only=only, cache_dir=cache_dir, use_cache=not args.no_cache,
+                    quiet=args.quiet)
     return 0
