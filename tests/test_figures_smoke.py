@@ -136,3 +136,29 @@ def test_phase_cli_text(capsys):
     assert "kappa*" in lines[1]
     (row,) = [line.split() for line in lines[2:]]
     assert float(row[0]) == 1e3 and abs(float(row[1]) - 0.3) < 0.05 and row[-1] == "True"
+
+
+def test_figures_needing_a_missing_extra_are_skipped_or_refused(monkeypatch, tmp_path, capsys):
+    """Without jax, an all-figures run skips the [nn] figures with a note; naming one is refused."""
+    import importlib.util
+
+    from lowrank_icl.validation.figures import registry
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("jax", "optax") else real_find_spec(name, *a))
+    needing = [n for n, spec in all_figures().items() if spec.extra == "nn"]
+    assert needing == ["transformers_kappa", "transformers_rho", "transformers_alpha_test"]
+    assert main(["figures", "--quick", "--only", "transformers_rho", "--out", str(tmp_path), "--no-cache"]) == 2
+    assert "pip install 'lowrank-icl[nn]'" in capsys.readouterr().err
+    built = []
+    monkeypatch.setattr(registry, "_REGISTRY", {n: s for n, s in registry._REGISTRY.items()
+                                                if n in needing or n == "pretraining_design"})
+    monkeypatch.setattr(registry, "FIGURE_MODULES", ())
+    original = registry._REGISTRY["pretraining_design"]
+    registry._REGISTRY["pretraining_design"] = registry.FigureSpec(
+        original.name, lambda out, quick, progress: built.append(out) or registry.FigureOutput("pretraining_design"),
+        original.description)
+    registry.run_figures(tmp_path, quick=True, only=None)
+    captured = capsys.readouterr()
+    assert len(built) == 1
+    assert captured.err.count("needs the [nn] extra") == 3

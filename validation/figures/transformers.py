@@ -133,7 +133,8 @@ def _caption(cfg):
             f"(mean +- SE over {cfg['n_test']} fresh prompts); colors TM/IDG/ODG; lines theory")
 
 
-@figure("transformers_kappa", "trained linear/softmax/MLP transformers vs kappa at rho = 0.25, 0.5, with theory")
+@figure("transformers_kappa", "trained linear/softmax/MLP transformers vs kappa at rho = 0.25, 0.5, with theory",
+        extra="nn", requires=("jax", "optax"))
 def build_kappa(out_dir, quick, progress) -> FigureOutput:
     import matplotlib.pyplot as plt
     cfg = _settings(quick)
@@ -159,7 +160,8 @@ def build_kappa(out_dir, quick, progress) -> FigureOutput:
     return FigureOutput("transformers_kappa", files, TABLE_HEADER, rows, _caption(cfg))
 
 
-@figure("transformers_rho", "trained linear/softmax/MLP transformers vs rho at fixed kappa, with theory")
+@figure("transformers_rho", "trained linear/softmax/MLP transformers vs rho at fixed kappa, with theory",
+        extra="nn", requires=("jax", "optax"))
 def build_rho(out_dir, quick, progress) -> FigureOutput:
     import matplotlib.pyplot as plt
     cfg = _settings(quick)
@@ -180,7 +182,8 @@ def build_rho(out_dir, quick, progress) -> FigureOutput:
     return FigureOutput("transformers_rho", files, TABLE_HEADER, rows, _caption(cfg))
 
 
-@figure("transformers_alpha_test", "trained transformers vs test context ratio alpha_t, with theory")
+@figure("transformers_alpha_test", "trained transformers vs test context ratio alpha_t, with theory",
+        extra="nn", requires=("jax", "optax"))
 def build_alpha_test(out_dir, quick, progress) -> FigureOutput:
     import matplotlib.pyplot as plt
     cfg = _settings(quick)
