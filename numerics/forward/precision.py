@@ -27,31 +27,25 @@ def precision_tolerance(precision: int) -> float:
     return 10.0 ** (-(precision - 10))
 
 
-def _solve_u_mp(tau, kappa, rho, sigma, alpha, lam, max_iter):
-    """Scalar safeguarded Newton/bisection in log u at the current (local) mpmath precision."""
-    c = (1 + sigma**2) / alpha
-    if lam == 0 and tau >= 1:
-        return mpmath.mpf(0), 0, True, mpmath.mpf(0)
-    lk = lam * kappa if lam > 0 else mpmath.mpf(0)
+def log_bracket_mp(tau, c, lk):
+    """[lo, hi] with G(lo) <= 0 <= G(hi) for G(u) = tau - 1 + u g(-c-u) - lk/u (lk = lam kappa > 0 or
+    tau < 1), from 0 <= u g(-c-u) <= min(1, u/(c+u)); the float64 solver proves the same bracket."""
     lo = max(lk / tau, c * (1 - tau) / tau if tau < 1 else mpmath.mpf(0))
     hi = 2 * (1 + c + lk) / tau
     if tau > 1:
         hi = min(hi, lk / (tau - 1))
+    return lo, hi
+
+
+def newton_in_log_mp(G, lo, hi, eps, max_iter):
+    """Root of an increasing G inside [lo, hi] by Newton's method in t = log u, bisecting whenever a step
+    leaves the bracket. ``G(u)`` returns (G, dG/du, ...). Returns (u, iterations, stopped)."""
     t_lo, t_hi = mpmath.log(lo), mpmath.log(hi)
     t = (t_lo + t_hi) / 2
-    eps = mpmath.mpf(10) ** (-mpmath.mp.dps + 3)
-
-    def G(uu):  # the two equal forms of the float64 solver (solver._g_equation), smaller terms first
-        mo = pool_moments_mp(-(c + uu), kappa, rho)
-        inner = mo.A1 + c * mo.g
-        near_one, far = abs(tau - 1) + uu * mo.g, tau + inner
-        val = ((tau - 1) + uu * mo.g) if near_one <= far else (tau - inner)
-        return val - lk / uu, mo.B1 + c * mo.dg + lk / uu**2, min(near_one, far) + lk / uu
-
     it, stopped = 0, False
     for it in range(1, max_iter + 1):
         uu = mpmath.exp(t)
-        val, der, _scale = G(uu)
+        val, der = G(uu)[:2]
         if val == 0:
             stopped = True
             break
@@ -67,7 +61,25 @@ def _solve_u_mp(tau, kappa, rho, sigma, alpha, lam, max_iter):
         if step <= eps * max(1, abs(t)) or t_hi - t_lo <= eps * max(1, abs(t)):
             stopped = True
             break
-    uu = mpmath.exp(t)
+    return mpmath.exp(t), it, stopped
+
+
+def _solve_u_mp(tau, kappa, rho, sigma, alpha, lam, max_iter):
+    """Scalar safeguarded Newton/bisection in log u at the current (local) mpmath precision."""
+    c = (1 + sigma**2) / alpha
+    if lam == 0 and tau >= 1:
+        return mpmath.mpf(0), 0, True, mpmath.mpf(0)
+    lk = lam * kappa if lam > 0 else mpmath.mpf(0)
+    eps = mpmath.mpf(10) ** (-mpmath.mp.dps + 3)
+
+    def G(uu):  # the two equal forms of the float64 solver (solver._g_equation), smaller terms first
+        mo = pool_moments_mp(-(c + uu), kappa, rho)
+        inner = mo.A1 + c * mo.g
+        near_one, far = abs(tau - 1) + uu * mo.g, tau + inner
+        val = ((tau - 1) + uu * mo.g) if near_one <= far else (tau - inner)
+        return val - lk / uu, mo.B1 + c * mo.dg + lk / uu**2, min(near_one, far) + lk / uu
+
+    uu, it, stopped = newton_in_log_mp(G, *log_bracket_mp(tau, c, lk), eps, max_iter)
     val, _der, scale = G(uu)
     return uu, it, stopped, abs(val) / scale
 
