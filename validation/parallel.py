@@ -24,7 +24,7 @@ import sys
 import types
 from typing import Callable, Sequence
 
-from lowrank_icl.numerics import check_int
+from lowrank_icl.numerics import check_int, single_threaded_blas
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _ENGINE: contextvars.ContextVar = contextvars.ContextVar("lowrank_icl_engine", default=None)
@@ -92,10 +92,13 @@ def run_in_processes(fn: Callable, args: Sequence, workers: int, on_done: Callab
     workers = check_int("workers", workers, lower=1)
     results: list = [None] * len(args)
     if workers <= 1 or len(args) <= 1:
-        for i, a in enumerate(args):
-            results[i] = fn(a)
-            if on_done:
-                on_done(i, results[i])
+        # one BLAS thread here too, as in the workers: the reduction order, hence every bit of the
+        # result, must not depend on where a job runs
+        with single_threaded_blas():
+            for i, a in enumerate(args):
+                results[i] = fn(a)
+                if on_done:
+                    on_done(i, results[i])
         return results
     if getattr(fn, "__module__", None) == "__main__":
         raise ValueError("run_parallel needs a job function defined in an importable module, not in __main__")
