@@ -1,1 +1,7 @@
-"""Inverse ICL derivations: oracle Bayes (ORE) risks and moments, the optimal one-layer linear transformer."""
+"""Inverse ICL theory: oracle Bayes (``bayes``) and the linear transformer (``linear_transformer``)."""
+from lowrank_icl.theory.inverse.bayes import *  # noqa: F401,F403
+from lowrank_icl.theory.inverse.bayes import __all__ as _bayes_all
+from lowrank_icl.theory.inverse.linear_transformer import *  # noqa: F401,F403
+from lowrank_icl.theory.inverse.linear_transformer import __all__ as _lt_all
+
+__all__ = [*_bayes_all, *_lt_all]

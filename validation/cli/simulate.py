@@ -50,6 +50,11 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    if args.inverse:
+        from lowrank_icl.validation.bench import run_inverse_bench
+        run_inverse_bench(n_s=args.inverse_tasks, loss=args.inverse_loss, converge=not args.no_converge,
+                          as_json=args.json)
+        return 0
     from lowrank_icl.validation.bench import run_bench
     run_bench(large=args.large, as_json=args.json)
     return 0
@@ -78,6 +83,13 @@ def register(subparsers):
                     "then D=128, 256 (512 with --large) in fresh processes: seconds and peak memory.")
     bench.add_argument("--large", action="store_true", help="also D = 512")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--inverse", action="store_true",
+                       help="inverse ICL instead: the LT training kernel, previous vs fast (per evaluation and "
+                            "to convergence, d=100 N=50 K=4)")
+    bench.add_argument("--inverse-tasks", type=int, default=10000, help="n_s for --inverse (default 10000)")
+    bench.add_argument("--inverse-loss", default="supervised", choices=("supervised", "unsupervised", "heldout"),
+                       help="LT loss for --inverse (default supervised)")
+    bench.add_argument("--no-converge", action="store_true", help="--inverse: per-evaluation times only")
     bench.set_defaults(func=_cmd_bench)
 
 
