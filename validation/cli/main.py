@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: ./figures)")
     fig.add_argument("--quick", action="store_true", help="small sizes: a few minutes on 2 cores")
     fig.add_argument("--only", default=None, help="comma-separated figure names (default: all)")
+    fig.add_argument("--scale", choices=("quick", "medium", "paper"), default=None,
+                     help="sizes of the inverse-ICL figures: quick, medium, or paper (d=100, N=50, n_s=1e4, K=4, "
+                          "5 training seeds); default quick with --quick, else paper")
     fig.set_defaults(func=_cmd_figures)
     return parser
 
@@ -37,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_figures(args) -> int:
     from lowrank_icl.validation.figures.registry import run_figures
     only = [s.strip() for s in args.only.split(",")] if args.only else None
-    run_figures(args.out, quick=args.quick, only=only)
+    run_figures(args.out, quick=args.quick, only=only, scale=args.scale)
     return 0
 
 

@@ -300,3 +300,88 @@ def build_scaling(out_dir, quick, progress, scale=None) -> FigureOutput:
     return FigureOutput("inverse_scaling", files, header[:9], table_rows,
                         "Claim 4: fitted log-log slopes of the MSE (RMSE slope = half) with 95% CIs "
                         "(SE inflated by sqrt(chi2/dof) when the points are off a power law).")
+
+
+# --- depth study ---------------------------------------------------------------------------------
+@figure("inverse_depth", "inverse ICL: LT error vs depth K = 1..16 per loss, sigma-slopes and Gamma_k vs GD steps")
+def build_depth(out_dir, quick, progress, scale=None) -> FigureOutput:
+    from lowrank_icl.validation.inverse.depth import DEPTH_SCALE, depth_runs, gamma_alignment, sigma_slopes
+    from lowrank_icl.validation.inverse.experiments import Scale
+    plt = _plt()
+    name = scale if scale is not None else ("quick" if quick else "paper")
+    sc = DEPTH_SCALE if name != "quick" else Scale(
+        d=8, N=6, r=1, n_s=1000, n_test=200, K=2, seeds=(0, 1), sigmas=(0.1,), ranks=(1,),
+        sigma_sweep=(0.03, 0.1, 0.3), conds=(1,), n_prior=0, depths=(1, 2))
+    runs = depth_runs(sc, progress)
+    sigmas = sorted({s for s, _ in runs})
+    depths = sorted({K for _, K in runs if K > 0})
+    s_mid = min(sigmas, key=lambda s: abs(np.log(s / PRIOR_SIGMA)))
+    header = ("table", "estimator", "K", "sigma", "layer", "value", "sem_or_ci_lo", "ci_hi_or_extra", "extra")
+    rows = []
+    for s in sigmas:
+        for name_, v in runs[(s, 0)].scores.items():
+            rows.append(("mse", name_, 0, s, "", v.mean, v.sem, v.seeds, ""))
+        for K in depths:
+            for name_, v in runs[(s, K)].scores.items():
+                rows.append(("mse", name_, K, s, "", v.mean, v.sem, v.seeds, v.converged))
+    slopes = sigma_slopes(runs)
+    rows += [("sigma_slope", n, K, "", "", sl, lo, hi, chi) for n, K, sl, lo, hi, chi in slopes]
+    align = {}
+    for loss in LT_LOSSES:
+        K = depths[-1]
+        res = runs[(s_mid, K)]
+        a = gamma_alignment(res.arrays[f"LT-{loss}"][0]["Gammas"], res.model)
+        align[loss] = a
+        rows += [("gamma", f"LT-{loss}", K, s_mid, k + 1, v["cosine"], v["eta"], v["in_span"], v["eta_rho"])
+                 for k, v in enumerate(a)]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    ax = axes[0]
+    for loss in LT_LOSSES:
+        k = f"LT-{loss}"
+        m = [runs[(s_mid, K)].scores[k].mean for K in depths]
+        e = [2 * runs[(s_mid, K)].scores[k].sem for K in depths]
+        ax.errorbar(depths, m, yerr=e, marker=MARKERS[k], color=COLORS[k], label=k, capsize=3)
+    for k, ls in (("TRE", "--"), ("ORE", ":"), ("RE", "-.")):
+        ax.axhline(runs[(s_mid, 0)].scores[k].mean, color=COLORS[k], ls=ls, lw=1.2, label=k)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    _log_ticks(ax, depths)
+    ax.set_xlabel("layers K")
+    ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$ ($\pm 2$ SE over seeds)")
+    ax.set_title(f"sigma={s_mid:g}; d={sc.d}, N={sc.N}, r={sc.r}, n_s={sc.n_s}, {len(sc.seeds)} seeds", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for i, loss in enumerate(LT_LOSSES):
+        k = f"LT-{loss}"
+        pts = [(K, sl, lo, hi) for n, K, sl, lo, hi, _ in slopes if n == k]
+        x = np.array([p[0] for p in pts], dtype=float) * (1 + 0.05 * (i - 1))
+        sl = np.array([p[1] for p in pts])
+        ax.errorbar(x, sl, yerr=[sl - np.array([p[2] for p in pts]), np.array([p[3] for p in pts]) - sl],
+                    marker=MARKERS[k], color=COLORS[k], label=k, capsize=3, ls="-")
+    for n, K, sl, lo, hi, _ in slopes:
+        if n in ("TRE", "ORE"):
+            ax.axhline(sl, color=COLORS[n], ls="--" if n == "TRE" else ":", lw=1.2, label=f"{n} ({sl:.2f})")
+    ax.axhline(2.0, color="k", lw=0.6, alpha=0.5)
+    ax.set_xscale("log", base=2)
+    _log_ticks(ax, depths)
+    ax.set_xlabel("layers K")
+    ax.set_ylabel(r"slope of log MSE vs log $\sigma$ (95% CI); 2 = RMSE linear")
+    ax.set_title(f"sigma in {{{', '.join(f'{s:g}' for s in sigmas)}}}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    for loss in LT_LOSSES:
+        k = f"LT-{loss}"
+        layers = np.arange(1, len(align[loss]) + 1)
+        ax.plot(layers, [v["cosine"] for v in align[loss]], marker=MARKERS[k], color=COLORS[k],
+                label=f"{k}: cos(Gamma_k, Sigma_w)")
+        ax.plot(layers, [v["in_span"] for v in align[loss]], ls="--", color=COLORS[k], lw=0.9,
+                label=f"{k}: share in span U")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel(f"layer k (K={depths[-1]}, sigma={s_mid:g}, seed {sc.seeds[0]})")
+    ax.set_ylabel("alignment")
+    ax.legend(fontsize=6.5)
+    files = save_figure(fig, out_dir, "inverse_depth", header, rows)
+    plt.close(fig)
+    return FigureOutput("inverse_depth", files, header, [r for r in rows if r[0] != "gamma"],
+                        "Depth study: MSE vs K, sigma-slope vs K, and learned Gamma_k against prior-preconditioned "
+                        "GD steps (cosine with Sigma_w, share inside span U).")

@@ -7,6 +7,7 @@ folder, the ``quick`` flag and a progress callback, writes its PNG/PDF/CSV throu
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import time
 from dataclasses import dataclass, field
@@ -84,8 +85,11 @@ def save_figure(fig, out_dir: Path, name: str, header: Sequence[str], rows: Sequ
 
 
 def run_figures(out_dir: Path, quick: bool, only: Sequence[str] | None = None,
-                stream=sys.stdout) -> list[FigureOutput]:
-    """Regenerate the selected figures (all by default), printing progress and each table."""
+                stream=sys.stdout, scale: str | None = None) -> list[FigureOutput]:
+    """Regenerate the selected figures (all by default), printing progress and each table.
+
+    ``scale`` is passed to the builders that take a ``scale`` argument (the inverse-ICL figures).
+    """
     import matplotlib
     matplotlib.use("Agg")
     registry = all_figures()
@@ -102,7 +106,8 @@ def run_figures(out_dir: Path, quick: bool, only: Sequence[str] | None = None,
         def progress(msg: str, _name=name):
             print(f"    {_name}: {msg}", file=stream, flush=True)
 
-        out = spec.build(Path(out_dir), quick, progress)
+        extra = {"scale": scale} if scale is not None and "scale" in inspect.signature(spec.build).parameters else {}
+        out = spec.build(Path(out_dir), quick, progress, **extra)
         outputs.append(out)
         print(f"    wrote {', '.join(str(f) for f in out.files)} ({time.perf_counter() - start:.1f} s)",
               file=stream, flush=True)
