@@ -305,14 +305,19 @@ def build_scaling(out_dir, quick, progress, scale=None) -> FigureOutput:
 # --- depth study ---------------------------------------------------------------------------------
 @figure("inverse_depth", "inverse ICL: LT error vs depth K = 1..16 per loss, sigma-slopes and Gamma_k vs GD steps")
 def build_depth(out_dir, quick, progress, scale=None) -> FigureOutput:
-    from lowrank_icl.validation.inverse.depth import DEPTH_SCALE, depth_runs, gamma_alignment, sigma_slopes
+    from lowrank_icl.validation.inverse.depth import DEPTH_SCALE, depth_runs
     from lowrank_icl.validation.inverse.experiments import Scale
-    plt = _plt()
     name = scale if scale is not None else ("quick" if quick else "paper")
     sc = DEPTH_SCALE if name != "quick" else Scale(
         d=8, N=6, r=1, n_s=1000, n_test=200, K=2, seeds=(0, 1), sigmas=(0.1,), ranks=(1,),
         sigma_sweep=(0.03, 0.1, 0.3), conds=(1,), n_prior=0, depths=(1, 2))
-    runs = depth_runs(sc, progress)
+    return render_depth(depth_runs(sc, progress), sc, out_dir)
+
+
+def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
+    """Figure and CSV of the depth study from ``depth_runs`` output (any subset of sigmas and depths)."""
+    from lowrank_icl.validation.inverse.depth import gamma_alignment, sigma_slopes
+    plt = _plt()
     sigmas = sorted({s for s, _ in runs})
     depths = sorted({K for _, K in runs if K > 0})
     s_mid = min(sigmas, key=lambda s: abs(np.log(s / PRIOR_SIGMA)))

@@ -13,7 +13,7 @@ Three questions, each answered by one function of the cached runs (``RunCache``)
   ||Gamma_k||_F inside span U (P_U Gamma_k P_U), and eta_k times the largest eigenvalue of the
   preconditioned design (stability of GD needs < 2).
 
-Sizes: :data:`DEPTH_SCALE` keeps the paper's ratios d/N = 2 and r/N = 0.2 at d = 30.
+Sizes: :data:`DEPTH_SCALE` keeps the paper's ratios d/N = 2 and r/N = 0.2 at d = 20 (n_s = 2000).
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from lowrank_icl.validation.inverse.experiments import (
     quiet_params,
 )
 
-DEPTH_SCALE = Scale(d=30, N=15, r=3, n_s=2000, n_test=1000, K=4, seeds=(0, 1), sigmas=(0.1,),
-                    ranks=(3,), sigma_sweep=(0.01, 0.1, 0.3), conds=(1,), n_prior=0, depths=(1, 2, 4, 8, 16))
+DEPTH_SCALE = Scale(d=20, N=10, r=2, n_s=2000, n_test=1000, K=4, seeds=(0, 1, 2), sigmas=(0.1,),
+                    ranks=(2,), sigma_sweep=(0.01, 0.1, 0.3), conds=(1,), n_prior=0, depths=(1, 2, 4, 8, 16))
 
 
 def depth_runs(sc: Scale = DEPTH_SCALE, progress=None, seeds=None, sigmas=None, depths=None, losses=LT_LOSSES,
