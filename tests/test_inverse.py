@@ -1,4 +1,4 @@
-"""Inverse ICL (numerics/inverse.py): data conventions, estimators, hand-derived LT gradients."""
+"""Inverse ICL (lowrank_icl.numerics.inverse): data conventions, estimators, hand-derived LT gradients."""
 import warnings
 
 import numpy as np
@@ -291,7 +291,7 @@ def test_params_replace_revalidates():
         InverseParams(d=10, N=6, r=2, Lambda=[1.0, 2.0]).replace(r=3)
 
 
-# --- against the theory workstream's closed forms (numerics/inverse_theory.py) ---------------------
+# --- against the closed-form risks (numerics/inverse/risk.py) ---------------------
 def test_ore_monte_carlo_matches_theory_risk(rng):
     """ORE test MSE vs the exact risk E_X tr Sigma_post / d: 5 combined SE (MC here and in the theory)."""
     from lowrank_icl.validation.inverse.experiments import ore_theory

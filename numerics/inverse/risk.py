@@ -19,7 +19,6 @@ lt1_optimal(Sigma_x, Sigma_w, w0, sigma, N) -> Lt1Optimal(b, Gamma, risk)
 lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N)   exact risk of any one-layer LT
 lt1_risk_isotropic(sigma, r, N, lam=1.0)         R* for Sigma_x = I, Lambda = lam I
 ore_theory(model), lt1_theory(model)             per-coordinate risks for an InverseModel
-                                                 the same two, under the names the hooks' brief uses
 """
 from __future__ import annotations
 
