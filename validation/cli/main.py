@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "lowrank_icl.validation.cli.simulate",
     "lowrank_icl.validation.cli.phase",
     "lowrank_icl.validation.cli.inverse",
+    "lowrank_icl.validation.cli.bayes",
 )
 
 

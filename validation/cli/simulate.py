@@ -30,6 +30,8 @@ def parse_seeds(text: str) -> list[int]:
 def _cmd_simulate(args) -> int:
     from lowrank_icl.validation.forward.simulate import simulate
     start = time.perf_counter()
+    if args.y2_column:
+        return _cmd_simulate_y2_column(args, simulate)
     res = simulate(args.dim, args.alpha, args.tau, args.kappa, args.rho, args.sigma, args.lam,
                    alpha_test=args.alpha_test, sigma_test=args.sigma_test, seeds=parse_seeds(args.seeds),
                    method=args.method, workers=args.workers, cache_dir=args.cache_dir,
@@ -46,6 +48,25 @@ def _cmd_simulate(args) -> int:
             print(f"  e_{k.upper():<4} = {out[k]['mean']:.6f} +- {out[k]['sem']:.6f}")
         for k, v in out["order_parameters"].items():
             print(f"  {k:<6} = {v:.6f} +- {out['order_parameter_sems'][k]:.6f}")
+    return 0
+
+
+def _cmd_simulate_y2_column(args, simulate) -> int:
+    """--y2-column: the model with the label-power column beside the reduced one (same prompts)."""
+    from lowrank_icl.validation.cli.bayes import _null_nan, _version
+    res = simulate(args.dim, args.alpha, args.tau, args.kappa, args.rho, args.sigma, args.lam,
+                   seeds=parse_seeds(args.seeds), method=args.method, progress=not args.quiet, y2_column=True)
+    out = _null_nan({**res.to_dict(), "parameters": {"dim": args.dim, **{k: float(getattr(res.params, k)) for k in res.params.field_names()},
+                                    "seeds": list(res.seeds), "y2_column": True},
+                     "version": _version()})
+    if args.json:
+        print(json.dumps(out, allow_nan=False))
+        return 0
+    print(f"label-power column vs reduced model, D={out['sizes']['D']} M0={out['sizes']['M0']} seeds={out['seeds']}")
+    for k in ("tm", "idg", "odg"):
+        print(f"  e_{k.upper():<4} reduced {out['reduced'][k]['mean']:.6f}  with column {out['y2_column'][k]['mean']:.6f}"
+              f"  excess {out['excess'][k]['mean']:+.6f} +- {out['excess'][k]['sem'] or float('nan'):.6f}"
+              f"  (infinite pretraining {out['population_excess'][k]['mean']:+.6f})")
     return 0
 
 
@@ -74,6 +95,9 @@ def register(subparsers):
     sim.add_argument("--workers", type=int, default=1, help="parallel processes (at most 2)")
     sim.add_argument("--cache-dir", default=None, help="folder for per-seed JSON cache")
     sim.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    sim.add_argument("--y2-column", action="store_true",
+                     help="also train the model with the extra feature (1/L) sum y^2 x_q (same prompts) and "
+                          "print both models' errors and the excess")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(func=_cmd_simulate)
 

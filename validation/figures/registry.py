@@ -22,6 +22,7 @@ FIGURE_MODULES = (
     "lowrank_icl.validation.figures.attention",
     "lowrank_icl.validation.figures.phase",
     "lowrank_icl.validation.figures.inverse",
+    "lowrank_icl.validation.figures.bayes",
 )
 
 

@@ -91,7 +91,7 @@ def design_matrix(X: np.ndarray, H: np.ndarray) -> np.ndarray:
 def _solve_primal(X, H, y, penalty):
     M, dim = X.shape
     Phi = design_matrix(X, H)
-    if penalty == 0 and M < dim * dim:
+    if penalty == 0 and M < dim * H.shape[1]:
         sol = sla.lstsq(Phi, y, lapack_driver="gelsd")[0]        # min-norm interpolator
     else:
         A = Phi.T @ Phi
@@ -102,7 +102,7 @@ def _solve_primal(X, H, y, penalty):
         except np.linalg.LinAlgError:
             # singular at lam = 0 (e.g. M = D^2 exactly): the minimum-norm least-squares solution
             sol = sla.lstsq(Phi, y, lapack_driver="gelsd")[0]
-    return sol.reshape(dim, dim), 1
+    return sol.reshape(dim, H.shape[1]), 1
 
 
 def _dual_kernel(X, H):
@@ -235,9 +235,9 @@ def _blas_guard(single: bool):
     return single_threaded_blas() if single else contextlib.nullcontext()
 
 
-def choose_method(n_prompts: int, dim: int) -> str:
-    """The ``auto`` rule (module docstring)."""
-    if n_prompts < dim * dim:
+def choose_method(n_prompts: int, dim: int, feature_dim: int | None = None) -> str:
+    """The ``auto`` rule (module docstring); ``feature_dim`` = D' (default D) counts D x D' unknowns."""
+    if n_prompts < dim * (dim if feature_dim is None else feature_dim):
         return "dual" if n_prompts <= _DUAL_MAX else "dual-cg"
     return "primal" if dim <= _PRIMAL_AUTO_MAX_DIM else "cg"
 
@@ -245,6 +245,9 @@ def choose_method(n_prompts: int, dim: int) -> str:
 def fit_ridge(x, h, y, lam, n_tasks, *, method: str = "auto", tol: float = 1e-10,
               max_iter: int = 5000, mixed: bool | None = None, single_threaded: bool = True) -> RidgeFit:
     """Train Gamma_hat on reduced data: queries ``x`` (M x D), features ``h`` (M x D), labels ``y`` (M).
+
+    ``h`` may have D' != D columns (Gamma is then D x D'; e.g. D' = D + 1 for the feature [h, s] of
+    the model with the label-power column); the size rules of ``auto`` count D x D' unknowns.
 
     Penalty lam * n_tasks * ||Gamma||_F^2 (n_tasks = M0). ``lam = 0`` gives the least-squares
     solution, the minimum-norm interpolator when M < D^2. ``tol`` is the relative residual target of
@@ -257,8 +260,8 @@ def fit_ridge(x, h, y, lam, n_tasks, *, method: str = "auto", tol: float = 1e-10
     X = np.ascontiguousarray(x, dtype=float)
     H = np.ascontiguousarray(h, dtype=float)
     y = np.ascontiguousarray(y, dtype=float)
-    if X.ndim != 2 or X.shape != H.shape or y.shape != (X.shape[0],):
-        raise ValueError(f"x and h must be M x D and y length M (got {X.shape}, {H.shape}, {y.shape})")
+    if X.ndim != 2 or H.ndim != 2 or H.shape[0] != X.shape[0] or y.shape != (X.shape[0],):
+        raise ValueError(f"x must be M x D, h M x D' and y length M (got {X.shape}, {H.shape}, {y.shape})")
     lam = float(check_real("lam", lam, lower=0.0, lower_inclusive=True))
     n_tasks = check_int("n_tasks", n_tasks, lower=1)
     tol = float(check_real("tol", tol, lower=0.0, upper=1.0))
@@ -266,12 +269,13 @@ def fit_ridge(x, h, y, lam, n_tasks, *, method: str = "auto", tol: float = 1e-10
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS} (got {method!r})")
     M, dim = X.shape
+    n_unknowns = dim * H.shape[1]
     penalty = lam * n_tasks
-    chosen = choose_method(M, dim) if method == "auto" else method
-    if chosen == "cg" and penalty == 0 and M < dim * dim:
+    chosen = choose_method(M, dim, H.shape[1]) if method == "auto" else method
+    if chosen == "cg" and penalty == 0 and M < n_unknowns:
         raise ValueError("method='cg' needs lam > 0 or M >= D^2; use 'dual' or 'dual-cg' for the "
                          "minimum-norm interpolator")
-    if chosen == "dual-cg" and penalty == 0 and M > dim * dim:
+    if chosen == "dual-cg" and penalty == 0 and M > n_unknowns:
         raise ValueError("method='dual-cg' at lam = 0 needs M <= D^2 (the kernel is singular); use 'cg'")
     start = time.perf_counter()
     rhs = None

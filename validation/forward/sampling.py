@@ -32,6 +32,8 @@ Public API
 - :func:`haar_subspace(dim, rank, rng)` -- D x r Haar-random orthonormal columns.
 - :func:`task_pool(subspace, n_tasks, rng)` -- M0 x D rows w_i = sqrt(D/r) A v_i.
 - :func:`sample_h(tasks, context_length, sigma, rng)` -- exact h | w, rows of ``tasks``.
+- :func:`sample_h_and_label_power(tasks, context_length, sigma, rng)` -- (h, (1/L) sum_l y_l^2), same law.
+- :func:`pretraining_pool(sizes, seed)` -- the (subspace, pool) of a seed, without prompts.
 - :func:`sample_h_explicit(tasks, context_length, sigma, rng)` -- same law through explicit contexts.
 - :func:`sample_pretraining(sizes, sigma, seed)` -> :class:`PretrainingData` (reduced: x, h, y).
 - :func:`sample_contexts(sizes, sigma, seed)` -> :class:`Contexts` (X of shape (M, L+1, D),
@@ -133,11 +135,19 @@ def sample_h(tasks: np.ndarray, context_length: int, sigma: float, rng: np.rando
     h = (D/L) [ e (a.y) + (||y||/sqrt(D)) P_perp g ], e = w/||w||, with (a.a, a.xi, xi.xi) from a
     Bartlett-sampled Wishart_2(L, diag(1/D, 1)) (module docstring). ``tasks`` rows must be nonzero.
     """
+    return sample_h_and_label_power(tasks, context_length, sigma, rng)[0]
+
+
+def sample_h_and_label_power(tasks: np.ndarray, context_length: int, sigma: float,
+                             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    r"""(h, s) of the same contexts: h as in :func:`sample_h` (same random stream) and the label
+    power s = (1/L) sum_l y_l^2 = ||y||^2 / L of the context labels (the full-rank model's extra feature)."""
     tasks = np.atleast_2d(np.asarray(tasks, dtype=float))
     n, dim = tasks.shape
     L = check_int("context_length", context_length, lower=1)
     sigma = float(check_real("sigma", sigma, lower=0.0, lower_inclusive=True))
     out = np.empty_like(tasks)
+    power = np.empty(n)
     for start in range(0, n, _CHUNK):
         w = tasks[start:start + _CHUNK]
         k = w.shape[0]
@@ -155,7 +165,8 @@ def sample_h(tasks: np.ndarray, context_length: int, sigma: float, rng: np.rando
         g = rng.standard_normal((k, dim))
         g -= e * np.einsum("ij,ij->i", e, g)[:, None]        # P_perp g
         out[start:start + k] = (dim / L) * (e * ay[:, None] + (np.sqrt(yy / dim))[:, None] * g)
-    return out
+        power[start:start + k] = yy / L
+    return out, power
 
 
 def sample_h_explicit(tasks: np.ndarray, context_length: int, sigma: float,
@@ -185,6 +196,7 @@ class PretrainingData:
     x: np.ndarray
     h: np.ndarray
     y: np.ndarray
+    label_power: np.ndarray | None = None     # s = (1/L) sum_l y_l^2 per prompt (label_power=True)
 
 
 @dataclass(frozen=True)
@@ -212,8 +224,20 @@ def _subspace_and_pool(s: Sizes, streams):
     return A, task_pool(A, s.n_tasks, streams["pool"])
 
 
-def sample_pretraining(sizes: Sizes, sigma: float, seed, prompt_draw: int = 0) -> PretrainingData:
+def pretraining_pool(sizes: Sizes, seed) -> tuple[np.ndarray, np.ndarray]:
+    """(subspace A, pool W) of ``seed``: the same as in :func:`sample_pretraining` for that seed,
+    without drawing any prompt (for estimators that use the pool directly, e.g. the Bayes baselines)."""
+    return _subspace_and_pool(sizes, _streams(seed))
+
+
+def sample_pretraining(sizes: Sizes, sigma: float, seed, prompt_draw: int = 0,
+                       label_power: bool = False, balanced: bool = False) -> PretrainingData:
     """Draw subspace, pool and M reduced prompts (x, h, y) for ``seed`` (exact law, no contexts).
+
+    ``label_power=True`` also returns s = (1/L) sum_l y_l^2 of each context (the same prompts: the
+    random stream is consumed identically). ``balanced=True`` assigns the pool tasks to prompts as evenly
+    as possible (each task floor(M/M0) or ceil(M/M0) times, in random order) instead of uniformly with
+    replacement, as the full-rank paper's code does (it repeats every task exactly M/M0 times).
 
     ``prompt_draw = k > 0`` keeps the subspace and pool of ``seed`` and draws the k-th independent
     set of prompts (used to separate E[Gamma | pool] from its fluctuations).
@@ -224,18 +248,21 @@ def sample_pretraining(sizes: Sizes, sigma: float, seed, prompt_draw: int = 0) -
     A, pool = _subspace_and_pool(sizes, streams)
     rng = streams["prompts"]
     M, dim = sizes.n_prompts, sizes.dim
-    idx = rng.integers(sizes.n_tasks, size=M)
+    idx = rng.permutation(np.arange(M) % sizes.n_tasks) if balanced else rng.integers(sizes.n_tasks, size=M)
     x = np.empty((M, dim))
     h = np.empty((M, dim))
     y = np.empty(M)
+    power = np.empty(M) if label_power else None
     # fixed-size chunks: reproducible, and no M x D temporary besides x and h themselves
     for s in range(0, M, _CHUNK):
         w = pool[idx[s:s + _CHUNK]]
         k = w.shape[0]
         x[s:s + k] = rng.standard_normal((k, dim)) / np.sqrt(dim)
         y[s:s + k] = np.einsum("ij,ij->i", x[s:s + k], w) + sigma * rng.standard_normal(k)
-        h[s:s + k] = sample_h(w, sizes.context_length, sigma, rng)
-    return PretrainingData(sizes, sigma, A, pool, idx, x=x, h=h, y=y)
+        h[s:s + k], pw = sample_h_and_label_power(w, sizes.context_length, sigma, rng)
+        if label_power:
+            power[s:s + k] = pw
+    return PretrainingData(sizes, sigma, A, pool, idx, x=x, h=h, y=y, label_power=power)
 
 
 def sample_contexts(sizes: Sizes, sigma: float, seed) -> Contexts:

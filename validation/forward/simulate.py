@@ -286,7 +286,7 @@ def collect(dim, params: ForwardParams, seeds, results: list, alpha_test=None, s
 def simulate(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, alpha_test=None, sigma_test=None,
              seeds: Iterable[int] | int = range(5), method: str = "auto", tol: float = 1e-8,
              workers: int = 1, cache_dir=None, progress: bool = False,
-             pool_repeats: int = 1) -> SimulationResult:
+             pool_repeats: int = 1, y2_column: bool = False) -> SimulationResult:
     """Train Gamma_hat at dimension ``dim`` for each seed and measure it (module docstring).
 
     Parameters as in :func:`lowrank_icl.numerics.solve` (alpha, tau, kappa, rho, sigma, lam: scalars)
@@ -295,7 +295,15 @@ def simulate(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, alpha_test=
     the errors by far less than one Monte Carlo SE), ``workers`` (<= 2 processes), ``cache_dir``,
     ``progress`` (stderr) and ``pool_repeats`` (signal/noise split). ``alpha_test``/``sigma_test``
     set the defaults of ``result.errors()``.
+
+    ``y2_column=True`` trains the full-rank paper's model (the extra feature (1/L) sum_l y_l^2 times the
+    query) beside the reduced one on the same prompts and returns a
+    :class:`lowrank_icl.validation.forward.y2_column.Y2ColumnResult` (seeds, method, progress only).
     """
+    if y2_column:
+        from lowrank_icl.validation.forward.y2_column import simulate_y2_column
+        return simulate_y2_column(dim, alpha, tau, kappa, rho, sigma, lam, seeds=seeds, method=method,
+                                  progress=progress)
     dim = check_int("dim", dim, lower=1)
     params = ForwardParams(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
     if params.shape != ():
