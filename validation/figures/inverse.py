@@ -315,7 +315,7 @@ def build_depth(out_dir, quick, progress, scale=None) -> FigureOutput:
 
 
 def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
-    """Figure and CSV of the depth study from ``depth_runs`` output (any subset of sigmas and depths)."""
+    """Figure and CSV of the depth study from ``depth_runs`` output (any subset of sigmas, depths, losses)."""
     from lowrank_icl.validation.inverse.depth import gamma_alignment, sigma_slopes
     plt = _plt()
     sigmas = sorted({s for s, _ in runs})
@@ -323,48 +323,54 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
     s_mid = min(sigmas, key=lambda s: abs(np.log(s / PRIOR_SIGMA)))
     header = ("table", "estimator", "K", "sigma", "layer", "value", "sem_or_ci_lo", "ci_hi_or_extra", "extra")
     rows = []
-    for s in sigmas:
-        for name_, v in runs[(s, 0)].scores.items():
-            rows.append(("mse", name_, 0, s, "", v.mean, v.sem, v.seeds, ""))
-        for K in depths:
-            for name_, v in runs[(s, K)].scores.items():
-                rows.append(("mse", name_, K, s, "", v.mean, v.sem, v.seeds, v.converged))
+    for (s, K), res in sorted(runs.items()):
+        for name_, v in res.scores.items():
+            rows.append(("mse", name_, K, s, "", v.mean, v.sem, v.seeds, v.converged))
     slopes = sigma_slopes(runs)
     rows += [("sigma_slope", n, K, "", "", sl, lo, hi, chi) for n, K, sl, lo, hi, chi in slopes]
     align = {}
     for loss in LT_LOSSES:
-        K = depths[-1]
-        res = runs[(s_mid, K)]
+        have = [K for K in depths if (s_mid, K) in runs and f"LT-{loss}" in runs[(s_mid, K)].scores]
+        if not have:
+            continue
+        res = runs[(s_mid, have[-1])]
         a = gamma_alignment(res.arrays[f"LT-{loss}"][0]["Gammas"], res.model)
-        align[loss] = a
-        rows += [("gamma", f"LT-{loss}", K, s_mid, k + 1, v["cosine"], v["eta"], v["in_span"], v["eta_rho"])
+        align[loss] = (have[-1], a)
+        rows += [("gamma", f"LT-{loss}", have[-1], s_mid, k + 1, v["cosine"], v["eta"], v["in_span"], v["eta_rho"])
                  for k, v in enumerate(a)]
+
+    def series(name, s):
+        pts = [(K, runs[(s, K)].scores[name]) for K in depths if (s, K) in runs and name in runs[(s, K)].scores]
+        return [p[0] for p in pts], [p[1].mean for p in pts], [2 * p[1].sem for p in pts]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     ax = axes[0]
     for loss in LT_LOSSES:
         k = f"LT-{loss}"
-        m = [runs[(s_mid, K)].scores[k].mean for K in depths]
-        e = [2 * runs[(s_mid, K)].scores[k].sem for K in depths]
-        ax.errorbar(depths, m, yerr=e, marker=MARKERS[k], color=COLORS[k], label=k, capsize=3)
-    for k, ls in (("TRE", "--"), ("ORE", ":"), ("RE", "-.")):
-        ax.axhline(runs[(s_mid, 0)].scores[k].mean, color=COLORS[k], ls=ls, lw=1.2, label=k)
+        Ks, m, e = series(k, s_mid)
+        if Ks:
+            ax.errorbar(Ks, m, yerr=e, marker=MARKERS[k], color=COLORS[k], label=k, capsize=3)
+    if (s_mid, 0) in runs:
+        for k, ls in (("TRE", "--"), ("ORE", ":"), ("RE", "-.")):
+            ax.axhline(runs[(s_mid, 0)].scores[k].mean, color=COLORS[k], ls=ls, lw=1.2, label=k)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     _log_ticks(ax, depths)
     ax.set_xlabel("layers K")
-    ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$ ($\pm 2$ SE over seeds)")
-    ax.set_title(f"sigma={s_mid:g}; d={sc.d}, N={sc.N}, r={sc.r}, n_s={sc.n_s}, {len(sc.seeds)} seeds", fontsize=9)
+    ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$ ($\pm 2$ SE)")
+    ax.set_title(f"sigma={s_mid:g}; d={sc.d}, N={sc.N}, r={sc.r}, n_s={sc.n_s}", fontsize=9)
     ax.legend(fontsize=7)
     ax = axes[1]
     for i, loss in enumerate(LT_LOSSES):
         k = f"LT-{loss}"
-        pts = [(K, sl, lo, hi) for n, K, sl, lo, hi, _ in slopes if n == k]
+        pts = [(K, sl, lo, hi) for n, K, sl, lo, hi, _ in slopes if n == k and np.isfinite(sl)]
+        if not pts:
+            continue
         x = np.array([p[0] for p in pts], dtype=float) * (1 + 0.05 * (i - 1))
         sl = np.array([p[1] for p in pts])
         ax.errorbar(x, sl, yerr=[sl - np.array([p[2] for p in pts]), np.array([p[3] for p in pts]) - sl],
                     marker=MARKERS[k], color=COLORS[k], label=k, capsize=3, ls="-")
     for n, K, sl, lo, hi, _ in slopes:
-        if n in ("TRE", "ORE"):
+        if n in ("TRE", "ORE") and np.isfinite(sl):
             ax.axhline(sl, color=COLORS[n], ls="--" if n == "TRE" else ":", lw=1.2, label=f"{n} ({sl:.2f})")
     ax.axhline(2.0, color="k", lw=0.6, alpha=0.5)
     ax.set_xscale("log", base=2)
@@ -374,15 +380,15 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
     ax.set_title(f"sigma in {{{', '.join(f'{s:g}' for s in sigmas)}}}", fontsize=9)
     ax.legend(fontsize=7)
     ax = axes[2]
-    for loss in LT_LOSSES:
+    for loss, (K, a) in align.items():
         k = f"LT-{loss}"
-        layers = np.arange(1, len(align[loss]) + 1)
-        ax.plot(layers, [v["cosine"] for v in align[loss]], marker=MARKERS[k], color=COLORS[k],
-                label=f"{k}: cos(Gamma_k, Sigma_w)")
-        ax.plot(layers, [v["in_span"] for v in align[loss]], ls="--", color=COLORS[k], lw=0.9,
+        layers = np.arange(1, len(a) + 1)
+        ax.plot(layers, [v["cosine"] for v in a], marker=MARKERS[k], color=COLORS[k],
+                label=f"{k} (K={K}): cos(Gamma_k, Sigma_w)")
+        ax.plot(layers, [v["in_span"] for v in a], ls="--", color=COLORS[k], lw=0.9,
                 label=f"{k}: share in span U")
     ax.set_ylim(0, 1.05)
-    ax.set_xlabel(f"layer k (K={depths[-1]}, sigma={s_mid:g}, seed {sc.seeds[0]})")
+    ax.set_xlabel(f"layer k (sigma={s_mid:g}, first seed)")
     ax.set_ylabel("alignment")
     ax.legend(fontsize=6.5)
     files = save_figure(fig, out_dir, "inverse_depth", header, rows)

@@ -34,34 +34,56 @@ DEPTH_SCALE = Scale(d=20, N=10, r=2, n_s=2000, n_test=1000, K=4, seeds=(0, 1, 2)
 
 
 def depth_runs(sc: Scale = DEPTH_SCALE, progress=None, seeds=None, sigmas=None, depths=None, losses=LT_LOSSES,
-               cache: RunCache | None = None) -> dict:
-    """{(sigma, K): Comparison} for every depth (LT rows) and {(sigma, 0): Comparison} for the baselines."""
+               cache: RunCache | None = None, cached_only: bool = False) -> dict:
+    """{(sigma, K): Comparison} for every depth (LT rows) and {(sigma, 0): Comparison} for the baselines.
+
+    ``cached_only``: use only the runs already in the cache (per cell, the seeds found; a cell or a
+    loss without any is left out), computing nothing -- for reports while runs are still going.
+    """
+    from lowrank_icl.validation.inverse.experiments import LTSettings
     cache = cache or RunCache()
+    seeds = tuple(sc.seeds if seeds is None else seeds)
     out = {}
     for sigma in (sc.sigma_sweep if sigmas is None else sigmas):
         p = quiet_params(d=sc.d, N=sc.N, r=sc.r, sigma=sigma, n_s=sc.n_s)
-        kw = dict(n_test=sc.n_test, seeds=sc.seeds if seeds is None else seeds, cache=cache, progress=progress,
-                  theory=False)
-        out[(sigma, 0)] = compare_estimators(p, K=1, losses=(), include=BASELINES, **kw)
+        kw = dict(n_test=sc.n_test, cache=cache, progress=progress, theory=False)
+
+        def found(K, name, p=p):
+            if not cached_only:
+                return seeds
+            return tuple(s for s in seeds if cache.job(p, K, name, s, 0, sc.n_test, LTSettings()) in cache.cache)
+        base = found(1, "ORE")
+        if base:
+            out[(sigma, 0)] = compare_estimators(p, K=1, losses=(), include=BASELINES, seeds=base, **kw)
         for K in (sc.depths if depths is None else depths):
-            out[(sigma, K)] = compare_estimators(p, K=K, losses=losses, include=(), **kw)
+            per_loss = {loss: found(K, f"LT-{loss}") for loss in losses}
+            scores, arrays, model = {}, {}, None
+            for loss, sd in per_loss.items():
+                if sd:
+                    c = compare_estimators(p, K=K, losses=(loss,), include=(), seeds=sd, **kw)
+                    scores.update(c.scores)
+                    arrays.update(c.arrays)
+                    model = c
+            if model is not None:
+                from dataclasses import replace
+                out[(sigma, K)] = replace(model, scores=scores, arrays=arrays)
     return out
 
 
 def sigma_slopes(runs: dict, losses=LT_LOSSES) -> list[tuple]:
-    """(estimator, K, slope, ci_lo, ci_hi, chi2/dof) of log MSE vs log sigma, per depth and loss (+ TRE, ORE)."""
-    sigmas = sorted({s for s, _ in runs})
+    """(estimator, K, slope, ci_lo, ci_hi, chi2/dof) of log MSE vs log sigma, per depth and loss (+ TRE, ORE).
+
+    Uses the sigmas at which that estimator and depth have runs (nan slope below three).
+    """
     depths = sorted({K for _, K in runs if K > 0})
     rows = []
-    for name in BASELINES:
-        m = [runs[(s, 0)].scores[name] for s in sigmas]
-        fit = fit_loglog_slope(sigmas, [v.mean for v in m], [v.sem for v in m])
-        rows.append((name, 0, fit.slope, fit.ci[0], fit.ci[1], fit.chi2_dof))
-    for loss in losses:
-        for K in depths:
-            m = [runs[(s, K)].scores[f"LT-{loss}"] for s in sigmas]
-            fit = fit_loglog_slope(sigmas, [v.mean for v in m], [v.sem for v in m])
-            rows.append((f"LT-{loss}", K, fit.slope, fit.ci[0], fit.ci[1], fit.chi2_dof))
+
+    def fit(K, name):
+        pts = sorted((s, runs[(s, k)].scores[name]) for s, k in runs if k == K and name in runs[(s, k)].scores)
+        f = fit_loglog_slope([p[0] for p in pts], [p[1].mean for p in pts], [p[1].sem for p in pts])
+        return (name, K, f.slope, f.ci[0], f.ci[1], f.chi2_dof)
+    rows += [fit(0, name) for name in BASELINES]
+    rows += [fit(K, f"LT-{loss}") for loss in losses for K in depths]
     return rows
 
 
