@@ -309,7 +309,7 @@ def build_depth(out_dir, quick, progress, scale=None) -> FigureOutput:
     from lowrank_icl.validation.inverse.experiments import Scale
     name = scale if scale is not None else ("quick" if quick else "paper")
     sc = DEPTH_SCALE if name != "quick" else Scale(
-        d=8, N=6, r=1, n_s=1000, n_test=200, K=2, seeds=(0, 1), sigmas=(0.1,), ranks=(1,),
+        d=6, N=5, r=1, n_s=500, n_test=200, K=2, seeds=(0, 1), sigmas=(0.1,), ranks=(1,),
         sigma_sweep=(0.03, 0.1, 0.3), conds=(1,), n_prior=0, depths=(1, 2))
     return render_depth(depth_runs(sc, progress), sc, out_dir)
 
