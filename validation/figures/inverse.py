@@ -349,6 +349,16 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
         Ks, m, e = series(k, s_mid)
         if Ks:
             ax.errorbar(Ks, m, yerr=e, marker=MARKERS[k], color=COLORS[k], label=k, capsize=3)
+    # the population optimum of the polynomial class Gamma_k = alpha_k U U^T at this N (sampled Wishart spectra)
+    from lowrank_icl.theory.inverse import deep_lt_risk
+    A = np.random.default_rng(0).standard_normal((50_000, sc.N, sc.r))
+    eig = np.linalg.eigvalsh(np.einsum("nir,nis->nrs", A, A) / sc.N).ravel()
+    wts = np.full(eig.size, 1.0 / eig.size)
+    for loss, kind in (("supervised", "supervised"), ("unsupervised", "misfit")):
+        opt = [deep_lt_risk(K, 1.0, s_mid ** 2 / sc.N, eig, wts, kind) * sc.r / sc.d for K in depths]
+        ax.plot(depths, opt, ls=(0, (4, 2)), color=COLORS[f"LT-{loss}"], lw=0.9, alpha=0.8,
+                label=f"optimum of Gamma_k = a_k UU^T ({kind})")
+        rows += [("optimum", kind, K, s_mid, "", v, "", "", "") for K, v in zip(depths, opt)]
     if (s_mid, 0) in runs:
         for k, ls in (("TRE", "--"), ("ORE", ":"), ("RE", "-.")):
             ax.axhline(runs[(s_mid, 0)].scores[k].mean, color=COLORS[k], ls=ls, lw=1.2, label=k)
