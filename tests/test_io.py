@@ -21,3 +21,11 @@ def test_atomic_writers_round_trip_and_mode(tmp_path):
     with np.load(z, allow_pickle=False) as data:
         assert np.array_equal(data["g"], np.eye(2))
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_json_files_are_strict_json(tmp_path):
+    path = atomic_write_json(tmp_path / "n.json", {"nan": float("nan"), "inf": np.float64(np.inf), "v": np.array([1.5])})
+
+    def refuse(token):
+        raise AssertionError(f"bare {token}")
+    assert json.loads(path.read_text(), parse_constant=refuse) == {"nan": None, "inf": "inf", "v": [1.5]}

@@ -3,6 +3,7 @@ theory vs simulation at small D with the pass rule |e_inf - theory| <= 3 SE(e_in
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,10 +40,10 @@ def test_extrapolation_recovers_exact_line_and_its_uncertainty():
 
 
 def test_simulate_reproducible_cached_and_errors_exact(tmp_path):
-    a = simulate(10, **POINT, seeds=[0, 1], cache_dir=tmp_path)
-    b = simulate(10, **POINT, seeds=[0, 1], cache_dir=tmp_path)   # from the cache
-    c = simulate(10, **POINT, seeds=[0, 1])                          # recomputed
-    assert len(list(tmp_path.glob("seed-*.json"))) == 2
+    a = simulate(dim=10, **POINT, seeds=[0, 1], cache_dir=tmp_path)
+    b = simulate(dim=10, **POINT, seeds=[0, 1], cache_dir=tmp_path)   # from the cache
+    c = simulate(dim=10, **POINT, seeds=[0, 1])                          # recomputed
+    assert len(list(tmp_path.glob("simulate/*.json"))) == 2        # one entry per seed, in the cache folder
     assert a.q.values == b.q.values == c.q.values
     assert a.converged and a.residual < 1e-7
     # errors() at another test setting equals e(Gamma) recomputed from the trained Gamma
@@ -57,9 +58,9 @@ def test_simulate_reproducible_cached_and_errors_exact(tmp_path):
 
 def test_simulate_rejects_bad_input():
     with pytest.raises(ValueError, match="rho"):
-        simulate(8, 1, 1, 1, rho=0)
+        simulate(dim=8, alpha=1, tau=1, kappa=1, rho=0)
     with pytest.raises(ValueError, match="dim"):
-        simulate(0, 1, 1, 1)
+        simulate(dim=0, alpha=1, tau=1, kappa=1)
 
 
 def test_theory_matches_simulation_at_small_dim():
@@ -68,7 +69,7 @@ def test_theory_matches_simulation_at_small_dim():
     theory = solve(**POINT).errors()
     dims, runs = (12, 16, 24), {}
     for D in dims:
-        runs[D] = simulate(D, **POINT, seeds=range(8), workers=2).errors()
+        runs[D] = simulate(dim=D, **POINT, seeds=range(8), workers=2).errors()
     for k in ("tm", "idg", "odg"):
         ex = extrapolate(dims, [getattr(runs[D], k).mean for D in dims], [getattr(runs[D], k).sem for D in dims])
         cmp = compare(getattr(theory, k), ex)
@@ -83,7 +84,7 @@ def test_cli_simulate_json_and_bad_input():
            "--seeds", "0-2", "--json", "--quiet"]
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout)
     for k in ("tm", "idg", "odg"):
-        assert set(out[k]) == {"mean", "sem", "values"} and len(out[k]["values"]) == 3
+        assert set(out["errors"][k]) == {"mean", "sem", "values"} and len(out["errors"][k]["values"]) == 3
     assert set(out["order_parameters"]) == {"q", "m", "q_bar", "m_bar", "q0", "m0"} and out["seconds"] > 0
     bad = subprocess.run(cmd[:-2] + ["--seeds", "4-1"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "seeds" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
@@ -91,7 +92,7 @@ def test_cli_simulate_json_and_bad_input():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", [
-    dict(alpha=4.0, tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1),      # spec section 6, figure 1 set
+    dict(alpha=4.0, tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1),      # the parameter set of the forward_alpha_test figure
     dict(alpha=16.0, tau=2.0, kappa=0.25, rho=0.5, sigma=0.5, lam=1e-4),   # kappa < rho side of the transition
     dict(alpha=1.0, tau=0.5, kappa=0.5, rho=1.0, sigma=0.1, lam=0.0),      # full rank, ridgeless, tau < 1
 ])
@@ -100,7 +101,136 @@ def test_theory_matches_simulation_at_moderate_dim(point):
     from lowrank_icl.numerics import solve
     theory = solve(**point).errors()
     dims = (40, 60, 80)
-    runs = {D: simulate(D, **point, seeds=range(8), workers=2).errors() for D in dims}
+    runs = {D: simulate(dim=D, **point, seeds=range(8), workers=2).errors() for D in dims}
     for k in ("tm", "idg", "odg"):
         ex = extrapolate(dims, [getattr(runs[D], k).mean for D in dims], [getattr(runs[D], k).sem for D in dims])
         assert compare(getattr(theory, k), ex).passed, (k, ex, getattr(theory, k))
+
+
+# --- one API: keyword-only parameters, broadcasting, reprs, kappa = inf --------------------------
+
+def test_positional_model_parameters_are_refused():
+    # solve reads (alpha, tau, kappa, ...) positionally; a positional simulate call would shift every
+    # ratio by one place (dim first), so simulate takes keywords only
+    with pytest.raises(TypeError, match="positional"):
+        simulate(4, 1.2, 3, 0.5)
+
+
+def test_errors_broadcast_over_test_arrays_as_solve_does():
+    res = simulate(dim=10, **POINT, seeds=[0, 1, 2])
+    grid = np.array([[0.5, 1.0, 4.0]])
+    sig = np.array([[0.0], [0.2]])
+    err = res.errors(alpha_test=grid, sigma_test=sig)
+    assert err.idg.mean.shape == (2, 3) and err.idg.sem.shape == (2, 3)
+    assert np.shape(err.idg.values) == (3, 2, 3)           # seeds first
+    for i, s in enumerate(sig[:, 0]):
+        for j, a in enumerate(grid[0]):
+            one = res.errors(alpha_test=a, sigma_test=s)
+            for k in ("tm", "idg", "odg"):
+                assert getattr(err, k).mean[i, j] == pytest.approx(getattr(one, k).mean, rel=1e-13)
+                assert getattr(err, k).sem[i, j] == pytest.approx(getattr(one, k).sem, rel=1e-10)
+    assert np.array_equal(res.effective_alpha_test(grid), np.floor(grid * 10 + 0.5) / 10)
+
+
+def test_concise_reprs():
+    res = simulate(dim=8, **POINT, seeds=[0, 1, 2])
+    est = res.errors().idg
+    assert repr(est) == f"Estimate({est}, n=3)" and " ± " in str(est)
+    # the mean is printed to the SE's second significant digit
+    mean_text, sem_text = str(est).split(" ± ")
+    assert abs(float(mean_text) - est.mean) <= 0.05 * est.sem + 1e-15 and float(sem_text) == pytest.approx(est.sem, rel=0.05)
+    text = repr(res)
+    assert text.startswith("SimulationResult(D=8, L=16, M=128, M0=8, r=4; 3 seeds")
+    assert len(text.splitlines()) == 3 and "idg = " in text and "q0 = " in text
+
+
+def test_duplicate_seeds_and_out_of_range_workers_are_refused():
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        simulate(dim=8, **POINT, seeds=[0, 1, 1])
+    with pytest.raises(ValueError, match="workers must be an integer >= 1 and <= "):
+        simulate(dim=8, **POINT, seeds=[0, 1], workers=10_000)
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        simulate(dim=8, **POINT, seeds=[0, 1], workers=0)
+
+
+def test_resources_are_estimated_before_allocation(monkeypatch):
+    monkeypatch.setenv("LOWRANK_ICL_MEMORY_LIMIT", "1G")
+    # D = 8, tau = 1e6: the dense design alone would be 33 GB; the automatic rule picks the
+    # matrix-free cg, whose 9.2 GB of data still exceed the 1 GiB limit: refused at once
+    with pytest.raises(ValueError, match=r"9.22 GB of memory \(solver cg\), more than the limit 1.07 GB"):
+        simulate(dim=8, alpha=2, tau=1e6, kappa=1, seeds=[0])
+    with pytest.raises(ValueError, match="TB of memory"):
+        simulate(dim=100_000, alpha=1, tau=1, kappa=1, seeds=[0])
+
+
+def test_kappa_inf_draws_a_fresh_task_for_every_prompt():
+    s = sampling.sizes(8, 2.0, 50.0, float("inf"), 0.5)
+    assert s.fresh_tasks and s.kappa == float("inf")
+    d = sampling.sample_pretraining(s, 0.0, 3)
+    assert d.pool is None and d.task_index is None
+    # independent tasks: the mean feature over M prompts has squared norm ~ E||h||^2 / M; with one
+    # shared task (M0 = 1) it would be ~ ||w||^2, hundreds of times larger
+    mean_sq = float(np.sum(d.h.mean(axis=0) ** 2))
+    per_prompt = float(np.mean(np.sum(d.h ** 2, axis=1)))
+    assert mean_sq < 3 * per_prompt / s.n_prompts
+    shared = sampling.sample_pretraining(sampling.sizes(8, 2.0, 50.0, 1 / 8, 0.5), 0.0, 3)
+    assert float(np.sum(shared.h.mean(axis=0) ** 2)) > 100 * per_prompt / s.n_prompts
+
+
+def test_kappa_inf_matches_the_theory_and_tm_equals_idg():
+    """kappa = inf against the theory at kappa = inf where the solver takes it, else at kappa = 1e8
+    (its limit: the errors move by 4e-8 from 1e6 to 1e8, far below the SE), by the pass rule at
+    D = 16, 24, 32, 40 (10 seeds each, ~6 s)."""
+    from lowrank_icl.numerics import solve
+    point = dict(alpha=2.0, tau=2.0, rho=0.5, sigma=0.3, lam=0.0)
+    try:
+        theory = solve(kappa=float("inf"), **point).errors()
+    except ValueError:  # a solver without the kappa = inf limit
+        theory = solve(kappa=1e8, **point).errors()
+    dims, runs = (16, 24, 32, 40), {}
+    for D in dims:
+        runs[D] = simulate(dim=D, kappa=float("inf"), **point, seeds=range(10)).errors()
+        assert runs[D].tm.values == runs[D].idg.values     # the pool is the task distribution
+    for k in ("idg", "odg"):
+        ex = extrapolate(dims, [getattr(runs[D], k).mean for D in dims], [getattr(runs[D], k).sem for D in dims])
+        assert compare(getattr(theory, k), ex).passed, (k, ex)
+        assert ex.se < 0.05 * getattr(theory, k)
+    with pytest.raises(ValueError, match="kappa = inf needs lam = 0"):
+        simulate(dim=8, alpha=2, tau=2, kappa=float("inf"), lam=0.1, seeds=[0])
+
+
+# --- cache keyed on the job and the code ---------------------------------------------------------
+
+def test_cache_is_keyed_on_the_computing_code(tmp_path, monkeypatch):
+    from lowrank_icl.validation import cache as cache_module
+    from lowrank_icl.validation.forward import simulate as sim_module
+
+    calls = []
+    real_run_seed = sim_module.run_seed
+    monkeypatch.setattr(sim_module, "run_seed", lambda job: calls.append(job["seed"]) or real_run_seed(job))
+    simulate(dim=8, **POINT, seeds=[0, 1], cache_dir=tmp_path)
+    simulate(dim=8, **POINT, seeds=[0, 1, 2], cache_dir=tmp_path)        # seeds 0, 1 from the cache
+    assert calls == [0, 1, 2]
+    assert len(list((tmp_path / "simulate").glob("*.json"))) == 3
+    # an edit of the ridge solver's source changes the fingerprint, hence every key: recomputed
+    edited = tmp_path / "ridge_edited.py"
+    edited.write_text(Path(ridge.__file__).read_text() + "\n# edited\n")
+    real_sources = cache_module._source_files
+    monkeypatch.setattr(cache_module, "_source_files", lambda name: [edited] if name.endswith(".ridge")
+                        else real_sources(name))
+    cache_module.code_fingerprint.cache_clear()
+    try:
+        simulate(dim=8, **POINT, seeds=[0], cache_dir=tmp_path)
+    finally:
+        cache_module.code_fingerprint.cache_clear()
+    assert calls == [0, 1, 2, 0]
+    assert "lowrank_icl.validation.forward.ridge" in sim_module.SIMULATION_CODE
+
+
+def test_corrupt_cache_entry_is_recomputed_with_a_note(tmp_path, capsys):
+    a = simulate(dim=8, **POINT, seeds=[0], cache_dir=tmp_path)
+    (entry,) = (tmp_path / "simulate").glob("*.json")
+    entry.write_text(entry.read_text().replace('"q0"', '"q_zero"'))     # parses, but lacks a field
+    b = simulate(dim=8, **POINT, seeds=[0], cache_dir=tmp_path)
+    assert "discarding corrupt cache entry" in capsys.readouterr().err
+    assert a.q0.values == b.q0.values

@@ -73,12 +73,12 @@ def test_trained_column_learns_the_pool_mean_and_costs_about_1_over_m0():
     assert r.excess.odg.mean > 5 * r.excess.odg.sem         # a resolved ODG rise ...
     assert r.excess.tm.mean < 0                             # ... while the column helps on the pool
     # the reduced fit is exactly the one `simulate` trains for these seeds
-    sim = simulate(16, 10.0, 10.0, 0.5, 1.0, 0.1, 2e-5, seeds=range(6))
+    sim = simulate(dim=16, alpha=10.0, tau=10.0, kappa=0.5, rho=1.0, sigma=0.1, lam=2e-5, seeds=range(6))
     np.testing.assert_allclose(r.reduced.odg.values, sim.errors().odg.values, rtol=1e-6)
 
 
 def test_simulate_hook_returns_the_side_by_side_result():
-    r = simulate(8, 4.0, 4.0, 0.5, 1.0, 0.2, 1e-3, seeds=range(2), y2_column=True)
+    r = simulate(dim=8, alpha=4.0, tau=4.0, kappa=0.5, rho=1.0, sigma=0.2, lam=1e-3, seeds=range(2), y2_column=True)
     direct = simulate_y2_column(8, 4.0, 4.0, 0.5, 1.0, 0.2, 1e-3, seeds=range(2))
     assert r.excess.odg.values == direct.excess.odg.values and r.converged
 

@@ -1,1 +1,9 @@
 """Monte Carlo of the trained models, theory-vs-simulation statistics, figures and the CLI."""
+
+
+def __getattr__(name):
+    # lazy, so that importing the CLI does not import the theory layer before it is needed
+    if name == "__version__":
+        from lowrank_icl.theory import __version__
+        return __version__
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

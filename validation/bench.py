@@ -7,6 +7,15 @@ r"""``lowrank-icl bench``: speed and memory of training one Gamma_hat.
 2. D = 128, 256 (and 512 with ``--large``): sampling + automatic solve, each in a fresh process,
    reporting seconds, the peak of numpy-traced memory (tracemalloc) and the process peak RSS
    (resource.getrusage ru_maxrss).
+3. General task spectra (:mod:`lowrank_icl.validation.forward.spectrum_bench`): a 1,000-atom spectrum
+   on a 10^4-point grid against per-point baselines measured in the same run, and the lam = 0 values
+   beside the sampled-resolvent estimator of the published alignment code.
+
+``run_bench(dims=..., ratio_dim=...)`` chooses other sizes (``dims=[8], ratio_dim=8`` is a smoke run);
+every size is checked against the memory and time limits of
+:mod:`lowrank_icl.validation.forward.resources` before it starts. The report is a JSON document
+(``parameters``, ``version``, ``speed_ratio``, ``sizes``, ``spectrum``,
+``spectrum_vs_sampled_resolvent``). ``lowrank-icl bench --quick`` runs every section at tiny sizes.
 """
 from __future__ import annotations
 
@@ -18,8 +27,10 @@ import time
 import tracemalloc
 
 from lowrank_icl.theory import SecondMoment, exact_test_error
+from lowrank_icl.validation.forward.resources import check_resources
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import sample_pretraining, sizes
+from lowrank_icl.validation.io import json_document
 
 BENCH_POINT = {"alpha": 2.0, "tau": 2.0, "kappa": 1.0, "rho": 0.5, "sigma": 0.3, "lam": 0.1}
 
@@ -69,16 +80,37 @@ def _fresh_process(dim: int, timeout: float) -> dict:
     cmd = [sys.executable, "-c",
            "import json,sys; from lowrank_icl.validation.bench import one_run; "
            f"print(json.dumps(one_run({int(dim)})))"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"bench at D={dim} did not finish within {timeout:g} s") from None
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RuntimeError(f"bench at D={dim} failed in its process: {last}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_bench(large: bool = False, as_json: bool = False, stream=sys.stdout, timeout: float = 3600) -> dict:
-    """Run the benchmark and print its table (or JSON)."""
-    report = {"point": BENCH_POINT, "d64": speed_ratio(64)}
+# sizes of the spectrum sections in a smoke run (``lowrank-icl bench --quick``)
+QUICK_SPECTRUM_SIZES = {"speed": {"atoms": 20, "points": 100, "baseline_points": 2},
+                        "side_by_side": {"repeats": 2, "dim": 8, "draws": 2}}
+
+
+def run_bench(dims=(128, 256), ratio_dim: int = 64, as_json: bool = False, stream=None,
+              timeout: float = 3600, large: bool = False, spectrum_sizes: dict | None = None) -> dict:
+    """Run the benchmark, print its table (unless ``as_json``) and return the JSON document.
+
+    ``spectrum_sizes`` ({"speed": kwargs of spectrum_speed, "side_by_side": kwargs of
+    letey_side_by_side}) shrinks the spectrum sections (:data:`QUICK_SPECTRUM_SIZES`)."""
+    stream = stream if stream is not None else sys.stdout
+    dims = [int(d) for d in dims] + ([512] if large and 512 not in dims else [])
+    p = BENCH_POINT
+    check_resources([sizes(ratio_dim, p["alpha"], p["tau"], p["kappa"], p["rho"])], method="primal",
+                    what="bench (dense primal)")
+    check_resources([sizes(d, p["alpha"], p["tau"], p["kappa"], p["rho"]) for d in dims], what="bench")
+    ratio = speed_ratio(ratio_dim)
     if not as_json:
-        r = report["d64"]
-        print(f"D=64 tau=2 ({BENCH_POINT}):", file=stream)
+        r = ratio
+        print(f"D={ratio_dim} tau=2 ({BENCH_POINT}):", file=stream)
         print(f"  auto ({r['auto']['method']}, {r['auto']['iterations']} it): {r['auto']['seconds']:.2f} s", file=stream)
         print(f"  dense direct primal: {r['dense_primal']['seconds']:.2f} s", file=stream)
         print(f"  speed ratio dense/auto: {r['ratio']:.1f}x   |e_IDG(auto) - e_IDG(dense)| = "
@@ -86,17 +118,24 @@ def run_bench(large: bool = False, as_json: bool = False, stream=sys.stdout, tim
         print(f"{'D':>5} {'weights':>8} {'prompts':>8} {'method':>8} {'iter':>5} {'sample s':>9} "
               f"{'solve s':>8} {'total s':>8} {'traced MB':>10} {'maxRSS MB':>10} {'e_IDG':>8}", file=stream, flush=True)
     rows = []
-    for dim in (128, 256) + ((512,) if large else ()):
+    for dim in dims:
         r = _fresh_process(dim, timeout)
         rows.append(r)
         if not as_json:
             print(f"{r['D']:>5} {r['weights']:>8} {r['M']:>8} {r['method']:>8} {r['iterations']:>5} "
                   f"{r['sample_s']:>9.2f} {r['solve_s']:>8.2f} {r['total_s']:>8.2f} {r['traced_peak_mb']:>10.0f} "
                   f"{r['max_rss_mb']:>10.0f} {r['e_idg']:>8.4f}", file=stream, flush=True)
-    report["sizes"] = rows
-    if as_json:
-        print(json.dumps(report, indent=1), file=stream)
-    return report
+    report = {"speed_ratio": ratio, "sizes": rows}
+    from lowrank_icl.validation.forward.spectrum_bench import (letey_side_by_side, print_letey_side_by_side,
+                                                               print_spectrum_speed, spectrum_speed)
+    spectrum_sizes = dict(spectrum_sizes or {})
+    report["spectrum"] = spectrum_speed(**spectrum_sizes.get("speed", {}))
+    report["spectrum_vs_sampled_resolvent"] = letey_side_by_side(**spectrum_sizes.get("side_by_side", {}))
+    if not as_json:
+        print_spectrum_speed(report["spectrum"], stream)
+        print_letey_side_by_side(report["spectrum_vs_sampled_resolvent"], stream)
+    return json_document({"point": BENCH_POINT, "ratio_dim": int(ratio_dim), "dims": dims,
+                          "spectrum_sizes": spectrum_sizes}, report)
 
 
 # --- inverse ICL: the LT training kernel ---------------------------------------------------------
@@ -115,6 +154,8 @@ def _best_of(fun, repeats: int) -> float:
 def run_inverse_bench(n_s: int = 10_000, loss: str = "supervised", converge: bool = True, repeats: int = 3,
                       rtol: float = 1e-6, as_json: bool = False, stream=sys.stdout) -> dict:
     """LT loss+gradient: the previous kernel vs the fast one (float64, float32), same data, same process.
+
+    Prints a table unless ``as_json``; returns the JSON document (``parameters``, ``version``, results).
 
     Per evaluation: best of ``repeats`` at the 'gd' starting point. To convergence (``converge``):
     the previous trainer (previous kernel, 'gd' start) and the new one (fast float32 kernel,
@@ -135,7 +176,8 @@ def run_inverse_bench(n_s: int = 10_000, loss: str = "supervised", converge: boo
     X, Y, kwargs = lt._split(data.X, data.Y, data.W)
     theta = lt.initial_theta(X, Y, kwargs.get("W"))
     d = p["d"]
-    report = {"parameters": {**p, "n_s": n_s, "loss": loss, "rtol": rtol}, "per_evaluation_s": {}}
+    parameters = {**p, "n_s": n_s, "loss": loss, "rtol": rtol, "converge": converge}
+    report = {"per_evaluation_s": {}}
     say = (lambda *a: None) if as_json else (lambda *a: print(*a, file=stream, flush=True))
     say(f"inverse LT, one loss+gradient evaluation: d={d} N={p['N']} n_s={n_s} K={K} loss={loss}")
     with single_threaded_blas():
@@ -162,6 +204,4 @@ def run_inverse_bench(n_s: int = 10_000, loss: str = "supervised", converge: boo
         report["to_convergence"]["ratio"] = c["previous"]["seconds"] / c["fast"]["seconds"]
         say(f"  time-to-convergence ratio previous/fast: {report['to_convergence']['ratio']:.2f}x; "
             f"final loss fast/previous: {c['fast']['loss'] / c['previous']['loss']:.4f}")
-    if as_json:
-        print(json.dumps(report, indent=1), file=stream)
-    return report
+    return json_document(parameters, report)

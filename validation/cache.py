@@ -9,9 +9,12 @@ modules that compute the value (:func:`code_fingerprint`). Changing any paramete
 the computing code therefore changes the key; nothing is bumped by hand.
 
 Entries live in the user cache directory (:func:`default_cache_dir`), never inside a figure
-output folder: ``$LOWRANK_ICL_CACHE_DIR`` if set, else the platform's user cache folder
+output folder: the folder set by :func:`cache_settings` (the CLI's ``--cache-dir``), else
+``$LOWRANK_ICL_CACHE_DIR`` if set, else the platform's user cache folder
 (``$XDG_CACHE_HOME/lowrank-icl`` or ``~/.cache/lowrank-icl`` on Linux,
 ``~/Library/Caches/lowrank-icl`` on macOS, ``%LOCALAPPDATA%\lowrank-icl\Cache`` on Windows).
+``cache_settings(enabled=False)`` (the CLI's ``--no-cache``) turns every :class:`Cache` that was
+not given an explicit folder into a pass-through that neither reads nor writes.
 
 An entry is a JSON document ``<key>.json`` and, optionally, arrays in ``<key>.npz``; the npz is
 written first and the JSON last, both atomically, so a JSON file marks a complete entry. A
@@ -25,6 +28,7 @@ import json
 import math
 import os
 import sys
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -37,8 +41,40 @@ ENV_VAR = "LOWRANK_ICL_CACHE_DIR"
 _APP = "lowrank-icl"
 
 
+# set by cache_settings() for the duration of a command (the CLI's --cache-dir / --no-cache)
+_SETTINGS = {"directory": None, "enabled": True}
+
+
+@contextmanager
+def cache_settings(directory: str | os.PathLike | None = None, enabled: bool = True):
+    """Within the block, caches without an explicit folder use ``directory`` (checked to be a
+    usable folder; None keeps the default) and are switched off if ``enabled`` is False."""
+    saved = dict(_SETTINGS)
+    root = Path(directory).expanduser() if directory is not None else None
+    if root is not None and enabled:
+        _check_usable_directory(root)
+    _SETTINGS.update(directory=root, enabled=bool(enabled))
+    try:
+        yield
+    finally:
+        _SETTINGS.update(saved)
+
+
+def caching_enabled() -> bool:
+    """False inside ``cache_settings(enabled=False)``."""
+    return bool(_SETTINGS["enabled"])
+
+
+def active_cache_dir() -> Path | None:
+    """The folder caches use now (:func:`default_cache_dir`), or None when caching is switched off."""
+    return default_cache_dir() if caching_enabled() else None
+
+
 def default_cache_dir() -> Path:
-    """The cache root: ``$LOWRANK_ICL_CACHE_DIR``, else the platform's user cache folder."""
+    """The cache root: the :func:`cache_settings` folder, else ``$LOWRANK_ICL_CACHE_DIR``, else the
+    platform's user cache folder."""
+    if _SETTINGS["directory"] is not None:
+        return _SETTINGS["directory"]
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
@@ -52,12 +88,9 @@ def default_cache_dir() -> Path:
 
 
 def package_version() -> str:
-    """The installed version of lowrank-icl ("unknown" when run from an uninstalled tree)."""
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version(_APP)
-    except PackageNotFoundError:
-        return "unknown"
+    """``lowrank_icl.theory.__version__`` (the installed version of lowrank-icl)."""
+    from lowrank_icl.theory import __version__
+    return __version__
 
 
 @lru_cache(maxsize=None)
@@ -114,7 +147,8 @@ class Cache:
 
     ``Cache(namespace, code=("lowrank_icl.validation.forward",))`` keys entries on the job and
     on the fingerprint of those modules. ``get_or_compute(job, compute)`` returns the stored
-    value or computes, stores and returns it. ``directory=None`` uses :func:`default_cache_dir`.
+    value or computes, stores and returns it. ``directory=None`` uses :func:`default_cache_dir`
+    and follows :func:`cache_settings` (``enabled`` is then False under ``--no-cache``).
     """
 
     def __init__(self, namespace: str, code: Iterable[str], directory: str | os.PathLike | None = None,
@@ -123,10 +157,12 @@ class Cache:
             raise ValueError(f"cache namespace must be a non-empty word (got {namespace!r})")
         self.namespace = namespace
         self.code = tuple(code)
+        self.enabled = directory is not None or caching_enabled()
         self.root = Path(directory).expanduser() if directory is not None else default_cache_dir()
         self.directory = self.root / namespace
         self.stream = stream if stream is not None else sys.stderr
-        _check_usable_directory(self.root)
+        if self.enabled:
+            _check_usable_directory(self.root)
 
     @property
     def fingerprint(self) -> str:
@@ -140,8 +176,14 @@ class Cache:
     def paths(self, key: str) -> tuple[Path, Path]:
         return self.directory / f"{key}.json", self.directory / f"{key}.npz"
 
-    def load(self, job: Mapping) -> tuple[dict, dict] | None:
-        """(value, arrays) of a complete entry, or None. A corrupt entry is removed, with a note."""
+    def load(self, job: Mapping, validate: Callable[[Any], Any] | None = None) -> tuple[dict, dict] | None:
+        """(value, arrays) of a complete entry, or None. A corrupt entry is removed, with a note.
+
+        ``validate(value)`` (optional) may raise ValueError, KeyError or TypeError to mark a stored
+        value the caller cannot use; that entry is treated as corrupt too.
+        """
+        if not self.enabled:
+            return None
         key = self.key(job)
         meta_path, arrays_path = self.paths(key)
         if not meta_path.exists():
@@ -154,8 +196,10 @@ class Cache:
             if entry.get("arrays"):
                 with np.load(arrays_path, allow_pickle=False) as data:
                     arrays = {name: data[name] for name in entry["arrays"]}
+            if validate is not None:
+                validate(entry["value"])
             return entry["value"], arrays
-        except (OSError, ValueError, KeyError, CorruptEntry, EOFError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, CorruptEntry, EOFError) as exc:
             print(f"lowrank-icl: discarding corrupt cache entry {meta_path} ({type(exc).__name__}: {exc}); "
                   "recomputing", file=self.stream, flush=True)
             for path in (meta_path, arrays_path):
@@ -166,7 +210,11 @@ class Cache:
             return None
 
     def store(self, job: Mapping, value: Mapping, arrays: Mapping[str, np.ndarray] | None = None) -> Path:
-        """Write an entry: arrays first, the JSON (which marks completeness) last, both atomic."""
+        """Write an entry: arrays first, the JSON (which marks completeness) last, both atomic.
+
+        Returns the JSON path (None when the cache is switched off)."""
+        if not self.enabled:
+            return None
         key = self.key(job)
         meta_path, arrays_path = self.paths(key)
         if arrays:
@@ -176,13 +224,13 @@ class Cache:
                  "arrays": sorted(arrays) if arrays else []}
         return atomic_write_text(meta_path, json.dumps(entry, sort_keys=True, allow_nan=False) + "\n")
 
-    def get_or_compute(self, job: Mapping, compute: Callable[[], Any]):
+    def get_or_compute(self, job: Mapping, compute: Callable[[], Any], validate: Callable[[Any], Any] | None = None):
         """The cached value of ``job``, else ``compute()`` stored and returned.
 
         ``compute`` returns either a JSON-able mapping or a ``(mapping, arrays)`` pair; the
-        return value has the same form.
+        return value has the same form. ``validate`` as in :meth:`load`.
         """
-        hit = self.load(job)
+        hit = self.load(job, validate)
         if hit is not None:
             value, arrays = hit
             return (value, arrays) if arrays else value
@@ -192,7 +240,7 @@ class Cache:
         return result
 
     def __contains__(self, job: Mapping) -> bool:
-        return self.paths(self.key(job))[0].exists()
+        return self.enabled and self.paths(self.key(job))[0].exists()
 
 
 def _check_usable_directory(root: Path) -> None:

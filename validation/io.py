@@ -1,13 +1,20 @@
-"""Atomic file output shared by every writer in the package (figures, CSV, JSON, npz caches).
+"""File and JSON output shared by every writer in the package (figures, CSV, JSON, npz caches).
 
 A file is written to a temporary sibling and renamed into place, so an interrupted run never
 leaves a half-written figure or cache entry behind.
+
+Every JSON document the package prints or writes follows one rule set (:func:`json_ready`,
+:func:`json_document`, :func:`dumps_json`): its inputs under ``"parameters"``, the package
+``"version"``, numbers as full-precision JSON numbers (``repr`` round-trips every float64), NaN as
+``null`` and an infinite value as the string ``"inf"`` / ``"-inf"`` -- never the bare ``NaN`` or
+``Infinity`` that strict JSON parsers reject.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -46,8 +53,51 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
-    """JSON with full float precision (``repr`` round-trips every float64)."""
-    return atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default) + "\n")
+    """JSON with full float precision (``repr`` round-trips every float64), NaN as null, inf as "inf"."""
+    return atomic_write_text(path, dumps_json(obj, indent=1, sort_keys=True) + "\n")
+
+
+def json_ready(obj):
+    """``obj`` with numpy values as Python ones, NaN as None and +-inf as "inf" / "-inf".
+
+    Mappings, sequences and arrays are converted recursively; an mpmath number becomes its decimal
+    string (all its digits), since a JSON number would round it to float64.
+    """
+    if isinstance(obj, Mapping):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, range)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_ready(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        if math.isinf(obj):
+            return "inf" if obj > 0 else "-inf"
+        return obj
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if type(obj).__module__.startswith("mpmath"):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def json_document(parameters: Mapping, result: Mapping) -> dict:
+    """The package's JSON layout: ``{"parameters": inputs, "version": ..., **result}`` (JSON-ready)."""
+    from lowrank_icl.theory import __version__
+    reserved = {"parameters", "version"} & set(result)
+    if reserved:
+        raise ValueError(f"result keys {sorted(reserved)} are reserved for the JSON layout")
+    return json_ready({"parameters": dict(parameters), "version": __version__, **result})
+
+
+def dumps_json(obj, indent: int | None = None, sort_keys: bool = False) -> str:
+    """Strict JSON text of ``obj`` after :func:`json_ready` (never bare NaN or Infinity)."""
+    return json.dumps(json_ready(obj), indent=indent, sort_keys=sort_keys, allow_nan=False)
 
 
 def atomic_write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
@@ -79,10 +129,3 @@ def _csv_cell(x):
         return repr(float(x))
     return x
 
-
-def _json_default(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")

@@ -19,34 +19,90 @@ import numpy as np
 PASS_N_SE = 3.0
 
 
-def standard_error(values) -> float:
-    """sd(values, ddof=1)/sqrt(n); NaN with fewer than two values."""
-    v = np.asarray(values, dtype=float).ravel()
-    if v.size < 2:
-        return float("nan")
-    return float(np.std(v, ddof=1) / np.sqrt(v.size))
+def standard_error(values, axis=None):
+    """sd(values, ddof=1)/sqrt(n); NaN with fewer than two values.
+
+    ``axis=None`` pools every value (a float); an integer axis gives one SE per remaining index.
+    """
+    v = np.asarray(values, dtype=float)
+    if axis is None:
+        v = v.ravel()
+        if v.size < 2:
+            return float("nan")
+        return float(np.std(v, ddof=1) / np.sqrt(v.size))
+    n = v.shape[axis]
+    if n < 2:
+        return np.full(np.delete(v.shape, axis), np.nan)
+    return np.std(v, axis=axis, ddof=1) / np.sqrt(n)
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A Monte Carlo estimate from independent draws: ``values``, ``mean``, ``sem``."""
+    """A Monte Carlo estimate from independent draws: ``values`` (one per draw), ``mean``, ``sem``.
+
+    A value per draw is a float, or an array when the quantity is evaluated on a grid (for
+    example ``errors(alpha_test=grid)``): ``mean`` and ``sem`` then have the grid's shape, taken
+    over the draws only.
+    """
 
     values: tuple
 
     @classmethod
     def of(cls, values) -> "Estimate":
-        return cls(tuple(float(v) for v in np.asarray(values, dtype=float).ravel()))
+        """From a sequence of per-draw values (floats, or arrays of one shape; draws along axis 0)."""
+        arr = np.asarray(values, dtype=float)
+        if arr.ndim <= 1:
+            return cls(tuple(float(v) for v in arr.ravel()))
+        rows = []
+        for row in arr:
+            row = np.array(row)
+            row.flags.writeable = False
+            rows.append(row)
+        return cls(tuple(rows))
 
     @property
-    def mean(self) -> float:
-        return float(np.mean(self.values))
+    def n(self) -> int:
+        """Number of independent draws."""
+        return len(self.values)
 
     @property
-    def sem(self) -> float:
-        return standard_error(self.values)
+    def mean(self):
+        if self._is_scalar():
+            return float(np.mean(self.values))
+        return np.mean(np.asarray(self.values), axis=0)
+
+    @property
+    def sem(self):
+        if self._is_scalar():
+            return standard_error(self.values)
+        return standard_error(np.asarray(self.values), axis=0)
+
+    def _is_scalar(self) -> bool:
+        return not self.values or np.ndim(self.values[0]) == 0
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean, "sem": self.sem, "values": list(self.values)}
+        """{"mean", "sem", "values"} as floats or nested lists (NaN stays NaN: see validation.io)."""
+        if self._is_scalar():
+            return {"mean": self.mean, "sem": self.sem, "values": list(self.values)}
+        return {"mean": self.mean.tolist(), "sem": self.sem.tolist(), "values": np.asarray(self.values).tolist()}
+
+    def __str__(self) -> str:
+        if self._is_scalar():
+            return format_mean_sem(self.mean, self.sem)
+        return f"mean {np.array2string(self.mean, precision=4, threshold=6)} over {self.n} draws"
+
+    def __repr__(self) -> str:
+        if self._is_scalar():
+            return f"Estimate({self}, n={self.n})"
+        return f"Estimate(shape={np.shape(self.values[0])}, n={self.n}: {self})"
+
+
+def format_mean_sem(mean: float, sem: float) -> str:
+    """'0.61234 ± 0.0051': the mean to the digit of the SE's second significant figure."""
+    if not np.isfinite(sem) or sem <= 0 or not np.isfinite(mean):
+        return f"{mean:.6g} ± {sem:.2g}"
+    digits = max(0, 1 - int(np.floor(np.log10(sem))))
+    return f"{mean:.{digits}f} ± {sem:.2g}" if digits <= 12 else f"{mean:.6g} ± {sem:.2g}"
 
 
 @dataclass(frozen=True)

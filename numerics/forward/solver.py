@@ -161,7 +161,8 @@ class ForwardSolution:
 
 
 def solve(alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, method: str = "reduced",
-          precision: int | None = None, max_iter: int | None = None, damping: float = 0.5) -> ForwardSolution:
+          precision: int | None = None, max_iter: int | None = None, damping: float = 0.5,
+          spectrum=None) -> ForwardSolution:
     r"""Solve the forward saddle point of low-rank linear-attention ICL.
 
     Parameters (forward spec, section 1; all broadcast): alpha = L/D > 0, tau = M/D^2 > 0,
@@ -174,11 +175,19 @@ def solve(alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, method: str = "redu
     (reduced method; fields are mpmath numbers, object arrays for array input).
 
     Returns a :class:`ForwardSolution`; ``result.errors(alpha_test, sigma_test)`` gives TM/IDG/ODG.
+    ``spectrum=TaskSpectrum(...)`` replaces rho by a general train/test task spectrum
+    (:mod:`lowrank_icl.numerics.forward.general`; "odg" is then the error on its test law).
 
     >>> res = solve(alpha=4, tau=1.2, kappa=3, rho=0.5, sigma=0.9, lam=0.1)
     >>> bool(res.converged), round(float(res.errors().idg), 6)
     (True, 1.647853)
     """
+    if spectrum is not None:  # general task covariance (numerics.forward.general)
+        from lowrank_icl.numerics.forward.general import solve_spectrum
+        if not (np.ndim(rho) == 0 and float(rho) == 1.0) or method != "reduced":
+            raise ValueError("spectrum= replaces rho (leave rho at its default) and needs method='reduced'")
+        return solve_spectrum(alpha, tau, kappa, sigma, lam, spectrum=spectrum, precision=precision,
+                              max_iter=max_iter)
     params = ForwardParams(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
     if method not in ("reduced", "damped"):
         raise ValueError(f"method must be 'reduced' or 'damped' (got {method!r})")

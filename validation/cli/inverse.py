@@ -8,12 +8,14 @@ standard error across seeds (sem; for one seed, the test-context SE) and the mea
 (sem_test). LT is the one trained with --loss ('all' trains the three), to convergence (relative
 loss decrease < --rtol over 10 L-BFGS iterations; --maxiter is a safety stop that reports
 converged=false). ore_theory / lt1_theory are the theory risks per coordinate (null where they do
-not apply: lt1_theory only for --layers 1 --loss supervised).
+not apply: lt1_theory only for --layers 1 --loss supervised). The JSON also
+records the inputs under ``parameters`` and the package ``version``.
 """
 from __future__ import annotations
 
-import json
 import sys
+
+from lowrank_icl.validation.cli._shared import print_json
 
 
 def register(subparsers):
@@ -37,14 +39,6 @@ def register(subparsers):
     p.add_argument("--model-seed", type=int, default=0, help="seed of the bases Q and U (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("lowrank-icl")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _run(args) -> int:
@@ -72,14 +66,20 @@ def _run(args) -> int:
                              model_seed=args.model_seed, lt=LTSettings(rtol=args.rtol, maxiter=args.maxiter),
                              progress=None if args.json else (lambda m: print(m, file=sys.stderr)))
     out = res.to_json()
-    out["version"] = _version()
     if args.loss != "all":
         out["mse"]["LT"] = out["mse"][f"LT-{args.loss}"]
         out["train"]["LT"] = out["train"][f"LT-{args.loss}"]
     if not (args.layers == 1 and "supervised" in losses):
         out["lt1_theory"] = None
     if args.json:
-        print(json.dumps(out))
+        from lowrank_icl.validation.io import json_document
+        model = out.pop("parameters", {})
+        out.pop("version", None)
+        print_json(json_document({"dim": args.dim, "context": args.context, "rank": args.rank, "sigma": args.sigma,
+                                  "cond": args.cond, "tasks": args.tasks, "layers": args.layers, "loss": args.loss,
+                                  "test": args.test, "rtol": args.rtol, "maxiter": args.maxiter,
+                                  "seeds": list(seeds), "model_seed": args.model_seed, "K": args.layers,
+                                  "Lambda": model.get("Lambda"), "w0_norm": model.get("w0_norm")}, out))
         return 0
     print(f"inverse ICL  d={params.d} N={params.N} r={params.r} sigma={params.sigma:g} cond={params.cond:g} "
           f"n_s={params.n_s} K={args.layers} seeds={','.join(map(str, seeds))}")

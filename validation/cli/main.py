@@ -1,58 +1,103 @@
 """The ``lowrank-icl`` command line: solve, simulate, figures, phase, inverse, bench.
 
-Every subcommand module exposes ``register(subparsers)``; a ValueError from the library
-becomes a one-line message on stderr and exit code 2.
+Every subcommand module exposes ``register(subparsers)``. Exit codes: 0 success; 2 a user error
+(bad arguments, a ValueError from the library, an unusable file or folder, not enough memory),
+reported as ONE line on stderr; 130 interrupted by Ctrl-C (one line); 1 an internal error (one line;
+set ``LOWRANK_ICL_DEBUG=1`` for the traceback). The command never prints a traceback otherwise.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from pathlib import Path
 
 # Modules that add subcommands, each through register(subparsers).
 COMMAND_MODULES = (
     "lowrank_icl.validation.cli.solve",
     "lowrank_icl.validation.cli.simulate",
+    "lowrank_icl.validation.cli.figures",
     "lowrank_icl.validation.cli.phase",
     "lowrank_icl.validation.cli.inverse",
+    "lowrank_icl.validation.cli.bench",
     "lowrank_icl.validation.cli.bayes",
 )
+PROG = "lowrank-icl"
+DEBUG_ENV_VAR = "LOWRANK_ICL_DEBUG"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (and exit code 2), pointing at --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from lowrank_icl.validation import __version__
+    return __version__
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{PROG} {_version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lowrank-icl",
+    parser = OneLineParser(
+        prog=PROG,
         description="Analytic theory and Monte Carlo of in-context learning by linear attention.")
+    parser.add_argument("--version", action=_VersionAction, help="print the package version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
-    fig = sub.add_parser("figures", help="regenerate every figure (PNG, PDF, CSV) and print the tables")
-    fig.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: ./figures)")
-    fig.add_argument("--quick", action="store_true", help="small sizes: a few minutes on 2 cores")
-    fig.add_argument("--only", default=None, help="comma-separated figure names (default: all)")
-    fig.add_argument("--scale", choices=("quick", "medium", "paper"), default=None,
-                     help="sizes of the inverse-ICL figures: quick, medium, or paper (d=100, N=50, n_s=1e4, K=4, "
-                          "5 training seeds); default quick with --quick, else paper")
-    fig.set_defaults(func=_cmd_figures)
     return parser
 
 
-def _cmd_figures(args) -> int:
-    from lowrank_icl.validation.figures.registry import run_figures
-    only = [s.strip() for s in args.only.split(",")] if args.only else None
-    run_figures(args.out, quick=args.quick, only=only, scale=args.scale)
-    return 0
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _describe_os_error(exc: OSError) -> str:
+    where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+    return f"{exc.strerror or exc}:{where}" if exc.strerror else str(exc)
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    command = PROG
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = f"{PROG} {args.command}"
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): stop quietly, with stdout pointed at /dev/null so
+        # that the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except ValueError as exc:
-        print(f"lowrank-icl {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {_one_line(exc)}", file=sys.stderr, flush=True)
         return 2
+    except OSError as exc:
+        print(f"{command}: error: {_one_line(_describe_os_error(exc))}", file=sys.stderr, flush=True)
+        return 2
+    except MemoryError:
+        print(f"{command}: error: out of memory; reduce the sizes (dim, tau) or the number of workers",
+              file=sys.stderr, flush=True)
+        return 2
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get(DEBUG_ENV_VAR):
+            raise
+        print(f"{command}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+              f"(set {DEBUG_ENV_VAR}=1 for the traceback)", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,16 +1,15 @@
 """``lowrank-icl solve``: the forward saddle point at one parameter point.
 
-Contract (scripts depend on it): with --json, one JSON object with keys ``order_parameters``
-(q, m, chi, q_bar, chi_bar, q_hat, m_hat, chi_hat, q_bar_hat, chi_bar_hat, m_bar, q0, m0, nu),
-``errors`` (tm, idg, odg), ``converged``, ``residual`` (plus ``branch``, ``method``); floats are
-written with full precision (repr round-trips); exit code 0. Bad input: one line on stderr, exit 2.
+Contract (scripts depend on it): with --json, one JSON object with keys ``parameters`` (the
+inputs), ``version``, ``order_parameters`` (q, m, chi, q_bar, chi_bar, q_hat, m_hat, chi_hat,
+q_bar_hat, chi_bar_hat, m_bar, q0, m0, nu), ``errors`` (tm, idg, odg), ``converged``, ``residual``
+(plus ``branch``, ``method``); floats are written with full precision (repr round-trips), NaN as
+null and infinities as "inf"; exit code 0. Bad input: one line on stderr, exit 2.
+``--kappa inf`` (a fresh task for every prompt) is passed to the solver as is.
 """
 from __future__ import annotations
 
-import json
-import math
-
-from lowrank_icl.numerics import solve
+from lowrank_icl.validation.cli._shared import add_forward_arguments, forward_parameters, print_json
 
 
 def register(subparsers):
@@ -21,30 +20,34 @@ def register(subparsers):
                    help="reduced scalar equation (default) or the published damped iteration")
     p.add_argument("--precision", type=int, default=None, help="mpmath digits (reduced method)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--spectrum", default=None, metavar="SPEC",
+                   help="general task spectrum instead of --rho: lowrank:RHO, approx-lowrank:RHO,FLOOR, "
+                        "power:EXPONENT[,ATOMS], spiked:STRENGTH,FRACTION, or a .json/.npz file with arrays "
+                        "train, test (optional, default isotropic) and weights (optional); odg is then the "
+                        "error on the test law")
     p.set_defaults(func=_cmd_solve)
 
 
-def add_forward_arguments(p):
-    """The model parameters shared by solve and simulate (same names and conventions)."""
-    p.add_argument("--alpha", type=float, required=True, help="context length ratio L/D (> 0)")
-    p.add_argument("--tau", type=float, required=True, help="pretraining prompts M/D^2 (> 0)")
-    p.add_argument("--kappa", type=float, required=True, help="task diversity M0/D (> 0)")
-    p.add_argument("--rho", type=float, default=1.0, help="task rank ratio r/D (0 < rho <= 1; default 1)")
-    p.add_argument("--sigma", type=float, default=0.0, help="label-noise std (>= 0; default 0)")
-    p.add_argument("--lam", type=float, default=0.0, help="ridge strength, penalty lam M0 ||Gamma||^2 (>= 0)")
-    p.add_argument("--alpha-test", type=float, default=None, help="test context ratio (default: alpha)")
-    p.add_argument("--sigma-test", type=float, default=None, help="test noise std (default: sigma)")
-
-
 def _cmd_solve(args) -> int:
-    res = solve(args.alpha, args.tau, args.kappa, args.rho, args.sigma, args.lam, method=args.method,
-                precision=args.precision)
-    out = res.to_dict(alpha_test=args.alpha_test, sigma_test=args.sigma_test)
+    from lowrank_icl.numerics import solve
+    params = forward_parameters(args)
+    spectrum = None
+    if args.spectrum is not None:
+        from lowrank_icl.numerics import TaskSpectrum
+        spectrum = TaskSpectrum.parse(args.spectrum)
+    res = solve(**params, method=args.method, precision=args.precision,
+                **({"spectrum": spectrum} if spectrum is not None else {}))
+    out = dict(res.to_dict(alpha_test=args.alpha_test, sigma_test=args.sigma_test))
+    out.pop("parameters", None)
+    out.pop("version", None)
     if args.json:
-        print(json.dumps(_finite_json(out), allow_nan=False))
+        from lowrank_icl.validation.io import json_document
+        print_json(json_document({**params, "alpha_test": args.alpha_test, "sigma_test": args.sigma_test,
+                                  "method": args.method, "precision": args.precision,
+                                  "spectrum": args.spectrum}, out))
         return 0
     print(f"branch: {out['branch']}   method: {out['method']}   converged: {out['converged']}   "
-          f"residual: {out['residual']:.3g}")
+          f"residual: {_short(out['residual'])}")
     print("order parameters:")
     for k, v in out["order_parameters"].items():
         print(f"  {k:12s} {v!r}")
@@ -54,12 +57,8 @@ def _cmd_solve(args) -> int:
     return 0
 
 
-def _finite_json(obj):
-    """JSON has no inf: +inf (interpolation threshold, chi at lam = 0, tau < 1) becomes "inf"."""
-    if isinstance(obj, dict):
-        return {k: _finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite_json(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "inf" if obj > 0 else ("-inf" if obj < 0 else "nan")
-    return obj
+def _short(x) -> str:
+    try:
+        return f"{float(x):.3g}"
+    except (TypeError, ValueError):
+        return str(x)

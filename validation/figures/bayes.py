@@ -133,7 +133,8 @@ def _series_for_rank(rho, kappas, dim, seeds, prompts, progress):
     sim, dm = {q: [] for q in ("tm", "idg", "odg")}, {q: [] for q in ("tm", "idg", "odg")}
     for kappa in kappas:
         progress(f"rho={rho} kappa={kappa:.3g}")
-        res = simulate(dim, p["alpha"], p["tau"], kappa, rho, p["sigma"], p["lam"], seeds=seeds).errors()
+        res = simulate(dim=dim, alpha=p["alpha"], tau=p["tau"], kappa=kappa, rho=rho, sigma=p["sigma"], lam=p["lam"],
+                       seeds=seeds).errors()
         d = bayes_errors(dim, alpha=p["alpha"], kappa=kappa, rho=rho, sigma=p["sigma"], estimator="dmmse",
                          seeds=seeds, prompts=prompts)
         for q in ("tm", "idg", "odg"):

@@ -22,6 +22,7 @@ import numpy as np
 from lowrank_icl.numerics import ForwardParams, solve
 from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
 from lowrank_icl.validation.forward.simulate import collect, make_jobs, run_jobs
+from lowrank_icl.validation.parallel import available_cores
 from lowrank_icl.validation.stats import compare, extrapolate
 
 TABLE_HEADER = ("point", "quantity", "dims", "e_inf", "se", "theory", "z", "pass", "mean_at_max_D", "sem_at_max_D")
@@ -42,8 +43,10 @@ def _budget(quick: bool, quick_dims, full_dims, quick_seeds=6, full_seeds=5) -> 
 
 
 def _cache_dir(out_dir):
-    """Per-seed simulation cache next to the figures (json; safe to delete)."""
-    return Path(out_dir) / "_simcache"
+    """The per-seed simulation cache: the user cache folder (``figures --cache-dir``), never inside
+    ``out_dir``; None under ``--no-cache``."""
+    from lowrank_icl.validation.cache import active_cache_dir
+    return active_cache_dir()
 
 
 def _simulate_points(points: list[ForwardParams], budget: Budget, progress, pool_repeats=1, cache_dir=None):
@@ -55,7 +58,7 @@ def _simulate_points(points: list[ForwardParams], budget: Budget, progress, pool
             jobs += js
             where += [(i, D)] * len(js)
     progress(f"{len(jobs)} trainings ({len(points)} points x D in {list(budget.dims)} x {len(budget.seeds)} seeds)")
-    results = run_jobs(jobs, workers=2, progress=True, cache_dir=cache_dir)
+    results = run_jobs(jobs, workers=min(2, available_cores()), progress=progress, cache_dir=cache_dir)
     out = {}
     for i, p in enumerate(points):
         for D in budget.dims:

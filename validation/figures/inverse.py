@@ -61,7 +61,13 @@ def point(sc, progress, *, r, sigma, cond=1.0, K=None, losses=LT_LOSSES, include
     p = quiet_params(d=sc.d, N=sc.N, r=r, sigma=sigma, cond=cond, n_s=sc.n_s)
     return compare_estimators(p, K=sc.K if K is None else K, losses=losses, include=include, n_test=sc.n_test,
                               seeds=sc.seeds if seeds is None else seeds, model_seed=MODEL_SEED,
-                              cache=RunCache(), progress=progress, theory=theory)
+                              cache=_run_cache(), progress=progress, theory=theory)
+
+
+def _run_cache() -> RunCache:
+    """The run cache of the figures: off inside ``cache_settings(enabled=False)`` (``figures --no-cache``)."""
+    from lowrank_icl.validation.cache import caching_enabled
+    return RunCache(enabled=caching_enabled())
 
 
 def _model(sc, **kw):
@@ -311,7 +317,7 @@ def build_depth(out_dir, quick, progress, scale=None) -> FigureOutput:
     sc = DEPTH_SCALE if name != "quick" else Scale(
         d=6, N=5, r=1, n_s=500, n_test=200, K=2, seeds=(0, 1), sigmas=(0.1,), ranks=(1,),
         sigma_sweep=(0.03, 0.1, 0.3), conds=(1,), n_prior=0, depths=(1, 2))
-    return render_depth(depth_runs(sc, progress), sc, out_dir)
+    return render_depth(depth_runs(sc, progress, cache=_run_cache()), sc, out_dir)
 
 
 def render_depth(runs: dict, sc, out_dir) -> FigureOutput:

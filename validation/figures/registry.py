@@ -3,6 +3,13 @@
 A figure module decorates a builder with :func:`figure`; the builder receives the output
 folder, the ``quick`` flag and a progress callback, writes its PNG/PDF/CSV through
 :func:`save_figure` and returns a :class:`FigureOutput` whose table is printed.
+
+:func:`run_figures` prints progress on one stream (stderr by default) and the tables and a closing
+line on another (stdout), each line flushed whole, so the two never interleave within a line. The
+closing line counts the theory-vs-simulation checks of every table: a column named ``pass...``
+holding True/False, yes/no or pass/FAIL (empty cells are not checks). Builders find the cache
+folder through :func:`lowrank_icl.validation.cache.active_cache_dir` (set here from ``cache_dir`` /
+``use_cache``), never inside the output folder.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 from lowrank_icl.validation.io import atomic_savefig, atomic_write_csv
 
 # Modules holding figure builders, in the order the figures are regenerated.
@@ -23,6 +31,7 @@ FIGURE_MODULES = (
     "lowrank_icl.validation.figures.phase",
     "lowrank_icl.validation.figures.inverse",
     "lowrank_icl.validation.figures.bayes",
+    "lowrank_icl.validation.figures.spectra",
 )
 
 
@@ -35,6 +44,18 @@ class FigureOutput:
     header: Sequence[str] = ()
     rows: list[Sequence] = field(default_factory=list)
     caption: str = ""
+
+    def checks(self) -> tuple[int, int]:
+        """(passed, checked) over the table's ``pass...`` column (module docstring)."""
+        columns = [i for i, h in enumerate(self.header) if str(h).lower().startswith("pass")]
+        passed = checked = 0
+        for row in self.rows:
+            for i in columns:
+                verdict = _verdict(row[i]) if i < len(row) else None
+                if verdict is not None:
+                    checked += 1
+                    passed += verdict
+        return passed, checked
 
     def table(self, max_rows: int = 40) -> str:
         """Plain-text table of the rows (numbers to 4 significant digits)."""
@@ -86,36 +107,80 @@ def save_figure(fig, out_dir: Path, name: str, header: Sequence[str], rows: Sequ
 
 
 def run_figures(out_dir: Path, quick: bool, only: Sequence[str] | None = None,
-                stream=sys.stdout, scale: str | None = None) -> list[FigureOutput]:
-    """Regenerate the selected figures (all by default), printing progress and each table.
+                stream=None, *, progress_stream=None, quiet: bool = False,
+                cache_dir: Path | None = None, use_cache: bool = True,
+                scale: str | None = None) -> list[FigureOutput]:
+    """Regenerate the selected figures (all when ``only`` is None), printing progress and each table.
 
-    ``scale`` is passed to the builders that take a ``scale`` argument (the inverse-ICL figures).
+    Tables and the closing line go to ``stream`` (stdout), progress to ``progress_stream``
+    (stderr; nothing when ``quiet``). ``cache_dir`` (None: the default cache folder) and
+    ``use_cache`` set where builders cache simulations (:func:`~lowrank_icl.validation.cache.cache_settings`).
     """
+    from lowrank_icl.validation.cache import cache_settings
+    stream = stream if stream is not None else sys.stdout
+    progress_stream = progress_stream if progress_stream is not None else sys.stderr
     import matplotlib
     matplotlib.use("Agg")
     registry = all_figures()
-    names = list(registry) if not only else list(only)
+    if only is not None and not list(only):
+        raise ValueError(f"only must name at least one figure; choose from {sorted(registry)}")
+    names = list(registry) if only is None else list(only)
     unknown = [n for n in names if n not in registry]
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; choose from {sorted(registry)}")
+
+    def note(line: str) -> None:
+        if not quiet:
+            progress_stream.write(line + "\n")
+            progress_stream.flush()
+
     outputs = []
-    for i, name in enumerate(names, 1):
-        spec = registry[name]
-        start = time.perf_counter()
-        print(f"[{i}/{len(names)}] {name}: {spec.description}", file=stream, flush=True)
+    begin = time.perf_counter()
+    with cache_settings(cache_dir, enabled=use_cache):
+        for i, name in enumerate(names, 1):
+            spec = registry[name]
+            start = time.perf_counter()
+            note(f"[{i}/{len(names)}] {name}: {spec.description}")
 
-        def progress(msg: str, _name=name):
-            print(f"    {_name}: {msg}", file=stream, flush=True)
+            def progress(msg: str, _name=name):
+                note(f"    {_name}: {msg}")
 
-        extra = {"scale": scale} if scale is not None and "scale" in inspect.signature(spec.build).parameters else {}
-        out = spec.build(Path(out_dir), quick, progress, **extra)
-        outputs.append(out)
-        print(f"    wrote {', '.join(str(f) for f in out.files)} ({time.perf_counter() - start:.1f} s)",
-              file=stream, flush=True)
-        if out.header:
-            print(out.table(), file=stream, flush=True)
-        print(file=stream, flush=True)
+            takes_scale = "scale" in inspect.signature(spec.build).parameters
+            extra = {"scale": scale} if scale is not None and takes_scale else {}
+            out = spec.build(Path(out_dir), quick, progress, **extra)
+            outputs.append(out)
+            note(f"    wrote {', '.join(str(f) for f in out.files)} ({time.perf_counter() - start:.1f} s)")
+            text = f"== {name}\n" + (out.table() + "\n" if out.header else "")
+            stream.write(text + "\n")
+            stream.flush()
+    stream.write(closing_line(outputs, time.perf_counter() - begin) + "\n")
+    stream.flush()
     return outputs
+
+
+def closing_line(outputs: Sequence[FigureOutput], seconds: float) -> str:
+    """'figures: N written in T s; theory vs simulation: P/C points passed (...)'."""
+    passed = checked = 0
+    failed = []
+    for out in outputs:
+        p, c = out.checks()
+        passed, checked = passed + p, checked + c
+        if p < c:
+            failed.append(f"{out.name} {c - p}")
+    tail = f"; failed: {', '.join(failed)}" if failed else ""
+    return (f"figures: {len(outputs)} written in {seconds:.0f} s; theory vs simulation: {passed}/{checked} "
+            f"points passed{tail}")
+
+
+def _verdict(cell) -> int | None:
+    if isinstance(cell, (bool, np.bool_)):
+        return int(bool(cell))
+    text = str(cell).strip().lower()
+    if text in ("yes", "pass", "passed", "true", "ok"):
+        return 1
+    if text in ("no", "fail", "failed", "false"):
+        return 0
+    return None
 
 
 def _fmt(x) -> str:

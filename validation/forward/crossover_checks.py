@@ -149,7 +149,8 @@ def check_crossover(dim: int, alpha: float, tau: float, rho: float, sigma: float
     kappas = np.asarray(n_tasks, float) / dim
     values = []
     for k in kappas:
-        sim = simulate(dim, alpha, tau, k, rho, sigma, lam, seeds=seeds, workers=workers)
+        sim = simulate(dim=dim, alpha=alpha, tau=tau, kappa=k, rho=rho, sigma=sigma, lam=lam, seeds=seeds,
+                       workers=workers)
         values.append(np.asarray(sim.errors().idg.values, float))
         if progress:
             progress(f"D={dim} alpha={alpha:g} kappa={k:.4f}: e_IDG {values[-1].mean():.4f}")

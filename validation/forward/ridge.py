@@ -1,4 +1,4 @@
-r"""Training the reduced linear attention: the ridge regression of the forward spec.
+r"""Training the reduced linear attention: the ridge regression of the pretraining objective.
 
     Gamma_hat = argmin_Gamma  sum_mu (y_mu - x_mu^T Gamma h_mu)^2 + lam M0 ||Gamma||_F^2
 
@@ -24,7 +24,8 @@ Methods (``fit_ridge(..., method=...)``):
 - ``"dual-cg"`` -- matrix-free CG on (K + pen I) c = y (Jacobi preconditioned), for M < D^2 when K
   is too large to store; at lam = 0 it converges to the minimum-norm interpolator.
 - ``"auto"`` -- M < D^2: dual if M <= 8192 else dual-cg; M >= D^2: primal if D <= 24 else cg, and
-  cg falls back to primal (D <= 64) if it does not converge.
+  cg falls back to primal (D <= 64) if it does not converge; primal only while its M x D^2 design
+  fits in 1 GiB (otherwise cg, matrix-free, whatever D).
 
 Every result reports ``residual`` = ||N(Gamma) - B||_F / ||B||_F evaluated by one extra apply, the
 same measure for every method, plus ``converged`` and ``iterations``.
@@ -45,6 +46,7 @@ _DUAL_MAX = 8192       # largest M for the dense dual (K is M x M: 0.5 GB)
 _PRIMAL_AUTO_MAX_DIM = 24
 _PRIMAL_FALLBACK_MAX_DIM = 64
 _MIXED_MIN_DIM = 96
+_DENSE_MAX_BYTES = 1 << 30   # largest primal design (M x D^2 float64) the automatic rule builds
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,41 @@ def choose_method(n_prompts: int, dim: int, feature_dim: int | None = None) -> s
     """The ``auto`` rule (module docstring); ``feature_dim`` = D' (default D) counts D x D' unknowns."""
     if n_prompts < dim * (dim if feature_dim is None else feature_dim):
         return "dual" if n_prompts <= _DUAL_MAX else "dual-cg"
-    return "primal" if dim <= _PRIMAL_AUTO_MAX_DIM else "cg"
+    return "primal" if dim <= _PRIMAL_AUTO_MAX_DIM and _design_fits(n_prompts, dim) else "cg"
+
+
+def _design_fits(n_prompts: int, dim: int) -> bool:
+    return 8 * n_prompts * dim * dim <= _DENSE_MAX_BYTES
+
+
+def resolve_method(method: str, n_prompts: int, dim: int) -> str:
+    """The solver ``fit_ridge`` runs for ``method`` at these sizes (``auto``: :func:`choose_method`;
+    cg at D >= 96 runs as ``cg-mixed``)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS} (got {method!r})")
+    chosen = choose_method(n_prompts, dim) if method == "auto" else method
+    return "cg-mixed" if chosen == "cg" and dim >= _MIXED_MIN_DIM else chosen
+
+
+def solver_cost(method: str, n_prompts: int, dim: int) -> tuple[int, float]:
+    """(peak bytes beyond the data, floating-point operations) of one fit, for a resolved method.
+
+    Leading terms only (the method table of the module docstring); iterative methods are charged
+    100 (cg) or 200 (dual-cg) matrix-free applies, a typical count at tol 1e-8 on these problems.
+    """
+    M, D = int(n_prompts), int(dim)
+    small = 8 * (3 * min(M, _CHUNK) * D + 8 * D * D)       # chunk temporaries and a few D x D arrays
+    if method == "primal":
+        return 8 * (2 * M * D * D + 2 * D**4) + small, 2.0 * M * D**4 + D**6 / 3
+    if method == "dual":
+        return 8 * 2 * M * M + small, 4.0 * M * M * D + M**3 / 3
+    if method == "cg":
+        return small, 100 * 4.0 * M * D * D
+    if method == "cg-mixed":
+        return 4 * 2 * M * D + small, 100 * 4.0 * M * D * D
+    if method == "dual-cg":
+        return 8 * 6 * M + small, 200 * 4.0 * M * D * D
+    raise ValueError(f"unknown resolved method {method!r}")
 
 
 def fit_ridge(x, h, y, lam, n_tasks, *, method: str = "auto", tol: float = 1e-10,
@@ -291,7 +327,8 @@ def fit_ridge(x, h, y, lam, n_tasks, *, method: str = "auto", tol: float = 1e-10
             gamma, it, converged, rhs = solver(X, H, y, penalty, tol, max_iter)
         if use_mixed:
             chosen = "cg-mixed"
-        if not converged and method == "auto" and dim <= _PRIMAL_FALLBACK_MAX_DIM:
+        if (not converged and method == "auto" and dim <= _PRIMAL_FALLBACK_MAX_DIM
+                and _design_fits(M, dim)):
             gamma, it2 = _solve_primal(X, H, y, penalty)
             it, chosen, converged = it + it2, "cg->primal", True
     else:

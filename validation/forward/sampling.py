@@ -1,12 +1,14 @@
-r"""Exact samplers of the pretraining data of the forward model (forward spec, section 1).
+r"""Exact samplers of the pretraining data of the forward model.
 
 Model: tokens x ~ N(0, I_D/D); a task w = sqrt(D/r) A v, v ~ N(0, I_r), in a Haar subspace A
 (D x r, orthonormal columns); labels y = <w, x> + sigma xi; the reduced attention feature of a
 prompt is h = (D/L) sum_{l<=L} y_l x_l and the prediction for the query x_{L+1} is x_{L+1}^T Gamma h.
 A pool of M0 tasks is drawn once; each of M prompts picks a pool task uniformly with replacement.
+kappa = inf (M0 = inf) means a fresh task for every prompt: no pool is drawn, each prompt gets its
+own w = sqrt(D/r) A v (``Sizes.n_tasks`` is None, ``PretrainingData.pool`` and ``task_index`` are None).
 
 Integer sizes from the ratios (:class:`Sizes`): L = max(1, round(alpha D)), M = max(1, round(tau D^2)),
-M0 = max(1, round(kappa D)), r = min(D, max(1, round(rho D))), rounding half up.
+M0 = max(1, round(kappa D)) (None for kappa = inf), r = min(D, max(1, round(rho D))), rounding half up.
 
 The exact low-dimensional law of h given w (why the ridge simulator never builds contexts)
 -------------------------------------------------------------------------------------------
@@ -59,12 +61,15 @@ def _round_half_up(x: float) -> int:
 
 @dataclass(frozen=True)
 class Sizes:
-    """Integer sizes of one simulation: D, L = alpha D, M = tau D^2, M0 = kappa D, r = rho D."""
+    """Integer sizes of one simulation: D, L = alpha D, M = tau D^2, M0 = kappa D, r = rho D.
+
+    ``n_tasks`` is None for kappa = inf (a fresh task for every prompt).
+    """
 
     dim: int
     context_length: int
     n_prompts: int
-    n_tasks: int
+    n_tasks: int | None
     rank: int
 
     @classmethod
@@ -72,13 +77,19 @@ class Sizes:
         dim = check_int("dim", dim, lower=1)
         alpha = float(check_real("alpha", alpha, lower=0.0))
         tau = float(check_real("tau", tau, lower=0.0))
-        kappa = float(check_real("kappa", kappa, lower=0.0))
+        fresh = _is_infinite_kappa(kappa)
+        kappa = float("inf") if fresh else float(check_real("kappa", kappa, lower=0.0))
         rho = float(check_real("rho", rho, lower=0.0, upper=1.0))
         return cls(dim=dim,
                    context_length=max(1, _round_half_up(alpha * dim)),
                    n_prompts=max(1, _round_half_up(tau * dim * dim)),
-                   n_tasks=max(1, _round_half_up(kappa * dim)),
+                   n_tasks=None if fresh else max(1, _round_half_up(kappa * dim)),
                    rank=min(dim, max(1, _round_half_up(rho * dim))))
+
+    @property
+    def fresh_tasks(self) -> bool:
+        """True for kappa = inf: every prompt has its own task."""
+        return self.n_tasks is None
 
     # ratio views (the exact ratios of the integer sizes)
     @property
@@ -91,11 +102,18 @@ class Sizes:
 
     @property
     def kappa(self) -> float:
-        return self.n_tasks / self.dim
+        return float("inf") if self.n_tasks is None else self.n_tasks / self.dim
 
     @property
     def rho(self) -> float:
         return self.rank / self.dim
+
+
+def _is_infinite_kappa(kappa) -> bool:
+    try:
+        return bool(np.ndim(kappa) == 0 and np.isposinf(float(kappa)))
+    except (TypeError, ValueError):
+        return False
 
 
 def sizes(dim, alpha, tau, kappa, rho=1.0) -> Sizes:
@@ -184,7 +202,8 @@ def sample_h_explicit(tasks: np.ndarray, context_length: int, sigma: float,
 class PretrainingData:
     """Reduced pretraining data: for prompt mu, query x[mu] (D), feature h[mu] (D), label y[mu].
 
-    ``task_index[mu]`` is the pool task of prompt mu; ``pool`` (M0 x D) the tasks, ``subspace`` A.
+    ``task_index[mu]`` is the pool task of prompt mu; ``pool`` (M0 x D) the tasks, ``subspace`` A
+    (``pool`` and ``task_index`` are None for kappa = inf: every prompt had a fresh task).
     The ridge fits y[mu] ~ x[mu]^T Gamma h[mu].
     """
 
@@ -221,7 +240,23 @@ class Contexts:
 
 def _subspace_and_pool(s: Sizes, streams):
     A = haar_subspace(s.dim, s.rank, streams["subspace"])
-    return A, task_pool(A, s.n_tasks, streams["pool"])
+    return A, (None if s.fresh_tasks else task_pool(A, s.n_tasks, streams["pool"]))
+
+
+def _prompt_task_index(s: Sizes, rng, balanced: bool = False) -> np.ndarray | None:
+    """Pool task of each prompt: uniform with replacement, or balanced; None for kappa = inf."""
+    if s.fresh_tasks:
+        return None
+    if balanced:
+        return rng.permutation(np.arange(s.n_prompts) % s.n_tasks)
+    return rng.integers(s.n_tasks, size=s.n_prompts)
+
+
+def _prompt_tasks(A, pool, idx, start: int, stop: int, streams) -> np.ndarray:
+    """Tasks of prompts start..stop-1: pool rows, or fresh draws (kappa = inf) from the pool stream."""
+    if pool is not None:
+        return pool[idx[start:stop]]
+    return task_pool(A, stop - start, streams["pool"])
 
 
 def pretraining_pool(sizes: Sizes, seed) -> tuple[np.ndarray, np.ndarray]:
@@ -248,14 +283,14 @@ def sample_pretraining(sizes: Sizes, sigma: float, seed, prompt_draw: int = 0,
     A, pool = _subspace_and_pool(sizes, streams)
     rng = streams["prompts"]
     M, dim = sizes.n_prompts, sizes.dim
-    idx = rng.permutation(np.arange(M) % sizes.n_tasks) if balanced else rng.integers(sizes.n_tasks, size=M)
+    idx = _prompt_task_index(sizes, rng, balanced)
     x = np.empty((M, dim))
     h = np.empty((M, dim))
     y = np.empty(M)
     power = np.empty(M) if label_power else None
     # fixed-size chunks: reproducible, and no M x D temporary besides x and h themselves
     for s in range(0, M, _CHUNK):
-        w = pool[idx[s:s + _CHUNK]]
+        w = _prompt_tasks(A, pool, idx, s, min(M, s + _CHUNK), streams)
         k = w.shape[0]
         x[s:s + k] = rng.standard_normal((k, dim)) / np.sqrt(dim)
         y[s:s + k] = np.einsum("ij,ij->i", x[s:s + k], w) + sigma * rng.standard_normal(k)
@@ -276,9 +311,10 @@ def sample_contexts(sizes: Sizes, sigma: float, seed) -> Contexts:
     A, pool = _subspace_and_pool(sizes, streams)
     rng = streams["prompts"]
     M, L, dim = sizes.n_prompts, sizes.context_length, sizes.dim
-    idx = rng.integers(sizes.n_tasks, size=M)
+    idx = _prompt_task_index(sizes, rng)
     X = rng.standard_normal((M, L + 1, dim)) / np.sqrt(dim)
-    y = np.einsum("nld,nd->nl", X, pool[idx]) + sigma * rng.standard_normal((M, L + 1))
+    y = (np.einsum("nld,nd->nl", X, _prompt_tasks(A, pool, idx, 0, M, streams))
+         + sigma * rng.standard_normal((M, L + 1)))
     return Contexts(sizes, sigma, A, pool, idx, X=X, y=y)
 
 

@@ -1,0 +1,12 @@
+"""The package version, read from the installed distribution's metadata.
+
+Its one home is ``[project] version`` in pyproject.toml; the installed metadata carries it, and
+``lowrank_icl.theory``, ``lowrank_icl.numerics`` and ``lowrank_icl.validation`` all re-export this
+``__version__`` (the CLI prints it with ``lowrank-icl --version``). Reinstall after changing it.
+"""
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("lowrank-icl")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -1,0 +1,115 @@
+"""Arguments and checks shared by several subcommands (model parameters, seeds, folders, JSON)."""
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import tempfile
+from pathlib import Path
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {value})")
+    return value
+
+
+def add_forward_arguments(p, *, kappa_required: bool = True):
+    """The model parameters shared by solve and simulate (same names and conventions)."""
+    p.add_argument("--alpha", type=float, required=True, help="context length ratio L/D (> 0)")
+    p.add_argument("--tau", type=float, required=True, help="pretraining prompts M/D^2 (> 0)")
+    p.add_argument("--kappa", type=float, required=kappa_required,
+                   help="task diversity M0/D (> 0; inf: a fresh task for every prompt)")
+    p.add_argument("--rho", type=float, default=1.0, help="task rank ratio r/D (0 < rho <= 1; default 1)")
+    p.add_argument("--sigma", type=float, default=0.0, help="label-noise std (>= 0; default 0)")
+    p.add_argument("--lam", type=float, default=0.0, help="ridge strength, penalty lam M0 ||Gamma||^2 (>= 0)")
+    p.add_argument("--alpha-test", type=float, default=None, help="test context ratio (default: alpha)")
+    p.add_argument("--sigma-test", type=float, default=None, help="test noise std (default: sigma)")
+
+
+def forward_parameters(args) -> dict:
+    """The model parameters of parsed arguments, in the project's order."""
+    return {k: getattr(args, k) for k in ("alpha", "tau", "kappa", "rho", "sigma", "lam")}
+
+
+def add_cache_arguments(p):
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="cache folder (default: $LOWRANK_ICL_CACHE_DIR, else the user cache folder)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write cached results")
+
+
+def add_quiet_argument(p):
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"0-4" -> [0, 1, 2, 3, 4]; "1,3,7" -> [1, 3, 7]; "5" -> [5]; ranges and lists combine.
+
+    Refuses empty parts, reversed ranges, negative and repeated seeds.
+    """
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise ValueError(f"--seeds must look like 0-4 or 1,3,7 (got {text!r})") from None
+    if min(seeds) < 0:
+        raise ValueError(f"--seeds must be non-negative integers (got {text!r})")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"--seeds must be distinct (got {text!r}, which repeats {repeated}): a repeated seed "
+                         "is the same draw and would shrink the standard error")
+    return seeds
+
+
+def check_output_folder(path: Path, option: str = "--out") -> Path:
+    """Create ``path`` if needed and check a file can be written in it; ValueError with the reason."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{option} {path} is not a writable folder ({exc.strerror or exc})") from None
+    return path
+
+
+def check_cache_folder(path: Path | None) -> Path | None:
+    """``--cache-dir``: None stays None (the default folder); else as :func:`check_output_folder`."""
+    return None if path is None else check_output_folder(path, "--cache-dir")
+
+
+def default_of(function, name: str):
+    """The default of keyword ``name`` in ``function``'s signature (so CLI and API defaults agree)."""
+    return inspect.signature(function).parameters[name].default
+
+
+def print_json(document: dict, stream=None) -> None:
+    from lowrank_icl.validation.io import dumps_json
+    print(dumps_json(document, indent=1), file=stream or sys.stdout, flush=True)
+
+
+def stderr_progress(quiet: bool):
+    """A progress callback writing whole lines to stderr (None when quiet)."""
+    if quiet:
+        return None
+
+    def progress(line: str) -> None:
+        sys.stderr.write(line.rstrip("\n") + "\n")
+        sys.stderr.flush()
+    return progress
+

@@ -1,0 +1,45 @@
+"""``lowrank-icl figures``: regenerate the figures (PNG, PDF, CSV) and print their tables.
+
+Tables and the closing line (theory-vs-simulation points passed / checked) go to stdout; progress
+to stderr (``--quiet`` silences it). ``--out`` receives only figures and CSVs; cached simulations
+live in the user cache folder (``--cache-dir``, ``$LOWRANK_ICL_CACHE_DIR``; ``--no-cache``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from lowrank_icl.validation.cli._shared import (add_cache_arguments, add_quiet_argument, check_cache_folder,
+                                                check_output_folder)
+
+
+def register(subparsers):
+    fig = subparsers.add_parser("figures", help="regenerate every figure (PNG, PDF, CSV) and print the tables")
+    fig.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: ./figures)")
+    fig.add_argument("--quick", action="store_true", help="small sizes: a few minutes on 2 cores")
+    fig.add_argument("--only", default=None, help="comma-separated figure names (default: all)")
+    fig.add_argument("--list", action="store_true", help="list the figure names and exit")
+    fig.add_argument("--scale", choices=("quick", "medium", "paper"), default=None,
+                     help="sizes of the inverse-ICL figures: quick, medium, or paper (d=100, N=50, n_s=1e4, K=4, "
+                          "5 training seeds); default quick with --quick, else paper")
+    add_cache_arguments(fig)
+    add_quiet_argument(fig)
+    fig.set_defaults(func=_cmd_figures)
+
+
+def _cmd_figures(args) -> int:
+    from lowrank_icl.validation.figures.registry import all_figures, run_figures
+    if args.list:
+        for name, spec in all_figures().items():
+            print(f"{name:28s} {spec.description}")
+        return 0
+    only = None
+    if args.only is not None:
+        only = [s.strip() for s in args.only.split(",") if s.strip()]
+        if not only:
+            raise ValueError(f"--only needs at least one figure name (got {args.only!r}); "
+                             f"choose from {', '.join(all_figures())}")
+    out = check_output_folder(args.out)
+    cache_dir = None if args.no_cache else check_cache_folder(args.cache_dir)
+    run_figures(out, quick=args.quick, only=only, cache_dir=cache_dir, use_cache=not args.no_cache,
+                quiet=args.quiet, scale=args.scale)
+    return 0
