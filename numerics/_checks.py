@@ -9,17 +9,19 @@ import numpy as np
 
 
 def check_real(name: str, value, *, lower: float | None = None, upper: float | None = None,
-               lower_inclusive: bool = False, upper_inclusive: bool = True) -> np.ndarray:
+               lower_inclusive: bool = False, upper_inclusive: bool = True, allow_inf: bool = False) -> np.ndarray:
     """Return ``value`` as a float array after checking it is finite and inside the range.
 
     ``lower``/``upper`` are the bounds; ``*_inclusive`` says whether the bound itself is allowed.
+    ``allow_inf`` admits +inf (and no other non-finite value).
     """
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a real number or array of real numbers (got {value!r})") from None
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (got {value!r})")
+    if np.any(np.isnan(arr)) or np.any(np.isneginf(arr)) or (not allow_inf and np.any(np.isposinf(arr))):
+        allowed = "finite or +inf" if allow_inf else "finite"
+        raise ValueError(f"{name} must be {allowed} (got {value!r})")
     lo_txt = "" if lower is None else (f">= {lower:g}" if lower_inclusive else f"> {lower:g}")
     hi_txt = "" if upper is None else (f"<= {upper:g}" if upper_inclusive else f"< {upper:g}")
     valid = " and ".join(t for t in (lo_txt, hi_txt) if t)

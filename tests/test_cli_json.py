@@ -90,16 +90,6 @@ def test_bench_table_smoke(capsys):
     assert any(line.split()[:1] == ["8"] for line in out.splitlines())      # the D = 8 row of the table
 
 
-def _solver_takes_infinite_kappa() -> bool:
-    from lowrank_icl.numerics import solve
-    try:
-        solve(alpha=2.0, tau=2.0, kappa=float("inf"), rho=0.5, sigma=0.3)
-    except ValueError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _solver_takes_infinite_kappa(), reason="this solver does not take kappa = inf yet")
 def test_solve_kappa_inf_passes_through_the_cli(capsys):
     from lowrank_icl.numerics import solve
     doc = run_json(["solve", "--alpha", "2", "--tau", "2", "--kappa", "inf", "--rho", "0.5", "--sigma", "0.3",

@@ -17,7 +17,10 @@ CLI = [sys.executable, "-m", "lowrank_icl.validation.cli.main"]
 def test_ctrl_c_gives_one_line_and_exit_130(workers, tmp_path):
     cmd = CLI + ["simulate", "--dim", "40", "--alpha", "2", "--tau", "4", "--kappa", "1", "--seeds", "0-39",
                  "--workers", workers, "--no-cache"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell that runs the suite in the background ignores SIGINT, and a child would inherit that:
+    # give the command the default disposition, as an interactive terminal would
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = proc.stderr.readline()                      # the run has started (its resource line)
         assert "simulate:" in first, first

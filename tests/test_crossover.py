@@ -2,15 +2,17 @@
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics import solve
-from lowrank_icl.numerics.forward.crossover import fit_power_law, phase_boundary, prediction_law
+import inspect
+
+from lowrank_icl.numerics import (fit_power_law, optimal_context_length, optimal_token_allocation, phase_boundary,
+                                  prediction_law, solve)
 
 RHO, TAU, SIGMA = 0.3, 2.0, 0.1
 
 
 @pytest.fixture(scope="module")
 def boundary():
-    return phase_boundary([1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8], RHO, TAU, SIGMA)
+    return phase_boundary(alpha=[1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8], tau=TAU, rho=RHO, sigma=SIGMA)
 
 
 def test_kappa_star_tends_to_rho_monotonically(boundary):
@@ -41,8 +43,8 @@ def test_steepest_point_is_an_inflection_of_log_error(boundary):
 
 
 @pytest.mark.parametrize("kappa", [0.15, 0.5])
-def test_alpha_infinity_limits_of_spec_section_5(kappa):
-    # spec section 5 (lam = 0, tau > 1): leading behaviour as alpha -> infinity; corrections are
+def test_alpha_infinity_limits(kappa):
+    # docs/derivations.md (lam = 0, tau > 1): leading behaviour as alpha -> infinity; corrections are
     # O(alpha^-1/2) at worst (the kappa = rho edge is excluded), so at alpha = 1e10 a 1e-4 match
     alpha, tau, sigma, rho = 1e10, 2.6, 0.3, RHO
     res = solve(alpha, tau, kappa, rho, sigma, 0.0)
@@ -50,7 +52,10 @@ def test_alpha_infinity_limits_of_spec_section_5(kappa):
     assert res.m == pytest.approx(1, rel=1e-4)
     assert res.m_bar == pytest.approx(mn, rel=1e-4)
     assert res.m0 == pytest.approx(mn / rho, rel=1e-4)
-    assert res.q_hat == pytest.approx((tau - 1) / kappa, rel=1e-12)
+    # q_hat from its published definition (tau/kappa)/Delta, Delta = 1 + chi + s2 chi_bar/alpha, with the
+    # returned chi, chi_bar (an independent route: the solver sets q_hat = (tau - 1)/kappa directly)
+    delta = 1 + res.chi + (1 + sigma**2) * res.chi_bar / alpha
+    assert (tau / kappa) / delta == pytest.approx((tau - 1) / kappa, rel=1e-12)
     assert res.chi == pytest.approx(mn / (tau - 1), rel=1e-4)
     assert res.q == pytest.approx(1 + sigma**2 * mn / (tau - 1), rel=1e-4)
     assert res.q_bar / alpha == pytest.approx(sigma**2 / (1 + sigma**2) * (1 - mn) / (tau - 1), rel=1e-4)
@@ -61,7 +66,7 @@ def test_alpha_infinity_limits_of_spec_section_5(kappa):
 
 
 def test_published_check_point():
-    # spec section 6: alpha = 1.8e6, lam = 0, tau = 2.6, kappa = 0.4, sigma = 0.01 (rho < kappa and rho > kappa)
+    # the published alpha -> infinity check point: alpha = 1.8e6, lam = 0, tau = 2.6, kappa = 0.4, sigma = 0.01 (rho < kappa and rho > kappa)
     for rho in (0.2, 0.6):
         res = solve(1.8e6, 2.6, 0.4, rho, 0.01, 0.0)
         assert res.converged
@@ -75,16 +80,17 @@ def test_prediction_law_reproduces_errors(protocol):
     err = getattr(res.errors(alpha_test=[2.0, 20.0], sigma_test=0.3), protocol)
     assert np.allclose(law.error, err, rtol=1e-13)
     assert np.all(np.abs(law.correlation) <= 1)
-    assert np.allclose(law.signal + law.noise_T + law.noise_R + law.finite_context, law.var_yhat, rtol=1e-14)
 
 
 def test_rejects_bad_input():
     with pytest.raises(ValueError, match="tau must be > 1 when lam = 0"):
-        phase_boundary(10.0, RHO, 0.5, SIGMA)
+        phase_boundary(alpha=10.0, tau=0.5, rho=RHO, sigma=SIGMA)
     with pytest.raises(ValueError, match="rho must be > 0 and <= 1"):
-        phase_boundary(10.0, 1.5, 2.0, SIGMA)
+        phase_boundary(alpha=10.0, tau=2.0, rho=1.5, sigma=SIGMA)
     with pytest.raises(ValueError, match="protocol must be one of"):
-        phase_boundary(10.0, RHO, 2.0, SIGMA, protocol="xyz")
+        phase_boundary(alpha=10.0, tau=2.0, rho=RHO, sigma=SIGMA, protocol="xyz")
+    with pytest.raises(TypeError):
+        phase_boundary(10.0, RHO, 2.0)  # keyword-only: a positional order would invite mistakes
 
 
 def test_prediction_law_matches_simulation_at_small_dim():
@@ -101,20 +107,18 @@ def test_prediction_law_matches_simulation_at_small_dim():
 
 
 def test_optimal_context_interior_below_rho_and_infinite_above():
-    from lowrank_icl.numerics.forward.crossover import optimal_context_length
-    below = optimal_context_length(2.0, 0.1, 0.3, 0.3)
+    below = optimal_context_length(tau=2.0, kappa=0.1, rho=0.3, sigma=0.3)
     assert below.converged and not below.at_boundary
     # an interior minimum: the error rises on both sides (1% steps in alpha)
     e = [solve(below.alpha * f, 2.0, 0.1, 0.3, 0.3, 0.0).errors().idg for f in (0.99, 1.0, 1.01)]
     assert e[1] <= e[0] and e[1] <= e[2]
     assert e[1] == pytest.approx(below.error, rel=1e-12)
-    above = optimal_context_length(2.0, 0.5, 0.3, 0.3)
+    above = optimal_context_length(tau=2.0, kappa=0.5, rho=0.3, sigma=0.3)
     assert above.at_boundary  # kappa > rho: more context always helps
 
 
 def test_token_allocation_is_a_minimum_on_its_side_of_the_threshold():
-    from lowrank_icl.numerics.forward.crossover import optimal_token_allocation
-    opt = optimal_token_allocation(30.0, 1.0, 0.3, 0.3)
+    opt = optimal_token_allocation(30.0, kappa=1.0, rho=0.3, sigma=0.3)
     assert opt.converged and opt.tau * opt.alpha == pytest.approx(30.0, rel=1e-12)
     e = [solve(opt.alpha * f, 30.0 / (opt.alpha * f), 1.0, 0.3, 0.3, 0.0).errors().idg for f in (0.99, 1.01)]
     assert opt.error <= min(e)
@@ -128,3 +132,52 @@ def test_simulated_crossover_location_agrees_with_theory():
     chk = check_crossover(32, 8.0, 2.0, 0.5, 0.3, n_tasks, range(5))
     assert chk.passed, (chk.kappa_star_sim, chk.kappa_star_se, chk.kappa_star_theory_grid)
     assert chk.kappa_star_se < 0.2  # the location is resolved, not just loosely consistent
+
+
+def test_scalar_alpha_gives_scalar_fields_and_short_repr():
+    pb = phase_boundary(alpha=1e3, tau=TAU, rho=RHO, sigma=SIGMA)
+    assert np.ndim(pb.kappa_star) == 0 and np.ndim(pb.width) == 0 and isinstance(bool(pb.converged), bool)
+    assert pb.reason == "" and repr(pb).count("\n") <= 3
+    assert pb.to_dict()["kappa_star"] == float(pb.kappa_star)
+
+
+def test_sigma_default_agrees_with_the_cli():
+    # one default, 0.1 (the CLI's historical one); the phase command reads it from this signature
+    from lowrank_icl.validation.cli import phase as phase_cli
+    assert inspect.signature(phase_boundary).parameters["sigma"].default == 0.1
+    assert phase_cli._api_default("sigma") == 0.1 and phase_cli._api_default("lam") == 0.0
+
+
+def test_callers_never_consume_unconverged_solutions(monkeypatch):
+    # make every solve report converged=False: the tools must say so, not return numbers
+    from lowrank_icl.numerics.forward import crossover, results
+
+    real = crossover.solve
+
+    def failing(*args, **kwargs):
+        res = real(*args, **kwargs)
+        shape = np.shape(res.converged)
+        object.__setattr__(res, "converged", np.zeros(shape, bool)[()])
+        object.__setattr__(res, "reason", np.full(shape, "forced failure", dtype=object)[()])
+        return res
+
+    monkeypatch.setattr(crossover, "solve", failing)
+    pb = phase_boundary(alpha=[1e2, 1e3], tau=TAU, rho=RHO, sigma=SIGMA)
+    assert not np.any(pb.converged) and np.all(np.isnan(pb.kappa_star)) and "forced failure" in pb.reason[0]
+    with pytest.raises(ValueError, match="phase_boundary failed"):
+        crossover.crossover_scaling(alpha=[1e2, 1e3, 1e4], tau=TAU, rho=RHO, sigma=SIGMA)
+    for opt in (optimal_context_length(tau=2.0, kappa=0.1, rho=0.3, sigma=0.3),
+                optimal_token_allocation(30.0, kappa=1.0, rho=0.3, sigma=0.3)):
+        assert not opt.converged and np.isnan(opt.error) and "forced failure" in opt.reason
+    res = failing(4.0, 1.2, 3.0, 0.5, 0.9, 0.1)
+    assert isinstance(res, results.ForwardSolution)
+    with pytest.raises(ValueError, match="converged solution"):
+        prediction_law(res, "idg")
+
+
+def test_design_tools_accept_kappa_inf():
+    # kappa = inf: every prompt has a fresh task, so kappa > rho and more context always helps
+    opt = optimal_context_length(tau=2.0, kappa=np.inf, rho=0.3, sigma=0.3)
+    assert opt.converged and opt.at_boundary
+    tok = optimal_token_allocation(30.0, kappa=np.inf, rho=0.3, sigma=0.3)
+    assert tok.converged and tok.alpha * tok.tau == pytest.approx(30.0, rel=1e-12)

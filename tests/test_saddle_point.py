@@ -152,19 +152,24 @@ def test_training_error_is_tm_error_at_training_values():
     assert np.allclose(res.errors().tm, res.training_error, rtol=1e-13)
 
 
-def test_decomposition_sums_and_noise_vanishes_with_infinite_pretraining():
-    res = solve(alpha=2.3, tau=[1.7, 1e9], kappa=1.1, rho=0.2, sigma=0.3, lam=0.5)
+def test_decomposition_noise_vanishes_like_one_over_tau_and_signal_is_bayes():
+    # kappa = inf, lam = 0, tau -> inf: Gamma -> gamma A A^T (docs/model.md), so the signal parts tend
+    # to q0 = gamma^2, q_bar = rho gamma^2, while the noise parts (proportional to E/tau) fall like 1/tau
+    alpha, rho, sigma = 2.3, 0.2, 0.3
+    res = solve(alpha=alpha, tau=[1e6, 1e9], kappa=np.inf, rho=rho, sigma=sigma, lam=0.0)
     dec = res.decomposition()
+    gamma = alpha / (alpha + rho * (1 + sigma**2))
+    assert dec.q0.signal[1] == pytest.approx(gamma**2, rel=1e-8)
+    assert dec.q_bar.signal[1] == pytest.approx(rho * gamma**2, rel=1e-8)
     for name in ("q", "q_bar", "q0"):
         part = getattr(dec, name)
-        assert np.allclose(part.total, getattr(res, name), rtol=1e-13)
-        # noise parts are proportional to E/tau: O(1/tau)
-        assert np.all(np.abs(np.array([part.noise_T[1], part.noise_R[1]])) < 1e-8)
+        for noise in (part.noise_T, part.noise_R):
+            assert noise[0] / noise[1] == pytest.approx(1000, rel=1e-5), name
 
 
 def test_infinite_pretraining_gives_bayes_optimal_scale():
     # tau, kappa -> infinity at lam = 0: Gamma -> gamma A A^T, gamma = alpha/(alpha + rho(1 + sigma^2))
-    # (spec section 2), so m0 = gamma, q0 = gamma^2 and q_bar = rho gamma^2
+    # (docs/model.md), so m0 = gamma, q0 = gamma^2 and q_bar = rho gamma^2
     alpha, rho, sigma = 3.0, 0.4, 0.5
     res = solve(alpha, tau=1e10, kappa=1e10, rho=rho, sigma=sigma, lam=0.0)
     gamma = alpha / (alpha + rho * (1 + sigma**2))
@@ -174,6 +179,46 @@ def test_infinite_pretraining_gives_bayes_optimal_scale():
 
 
 def test_implicit_regularization_present_at_zero_ridge():
-    res = solve(alpha=2.0, tau=3.0, kappa=1.0, rho=0.5, sigma=0.3, lam=0.0)
-    assert res.nu == pytest.approx((1 + 0.3**2) / 2.0, rel=1e-15)
-    assert res.implicit_ridge == pytest.approx(res.nu, rel=1e-15)
+    # at lam = 0 the mean weights still see a ridge nu = (1 + sigma^2)/alpha: check it through m_bar,
+    # the overlap int s/(s + nu) dmu(s) of the pool law, with g computed by quadrature of the
+    # Marchenko-Pastur density (independent of the solver, which sets u = 0 on this branch)
+    from lowrank_icl.theory.forward.stieltjes import pool_transforms_by_quadrature
+
+    alpha, sigma, kappa, rho = 2.0, 0.3, 1.7, 0.5
+    res = solve(alpha=alpha, tau=3.0, kappa=kappa, rho=rho, sigma=sigma, lam=0.0)
+    c = (1 + sigma**2) / alpha
+    g = float(pool_transforms_by_quadrature(-c, kappa, rho).g)
+    assert res.m_bar == pytest.approx(1 - c * g, rel=1e-12)
+    # and a different ridge would be visible: m_bar moves by O(1) relative if nu is off by 10%
+    g_off = float(pool_transforms_by_quadrature(-1.1 * c, kappa, rho).g)
+    assert abs((1 - 1.1 * c * g_off) / res.m_bar - 1) > 1e-3
+
+
+def test_misfit_identities():
+    # the nonnegative misfits that errors() uses: 1 - 2 m_X + signal_X equals the per-atom integral
+    # of (1 - s/(s + nu))^2 (times s for pool tasks): W = nu^2 B1, V = nu^2 g', V_tilde = nu^2 g~'
+    s, nu = sp.symbols("s nu", positive=True)
+    atom = {"A1": s / (s + nu), "B1": s / (s + nu) ** 2, "A2": s**2 / (s + nu) ** 2, "Mm": s**2 / (s + nu),
+            "Q3": s**3 / (s + nu) ** 2, "dg": 1 / (s + nu) ** 2}
+    assert sp.simplify(s - 2 * atom["Mm"] + atom["Q3"] - nu**2 * atom["B1"]) == 0      # TM, mean s = 1
+    assert sp.simplify(1 - 2 * atom["A1"] + atom["A2"] - nu**2 * atom["dg"]) == 0     # ODG, IDG per atom
+    # and the numeric moments agree with the defining forms at 50 digits
+    from lowrank_icl.theory.forward.stieltjes import pool_moments_mp
+    with mpmath.workdps(50):
+        for z, k, r in ((-0.3, 0.4, 0.3), (-2.0, 3.0, 1.0), (-1e-3, 0.2, 0.5)):
+            mo = pool_moments_mp(z, k, r)
+            assert abs(mo.V - (1 - 2 * mo.A1 + mo.A2)) < mpmath.mpf(10) ** -40
+            assert abs(mo.W - (1 - 2 * mo.Mm + mo.Q3)) < mpmath.mpf(10) ** -40
+            assert abs(mo.V_tilde - mpmath.mpf(z) ** 2 * mo.dg_tilde) < mpmath.mpf(10) ** -40
+
+
+def test_state_equations_are_the_published_ones():
+    # E carried as an unknown and lam = lam_kappa/kappa: substituting the published E back gives the
+    # published right-hand sides exactly
+    eqs = spm.derive_state_equations()
+    pub = spm.published_saddle_point()
+    back = {spm.E: pub.training_error, spm.lam_kappa: spm.lam * spm.kappa}
+    literal = pub.rhs_of_state()
+    for name, expr in eqs.rhs.items():
+        assert sp.simplify(expr.subs(back) - literal[sp.Symbol(name, real=True)]) == 0, name
+    assert sp.simplify(eqs.z.subs(back) - pub.z_of_state()) == 0

@@ -16,7 +16,7 @@ rhos = st.floats(0.01, 1.0)
 
 
 def test_derived_quadratic_has_published_g_tilde_as_root():
-    # spec section 3: g~ = [-(k r z + r - k) - sqrt((k r z + r - k)^2 - 4 r^2 k z)] / (2 r z)
+    # the published root: g~ = [-(k r z + r - k) - sqrt((k r z + r - k)^2 - 4 r^2 k z)] / (2 r z)
     b = kappa * rho * z + rho - kappa
     published = (-b - sp.sqrt(b**2 - 4 * rho**2 * kappa * z)) / (2 * rho * z)
     poly = derive_pool_quadratic().polynomial
@@ -24,7 +24,7 @@ def test_derived_quadratic_has_published_g_tilde_as_root():
 
 
 def test_g_relation_reproduces_published_g_symbolically():
-    # g = rho g~ - (1 - rho)/z with g~ the published root equals the published g (spec section 3)
+    # g = rho g~ - (1 - rho)/z with g~ the published root equals the published g
     b = kappa * rho * z + rho - kappa
     disc = b**2 - 4 * rho**2 * kappa * z
     g_tilde = (-b - sp.sqrt(disc)) / (2 * rho * z)
@@ -151,3 +151,33 @@ def test_stable_moments_match_published_forms_at_120_digits(nu, kk, r):
         for name, exact in published.items():
             assert abs(getattr(ref, name) / exact - 1) < mpmath.mpf(10) ** -80, name
             assert abs(float(getattr(ours, name) / exact) - 1) < 4e-15, name  # a few roundings
+
+
+def test_population_moments_are_the_kappa_limit():
+    # kappa = inf: the numeric moments (products of nonnegative factors) equal the sympy limit of the
+    # finite-kappa stable moments, and the finite-kappa moments approach them like 1/kappa
+    from lowrank_icl.theory.forward.stieltjes import (PoolMoments, _population_moments, derive_population_moments,
+                                                      pool_moments)
+
+    lim = derive_population_moments()
+    nu_s, r_s = lim["nu"], lim["rho"]
+    sym = _population_moments(nu_s, r_s)
+    for name in PoolMoments.__dataclass_fields__:
+        assert sp.simplify(getattr(sym, name) - lim[name]) == 0, name
+    assert sp.simplify(lim["t"] - r_s / (1 + r_s * nu_s)) == 0  # the two-atom law: weight rho at 1/rho
+    nu_v, r_v = np.array([1e-3, 0.4, 30.0]), 0.35
+    inf = pool_moments(-nu_v, np.inf, r_v)
+    gaps = [np.abs(pool_moments(-nu_v, k, r_v).A2 - inf.A2) * k for k in (1e5, 1e7)]
+    assert np.allclose(gaps[0], gaps[1], rtol=1e-3) and np.all(gaps[0] > 0)
+
+
+@pytest.mark.parametrize("nu,kk,r", [(1e-12, 1.0, 1.0), (1e-14, 0.3, 0.3), (1e-8, 0.5, 0.5000001), (1e-3, 2.0, 2.0 / 3)])
+def test_moments_keep_accuracy_at_the_square_wishart_edge(nu, kk, r):
+    # kappa = rho: b = kappa rho z + rho - kappa is O(nu); summing it as (rho - kappa) + kappa rho z keeps
+    # its relative accuracy (the other order lost 4e-11 at nu = 1e-12)
+    from lowrank_icl.theory.forward.stieltjes import PoolMoments, pool_moments, pool_moments_mp
+    ours = pool_moments(-nu, kk, r)
+    with mpmath.workdps(50):
+        ref = pool_moments_mp(-nu, kk, r)
+        for name in PoolMoments.__dataclass_fields__:
+            assert abs(float(getattr(ours, name) / getattr(ref, name) - 1)) < 1e-14, name

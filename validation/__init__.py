@@ -6,4 +6,8 @@ def __getattr__(name):
     if name == "__version__":
         from lowrank_icl.theory import __version__
         return __version__
+    # lazy: importing the validation layer must not import the sweep engine (or xarray)
+    if name == "sweep":
+        from lowrank_icl.validation.sweeps import sweep
+        return sweep
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

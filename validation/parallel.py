@@ -8,10 +8,14 @@
   start method would otherwise re-run the script in every worker.
 - Workers ignore SIGINT; Ctrl-C reaches the parent, which terminates them and re-raises
   KeyboardInterrupt (no traceback from every worker).
+- ``with use_engine(engine): ...`` sends every :func:`run_parallel` call of the block to ``engine``
+  instead (any object with ``map(fn, args, on_done) -> list``), e.g. the Dask engine of
+  :mod:`lowrank_icl.validation.sweeps`, so simulations and figures run on a cluster unchanged.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextvars
 import contextlib
 import multiprocessing as mp
 import os
@@ -23,6 +27,22 @@ from typing import Callable, Sequence
 from lowrank_icl.numerics import check_int
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_ENGINE: contextvars.ContextVar = contextvars.ContextVar("lowrank_icl_engine", default=None)
+
+
+@contextlib.contextmanager
+def use_engine(engine):
+    """Inside the block, :func:`run_parallel` delegates to ``engine.map(fn, args, on_done)``."""
+    token = _ENGINE.set(engine)
+    try:
+        yield engine
+    finally:
+        _ENGINE.reset(token)
+
+
+def current_engine():
+    """The engine set by :func:`use_engine`, or None (the local process pool)."""
+    return _ENGINE.get()
 
 
 def available_cores() -> int:
@@ -58,6 +78,14 @@ def _main_not_inherited():
 
 
 def run_parallel(fn: Callable, args: Sequence, workers: int, on_done: Callable[[int, object], None] | None = None) -> list:
+    """:func:`run_in_processes`, or inside :func:`use_engine` the engine's ``map``."""
+    engine = _ENGINE.get()
+    if engine is not None:
+        return engine.map(fn, args, on_done)
+    return run_in_processes(fn, args, workers, on_done)
+
+
+def run_in_processes(fn: Callable, args: Sequence, workers: int, on_done: Callable[[int, object], None] | None = None) -> list:
     """``[fn(a) for a in args]`` in ``workers`` processes (1: in this process); ``on_done(i, result)``
     is called in this process as each finishes. ``fn`` must be importable (a module-level function
     of a module other than ``__main__``)."""

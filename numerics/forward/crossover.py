@@ -28,7 +28,20 @@ from scipy import optimize, stats
 from lowrank_icl.numerics._checks import check_real
 from lowrank_icl.numerics.forward.solver import solve
 
-_PROTOCOLS = ("idg", "odg", "tm")
+PROTOCOL_NAMES = ("idg", "odg", "tm")
+
+
+class UnconvergedSolve(ArithmeticError):
+    """A point the forward solver did not certify (converged=False): callers stop, never use it."""
+
+
+def converged_errors(alpha, tau, kappa, rho, sigma, lam, protocol):
+    """e_protocol from :func:`solve`, or UnconvergedSolve if any point failed its residual test."""
+    res = solve(alpha, tau, kappa, rho, sigma, lam)
+    if not np.all(res.converged):
+        bad = np.flatnonzero(~np.atleast_1d(res.converged))[0]
+        raise UnconvergedSolve(f"solve did not converge: {np.atleast_1d(res.reason)[bad]}")
+    return getattr(res.errors(), protocol)
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,8 @@ class PhaseBoundary:
     kappa_star: steepest point of log e vs log kappa; width: full width at half depth of the
     slope dip, in log kappa (natural log); kappa_lo, kappa_hi: its two ends; slope: the extreme
     slope d log e/d log kappa at kappa*; error_at_star: e at kappa*; converged: every root found;
-    residual: |f''(x*)| w^2/|s*| (dimensionless curvature left at the reported point).
+    residual: |f''(x*)| w^2/|s*| (dimensionless curvature left at the reported point);
+    reason: "" or why a point failed. Fields are scalars for scalar alpha, arrays for array alpha.
     """
 
     alpha: np.ndarray
@@ -51,23 +65,46 @@ class PhaseBoundary:
     converged: np.ndarray
     residual: np.ndarray
     protocol: str
+    reason: np.ndarray = None
+
+    _FIELDS = ("alpha", "kappa_star", "width", "kappa_lo", "kappa_hi", "slope", "error_at_star", "converged",
+               "residual", "reason")
 
     def to_dict(self) -> dict:
-        return {"alpha": self.alpha.tolist(), "kappa_star": self.kappa_star.tolist(), "width": self.width.tolist(),
-                "kappa_lo": self.kappa_lo.tolist(), "kappa_hi": self.kappa_hi.tolist(),
-                "slope": self.slope.tolist(), "error_at_star": self.error_at_star.tolist(),
-                "converged": self.converged.tolist(), "residual": self.residual.tolist(),
-                "protocol": self.protocol}
+        """JSON-ready: lists (or scalars for scalar alpha); NaN becomes None."""
+        out = {k: _json(getattr(self, k)) for k in self._FIELDS}
+        out["protocol"] = self.protocol
+        return out
+
+    def __repr__(self):
+        a = np.atleast_1d(self.alpha)
+        conv = np.atleast_1d(self.converged)
+        if a.size == 1:
+            return (f"PhaseBoundary(protocol={self.protocol!r}, alpha={a[0]:.6g})\n"
+                    f"  kappa*={float(self.kappa_star):.10g}, width={float(self.width):.6g} (log kappa), "
+                    f"slope={float(self.slope):.6g}\n  converged={bool(self.converged)}, residual={float(self.residual):.2g}")
+        return (f"PhaseBoundary(protocol={self.protocol!r}, {a.size} alphas from {a.min():.3g} to {a.max():.3g})\n"
+                f"  kappa* from {np.nanmin(self.kappa_star):.6g} to {np.nanmax(self.kappa_star):.6g}\n"
+                f"  converged {int(conv.sum())}/{conv.size}")
 
 
-def _log_error(x, alpha, tau, rho, sigma, lam, protocol):
-    res = solve(alpha, tau, np.exp(x), rho, sigma, lam)
-    return np.log(getattr(res.errors(), protocol))
+def _json(x):
+    arr = np.asarray(x)
+    if arr.dtype.kind == "f":
+        return np.where(np.isnan(arr), None, arr.astype(object)).tolist()
+    return arr.tolist()
 
 
 def _one_boundary(alpha, tau, rho, sigma, lam, protocol):
+    try:
+        return _boundary_point(alpha, tau, rho, sigma, lam, protocol) + ("",)
+    except UnconvergedSolve as exc:
+        return (np.nan,) * 6 + (False, np.inf, str(exc))
+
+
+def _boundary_point(alpha, tau, rho, sigma, lam, protocol):
     def f(x):
-        return _log_error(np.asarray(x, float), alpha, tau, rho, sigma, lam, protocol)
+        return np.log(converged_errors(alpha, tau, np.exp(np.asarray(x, float)), rho, sigma, lam, protocol))
 
     # 1. bracket the steepest point on zooming grids (the grid only brackets)
     lo, hi = np.log(rho) - 4.0, np.log(rho) + 4.0
@@ -123,26 +160,33 @@ def _one_boundary(alpha, tau, rho, sigma, lam, protocol):
             ok and residual < 1e-3, residual)
 
 
-def phase_boundary(alpha, rho, tau, sigma=0.0, lam=0.0, *, protocol: str = "idg") -> PhaseBoundary:
+def phase_boundary(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg") -> PhaseBoundary:
     r"""Location kappa* and width of the kappa = rho crossover at each alpha (see module docstring).
 
-    Parameters: alpha > 0 (scalar or 1-D array), 0 < rho <= 1, tau > 1 at lam = 0 (any tau > 0 if
-    lam > 0), sigma >= 0, lam >= 0; protocol "idg" (default), "odg" or "tm".
+    Keyword-only parameters: alpha > 0 (scalar or 1-D array), tau > 1 at lam = 0 (any tau > 0 if
+    lam > 0), 0 < rho <= 1, sigma >= 0 (default 0.1, as on the CLI), lam >= 0; protocol "idg"
+    (default), "odg" or "tm". Scalar alpha gives scalar fields.
     As alpha -> infinity (lam = 0, tau > 1, sigma > 0), kappa* -> rho and width -> 0 like alpha^{-1/2}.
+    A point where the solver does not converge is returned with converged=False, NaN values and a reason.
     """
+    scalar = np.ndim(alpha) == 0
     alphas = np.atleast_1d(check_real("alpha", alpha, lower=0.0)).astype(float)
     rho = float(check_real("rho", rho, lower=0.0, upper=1.0))
     tau = float(check_real("tau", tau, lower=0.0))
     sigma = float(check_real("sigma", sigma, lower=0.0, lower_inclusive=True))
     lam = float(check_real("lam", lam, lower=0.0, lower_inclusive=True))
-    if protocol not in _PROTOCOLS:
-        raise ValueError(f"protocol must be one of {_PROTOCOLS} (got {protocol!r})")
+    if protocol not in PROTOCOL_NAMES:
+        raise ValueError(f"protocol must be one of {PROTOCOL_NAMES} (got {protocol!r})")
     if lam == 0 and tau <= 1:
         raise ValueError("tau must be > 1 when lam = 0 (below the interpolation threshold the "
                          "ridgeless error has no kappa = rho transition to locate)")
     rows = [_one_boundary(a, tau, rho, sigma, lam, protocol) for a in alphas]
     cols = [np.array(c) for c in zip(*rows)]
-    return PhaseBoundary(alphas, *cols[:6], cols[6].astype(bool), cols[7], protocol)
+    cols = [alphas, *(c.astype(float) for c in cols[:6]), cols[6].astype(bool), cols[7].astype(float),
+            cols[8].astype(object)]
+    if scalar:
+        cols = [c[0] for c in cols]
+    return PhaseBoundary(*cols[:9], protocol=protocol, reason=cols[9])
 
 
 @dataclass(frozen=True)
@@ -168,126 +212,15 @@ def fit_power_law(alpha, y) -> ScalingFit:
     return ScalingFit(-fit.slope, -fit.slope - t * fit.stderr, -fit.slope + t * fit.stderr, float(np.exp(fit.intercept)))
 
 
-def crossover_scaling(alphas, rho, tau, sigma, lam=0.0, protocol: str = "idg"):
-    """phase_boundary at each alpha plus power-law fits of the width and of |kappa* - rho|."""
-    pb = phase_boundary(alphas, rho, tau, sigma, lam, protocol=protocol)
+def crossover_scaling(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg"):
+    """phase_boundary at each alpha plus power-law fits of the width and of |kappa* - rho|.
+
+    Raises ValueError if a boundary point did not converge (a fit through it would be meaningless).
+    """
+    pb = phase_boundary(alpha=np.atleast_1d(alpha), tau=tau, rho=rho, sigma=sigma, lam=lam, protocol=protocol)
+    if not np.all(pb.converged):
+        raise ValueError(f"phase_boundary failed at alpha = {pb.alpha[~pb.converged][0]:g}: "
+                         f"{pb.reason[~pb.converged][0]}")
     return pb, fit_power_law(pb.alpha, pb.width), fit_power_law(pb.alpha, np.abs(pb.kappa_star - rho))
 
 
-@dataclass(frozen=True)
-class PredictionLaw:
-    r"""Joint Gaussian law of (y, yhat) over test prompts for one protocol (D -> infinity).
-
-    Var y = 1 + sigma_t^2, Cov(y, yhat) = m_X, Var yhat = q_X + (1 + sigma_t^2) q_bar/alpha_t, split
-    into the signal, noise_T and noise_R parts of q_X and the finite-context part
-    (1 + sigma_t^2) q_bar/alpha_t. Consistency: Var y - 2 Cov + Var yhat = e_X.
-    """
-
-    var_y: np.ndarray
-    cov: np.ndarray
-    var_yhat: np.ndarray
-    signal: np.ndarray
-    noise_T: np.ndarray
-    noise_R: np.ndarray
-    finite_context: np.ndarray
-
-    @property
-    def correlation(self):
-        return self.cov / np.sqrt(self.var_y * self.var_yhat)
-
-    @property
-    def error(self):
-        """E (y - yhat)^2 = Var y - 2 Cov + Var yhat."""
-        return self.var_y - 2 * self.cov + self.var_yhat
-
-    def covariance_matrix(self):
-        """2 x 2 covariance of (y, yhat) (scalar inputs)."""
-        return np.array([[self.var_y, self.cov], [self.cov, self.var_yhat]], dtype=float)
-
-
-def prediction_law(result, protocol: str = "idg", alpha_test=None, sigma_test=None) -> PredictionLaw:
-    """The law of (y, yhat) under protocol "tm", "idg" or "odg" from a solved saddle point."""
-    if protocol not in _PROTOCOLS:
-        raise ValueError(f"protocol must be one of {_PROTOCOLS} (got {protocol!r})")
-    a_t = result.params.alpha if alpha_test is None else check_real("alpha_test", alpha_test, lower=0.0)
-    s_t = result.params.sigma if sigma_test is None else check_real(
-        "sigma_test", sigma_test, lower=0.0, lower_inclusive=True)
-    dec = result.decomposition()
-    overlap, split = {"tm": (result.m, dec.q), "idg": (result.m0, dec.q0), "odg": (result.m_bar, dec.q_bar)}[protocol]
-    finite_context = (1 + s_t**2) * result.q_bar / a_t
-    var_yhat = split.signal + split.noise_T + split.noise_R + finite_context
-    return PredictionLaw(var_y=1 + s_t**2 + 0 * var_yhat, cov=overlap + 0 * var_yhat, var_yhat=var_yhat,
-                         signal=split.signal, noise_T=split.noise_T, noise_R=split.noise_R,
-                         finite_context=finite_context)
-
-
-@dataclass(frozen=True)
-class DesignOptimum:
-    """Optimal pretraining design: the minimizing alpha (and tau = budget/alpha) and the error there."""
-
-    alpha: float
-    tau: float
-    error: float
-    at_boundary: bool
-    converged: bool
-
-
-def _minimize_log(fun, lo, hi, n_grid=241):
-    """Bracket the minimum of fun(exp(t)) on a log grid, then refine with bounded Brent."""
-    t = np.linspace(np.log(lo), np.log(hi), n_grid)
-    vals = np.asarray(fun(np.exp(t)), dtype=float)
-    vals = np.where(np.isfinite(vals), vals, np.inf)
-    i = int(np.argmin(vals))
-    if i in (0, n_grid - 1):
-        return float(np.exp(t[i])), float(vals[i]), True, True
-    res = optimize.minimize_scalar(lambda s: float(fun(np.exp(s))), bounds=(t[i - 1], t[i + 1]), method="bounded",
-                                   options={"xatol": 1e-10})
-    return float(np.exp(res.x)), float(res.fun), False, bool(res.success)
-
-
-def optimal_context_length(tau, kappa, rho, sigma, lam=0.0, protocol: str = "idg",
-                           alpha_range=(1e-2, 1e8)) -> DesignOptimum:
-    """alpha minimizing e_protocol at fixed prompts tau, tasks kappa (grid bracket + bounded Brent).
-
-    At lam = 0 the implicit ridge (1 + sigma^2)/alpha vanishes as alpha grows, so for kappa < rho the
-    IDG error has an interior minimum; for kappa > rho it decreases to its alpha = infinity value
-    (``at_boundary`` True, alpha = the range's upper end).
-    """
-    if protocol not in _PROTOCOLS:
-        raise ValueError(f"protocol must be one of {_PROTOCOLS} (got {protocol!r})")
-    check_real("tau", tau, lower=0.0)
-    check_real("kappa", kappa, lower=0.0)
-
-    def err(a):
-        return getattr(solve(a, tau, kappa, rho, sigma, lam).errors(), protocol)
-
-    a, e, edge, ok = _minimize_log(err, *alpha_range)
-    return DesignOptimum(a, float(tau), e, edge, ok)
-
-
-def optimal_token_allocation(token_budget, kappa, rho, sigma, lam=0.0, protocol: str = "idg",
-                             alpha_range=(1e-2, 1e6)) -> DesignOptimum:
-    """Split a fixed token budget M L = B D^3 (B = tau alpha) between context length and prompts.
-
-    Minimizes e_protocol(alpha, tau = B/alpha) over alpha. At lam = 0 the error is +inf at tau = 1
-    (alpha = B), so each side of the interpolation threshold is searched separately.
-    """
-    budget = float(check_real("token_budget", token_budget, lower=0.0))
-    if protocol not in _PROTOCOLS:
-        raise ValueError(f"protocol must be one of {_PROTOCOLS} (got {protocol!r})")
-
-    def err(a):
-        return getattr(solve(a, budget / a, kappa, rho, sigma, lam).errors(), protocol)
-
-    lo, hi = alpha_range
-    sides = [(lo, min(hi, budget * (1 - 1e-9)))] if lam == 0 else [(lo, hi)]
-    if lam == 0 and hi > budget:
-        sides.append((budget * (1 + 1e-9), hi))
-    best = None
-    for a_lo, a_hi in sides:
-        if a_hi <= a_lo:
-            continue
-        a, e, edge, ok = _minimize_log(err, a_lo, a_hi)
-        if best is None or e < best.error:
-            best = DesignOptimum(a, budget / a, e, edge, ok)
-    return best

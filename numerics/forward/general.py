@@ -33,6 +33,7 @@ import numpy as np
 
 from lowrank_icl.numerics._checks import check_int
 from lowrank_icl.numerics.forward.params import ForwardParams
+from lowrank_icl.numerics.forward.precision import log_bracket_mp, newton_in_log_mp
 from lowrank_icl.numerics.forward import ForwardErrors, ForwardSolution  # the package's public result types
 from lowrank_icl.numerics.forward.spectrum import TaskSpectrum
 from lowrank_icl.theory.forward.saddle_point import evaluate_explicit, numeric_published_map
@@ -545,26 +546,8 @@ def _solve_mp(params, spectrum, precision):
 
             u, it, g_res = mpmath.mpf(0), 0, mpmath.mpf(0)
             if lam_n > 0 or tau < 1:
-                lo = max(lk / tau, c * (1 - tau) / tau if tau < 1 else mpmath.mpf(0))
-                hi = 2 * (1 + c + lk) / tau
-                if tau > 1:
-                    hi = min(hi, lk / (tau - 1))
-                t_lo, t_hi = mpmath.log(lo), mpmath.log(hi)
-                t = (t_lo + t_hi) / 2
-                eps = mpmath.mpf(10) ** (-precision + 3)
-                for it in range(1, 401):
-                    uu = mpmath.exp(t)
-                    val, der = G(uu)
-                    if val == 0:
-                        break
-                    t_lo, t_hi = (t, t_hi) if val < 0 else (t_lo, t)
-                    t_new = t - val / (uu * der)
-                    if not (t_lo <= t_new <= t_hi):
-                        t_new = (t_lo + t_hi) / 2
-                    step, t = abs(t_new - t), t_new
-                    if step <= eps * max(1, abs(t)) or t_hi - t_lo <= eps * max(1, abs(t)):
-                        break
-                u = mpmath.exp(t)
+                u, it, _stopped = newton_in_log_mp(G, *log_bracket_mp(tau, c, lk),
+                                                   mpmath.mpf(10) ** (-precision + 3), 400)
                 g_res = abs(G(u)[0]) / (tau + 1 + lk / u)
             nu = c + u
             tr, ires = _mp_transforms(nu, inv_k, s, w, laws)

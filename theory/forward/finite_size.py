@@ -1,4 +1,4 @@
-r"""Exact finite-D facts of the reduced linear-attention model (forward spec, section 2).
+r"""Exact finite-D facts of the reduced linear-attention model (docs/model.md).
 
 Premises: tokens x ~ N(0, I_D/D), label noise xi ~ N(0, 1) independent, y = <w, x> + sigma xi,
 h = (D/L) sum_{l<=L} y_l x_l over L i.i.d. context tokens, prediction x_{L+1}^T Gamma h.
@@ -252,7 +252,7 @@ def order_summaries(gamma, second_moment=None) -> dict:
     """The order parameters of Gamma for one task law: t = tr C/D, m = tr(Gamma C)/D,
     q = tr(Gamma C Gamma^T)/D, q_bar = ||Gamma||_F^2/D. O(D^2 k) for a rank-k factor.
 
-    With C the pool moment these are the spec's (m, q); with (D/r) A A^T they are (m0, q0)
+    With C the pool moment these are the (m, q) of docs/model.md; with (D/r) A A^T they are (m0, q0)
     (q0 = tr((Gamma A)^T Gamma A)/r); with I they are (m_bar, q_bar).
     """
     G = np.asarray(gamma, dtype=float)

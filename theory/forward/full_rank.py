@@ -17,8 +17,10 @@ This module derives closed forms from the general (low-rank) equations of
   quadratic at z = -(x* + u) leaves a quadratic in u with exactly one positive root
   (:func:`derive_ridgeless_root_quadratic`); every error is explicit in it.
 
-Both are exported as vectorized numpy callables; the tests compare them with the published forms
-(to 1e-10 in float64 and to 40 digits in mpmath) and with the general solver.
+The numeric :func:`full_rank_ridgeless_errors` takes only the root from these derivations and
+evaluates the errors through the cancellation-free moments (the symbolic closed forms cancel at
+large alpha); the tests compare it with the published forms (Lu et al.'s Result 1, tau < 1 and
+tau > 1, to 1e-40 at 50 digits through the solver) and with 50-digit references up to alpha = 1e14.
 """
 from __future__ import annotations
 
@@ -54,6 +56,21 @@ def published_ridgeless_icl_tau_lt_1(alpha, tau_value, kappa_value, rho_lu_value
     mu = xs * published_M(kappa_value / tau_value, xs)
     return (tau_value * (1 + xs) / (1 - tau_value) * (1 - tau_value * (1 - mu) ** 2 - ((xs - rho_lu_value) / xs) * mu)
             - 2 * tau_value * (1 - mu) + rho_lu_value + 1)
+
+
+def published_ridgeless_icl_tau_gt_1(alpha, tau_value, kappa_value, rho_lu_value):
+    """Lu et al.'s ridgeless e_ICL for tau > 1 (our ODG at rho = 1), as published (their Result 1).
+
+    With m* = M_kappa(x*) and k* = 1/(1 - kappa (m*/(kappa + m*))^2):
+    e_ICL = (k* - 1/(tau-1)) (1 + x*) (x* m*)^2 + (3 - 2 tau)/(tau - 1) m* x*^2
+            + ((1 + rho_Lu)/(tau - 1) m* + 1) x* + rho_Lu m*/(tau - 1) + rho_Lu.
+    """
+    xs = (1 + rho_lu_value) / alpha
+    ms = published_M(kappa_value, xs)
+    ks = 1 / (1 - kappa_value * (ms / (kappa_value + ms)) ** 2)
+    t1 = tau_value - 1
+    return ((ks - 1 / t1) * (1 + xs) * (xs * ms) ** 2 + (3 - 2 * tau_value) / t1 * ms * xs**2
+            + ((1 + rho_lu_value) / t1 * ms + 1) * xs + rho_lu_value * ms / t1 + rho_lu_value)
 
 
 def published_ridgeless_idg_tau_gt_1(alpha, tau_value, kappa_value, rho_lu_value):
@@ -114,15 +131,8 @@ def derive_ridgeless_tau_lt_1():
 
 
 @lru_cache(maxsize=None)
-def _numeric(module: str):
-    m_star, tm_gt, odg_gt = derive_ridgeless_tau_gt_1()
-    tm_lt, odg_lt = derive_ridgeless_tau_lt_1()
-    coeffs = [sp.lambdify((x, tau, kappa), cf, modules=module)
-              for cf in derive_ridgeless_root_quadratic().all_coeffs()]
-    args_gt = (x, tau, kappa, rho_lu, m_star)
-    args_lt = (x, tau, kappa, rho_lu, u)
-    return (coeffs, sp.lambdify(args_gt, tm_gt, modules=module), sp.lambdify(args_gt, odg_gt, modules=module),
-            sp.lambdify(args_lt, tm_lt, modules=module), sp.lambdify(args_lt, odg_lt, modules=module))
+def _root_coefficients():
+    return [sp.lambdify((x, tau, kappa), cf, modules="numpy") for cf in derive_ridgeless_root_quadratic().all_coeffs()]
 
 
 def ridgeless_root(x_value, tau_value, kappa_value):
@@ -130,8 +140,7 @@ def ridgeless_root(x_value, tau_value, kappa_value):
 
     The product of the roots is negative (c/a < 0 for tau < 1), so exactly one root is positive.
     """
-    coeffs, *_ = _numeric("numpy")
-    a, b, c = (np.asarray(f(x_value, tau_value, kappa_value), dtype=float) for f in coeffs)
+    a, b, c = (np.asarray(f(x_value, tau_value, kappa_value), dtype=float) for f in _root_coefficients())
     root = np.sqrt(b * b - 4 * a * c)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(b < 0, (-b + root) / (2 * a), 2 * c / (-b - root))
@@ -141,21 +150,27 @@ def full_rank_ridgeless_errors(alpha, tau_value, kappa_value, rho_lu_value):
     """Closed-form ridgeless (lam = 0) errors at rho = 1: returns (e_IDG_Lu, e_ICL_Lu) = (our TM, our ODG).
 
     Lu et al.'s conventions: rho_lu is the noise variance. Test context and noise equal the
-    training ones. tau = 1 gives +inf. Vectorized; no root finding.
+    training ones. tau = 1 gives +inf. Vectorized; no root finding: the root is u = 0 (tau > 1) or the
+    positive root of :func:`derive_ridgeless_root_quadratic` (tau < 1), and the errors are evaluated
+    through the cancellation-free pool moments and the nonnegative error parts
+    (saddle_point.evaluate_explicit, saddle_point.error_from_parts), so they keep ~1e-13 relative
+    accuracy at any alpha (the symbolic closed forms of this module lose up to ~eps alpha^(1/2)).
     """
-    xs = (1 + np.asarray(rho_lu_value, dtype=float)) / np.asarray(alpha, dtype=float)
-    t, kv, rl = (np.asarray(v, dtype=float) for v in (tau_value, kappa_value, rho_lu_value))
-    xs, t, kv, rl = np.broadcast_arrays(xs, t, kv, rl)
-    _c, tm_gt, odg_gt, tm_lt, odg_lt = _numeric("numpy")
-    tm = np.full(xs.shape, np.inf)
-    odg = np.full(xs.shape, np.inf)
-    gt1, lt1 = t > 1, t < 1
-    if np.any(gt1):
-        ms = published_M(kv[gt1], xs[gt1])
-        tm[gt1] = tm_gt(xs[gt1], t[gt1], kv[gt1], rl[gt1], ms)
-        odg[gt1] = odg_gt(xs[gt1], t[gt1], kv[gt1], rl[gt1], ms)
+    from lowrank_icl.theory.forward.stieltjes import pool_moments
+
+    a, t, kv, rl = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (alpha, tau_value, kappa_value,
+                                                                            rho_lu_value)))
+    xs = (1 + rl) / a
+    u = np.zeros(xs.shape)
+    lt1 = t < 1
     if np.any(lt1):
-        uu = ridgeless_root(xs[lt1], t[lt1], kv[lt1])
-        tm[lt1] = tm_lt(xs[lt1], t[lt1], kv[lt1], rl[lt1], uu)
-        odg[lt1] = odg_lt(xs[lt1], t[lt1], kv[lt1], rl[lt1], uu)
+        u[lt1] = ridgeless_root(xs[lt1], t[lt1], kv[lt1])
+    sigma = np.sqrt(rl)
+    mo = pool_moments(-(xs + u), kv, np.ones_like(xs))
+    order, parts = spm.evaluate_explicit(u, mo, a, t, kv, np.ones_like(xs), sigma, np.zeros_like(xs))
+    with np.errstate(invalid="ignore"):
+        tm = spm.error_from_parts(parts["q"], order["q_bar"], a, sigma)
+        odg = spm.error_from_parts(parts["q_bar"], order["q_bar"], a, sigma)
+    tm = np.where(t == 1, np.inf, tm)
+    odg = np.where(t == 1, np.inf, odg)
     return tm[()], odg[()]

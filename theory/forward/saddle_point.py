@@ -1,6 +1,6 @@
 r"""The replica saddle point of the forward model and its reduction to one scalar equation.
 
-Published equations (forward spec, section 4), with s2 = 1 + sigma^2, c = s2/alpha:
+Published equations (docs/model.md), with s2 = 1 + sigma^2, c = s2/alpha:
 
     Delta = 1 + chi + s2 chi_bar/alpha,    q_hat = m_hat = (tau/kappa)/Delta,   q_bar_hat = s2 q_hat/alpha
     E = s2 - 2m + q + s2 q_bar/alpha,      chi_hat = (tau/kappa) E/Delta^2,     chi_bar_hat = s2 chi_hat/alpha
@@ -87,7 +87,7 @@ class PublishedSaddlePoint:
 
 @lru_cache(maxsize=None)
 def published_saddle_point() -> PublishedSaddlePoint:
-    """Build the published saddle-point equations (forward spec, section 4) verbatim."""
+    """Build the published saddle-point equations (docs/model.md) verbatim."""
     delta = 1 + chi + s2 * chi_bar / alpha
     qh_state = (tau / kappa) / delta
     err = s2 - 2 * m + q + s2 * q_bar / alpha
@@ -179,7 +179,7 @@ def derive_explicit_solution() -> ExplicitSolution:
     c = c_implicit
     stiffness = A2 + 2 * c * B1 + c**2 * dg
 
-    # the three published terms of q, q_bar and q0 (spec), with chi_hat/q_hat^2 = kappa E/tau
+    # the three published terms of q, q_bar and q0 (docs/model.md), with chi_hat/q_hat^2 = kappa E/tau
     per_q_hat2 = kappa * err / tau
     parts = {
         "q": {"signal": Q3, "noise_T": per_q_hat2 * A2 / kappa, "noise_R": per_q_hat2 * c * B1 / kappa},
@@ -202,8 +202,34 @@ def derive_explicit_solution() -> ExplicitSolution:
     return ExplicitSolution(training_error=err, order=order, parts=parts, stiffness=stiffness)
 
 
+def protocol_parts(moments, f, c, rho_value):
+    r"""The one home of the signal/noise split and of the misfit of each test protocol.
+
+    With f = E/tau (the noise parts of the published q, q_bar, q0 are all proportional to E) and
+    the moments of :class:`stieltjes.PoolMoments` at nu = c + u, returns ``{"q": ..., "q0": ...,
+    "q_bar": ...}`` (TM, IDG, ODG), each a dict of
+
+    * ``signal``, ``noise_T``, ``noise_R``: the m_hat^2, chi_hat and chi_bar_hat terms of q_X;
+    * ``misfit`` = 1 - 2 m_X + signal_X, written without subtraction: it is
+      int (1 - s/(s + nu))^2 against the test task law, i.e.
+      W = nu^2 B1 (TM, pool tasks), nu^2 g~' (IDG, fresh task in span A), nu^2 g' (ODG).
+
+    (The q0 and q_bar misfits are None for moment objects without V, V_tilde, e.g. general spectra,
+    whose own error form supplies them.) Every entry is a product of nonnegative factors, so float64 keeps its relative accuracy even
+    where the error vanishes (sigma = 0, alpha -> infinity). Proof of the misfit identities:
+    ``tests/test_saddle_point.py::test_misfit_identities`` (sympy).
+    """
+    mo = moments
+    return {
+        "q": {"signal": mo.Q3, "noise_T": f * mo.A2, "noise_R": f * c * mo.B1, "misfit": mo.W},
+        "q_bar": {"signal": mo.A2, "noise_T": f * mo.B1, "noise_R": f * c * mo.dg, "misfit": getattr(mo, "V", None)},
+        "q0": {"signal": mo.A2 / rho_value, "noise_T": f * mo.B1 / rho_value, "noise_R": f * c * mo.dg_tilde,
+               "misfit": getattr(mo, "V_tilde", None)},
+    }
+
+
 def evaluate_explicit(u, moments, alpha_value, tau_value, kappa_value, rho_value, sigma_value, lam_value):
-    """Numeric order parameters at the root u, in cancellation-free form (numpy or mpmath).
+    """Numeric order parameters at the root u, in cancellation-free form (numpy, mpmath or sympy).
 
     ``moments`` is a stieltjes.PoolMoments at z = -(c + u). Equal to :func:`derive_explicit_solution`
     (tests) but rearranged so that every subtraction is gone:
@@ -212,43 +238,56 @@ def evaluate_explicit(u, moments, alpha_value, tau_value, kappa_value, rho_value
     * tau - K = u (B1 + c g') + lam kappa/u at the root (u > 0), and tau - 1 at u = 0, because
       1 - K = u (2 B1 + (2c + u) g') and G(u) = 0 gives tau - 1 = lam kappa/u - u g.
 
-    Returns (order, parts): dicts of E, q, q_bar, q0, m, m_bar, m0, chi_times_q_hat,
-    chi_bar_times_q_hat, chi_hat_over_q_hat2 and of the signal/noise_T/noise_R split.
-    At lam = 0, tau = 1 (u = 0, tau - K = 0) E and the noise parts are +inf.
+    kappa enters only through lam kappa (0 when lam = 0, so kappa = inf is allowed there).
+    Returns (order, parts): dicts of E, q, q_bar, q0, m, m_bar, m0, f = E/tau, and the
+    :func:`protocol_parts` split. At lam = 0, tau = 1 (u = 0, tau - K = 0) E and the noise parts are +inf.
     """
     mo = moments
     c = (1 + sigma_value**2) / alpha_value
     if isinstance(u, np.ndarray) or isinstance(tau_value, np.ndarray):
         with np.errstate(divide="ignore", invalid="ignore"):
-            gap = np.where(u > 0, u * (mo.B1 + c * mo.dg) + lam_value * kappa_value / np.where(u > 0, u, 1.0),
-                           tau_value - 1)
+            lk = np.where(lam_value > 0, lam_value * kappa_value, 0.0)
+            gap = np.where(u > 0, u * (mo.B1 + c * mo.dg) + lk / np.where(u > 0, u, 1.0), tau_value - 1)
             err = np.where(gap > 0, tau_value * (sigma_value**2 + mo.W + c * mo.A2) / np.where(gap > 0, gap, 1.0),
                            np.inf)
     else:
-        gap = u * (mo.B1 + c * mo.dg) + lam_value * kappa_value / u if u > 0 else tau_value - 1
+        lk = 0 if lam_value == 0 else lam_value * kappa_value
+        gap = u * (mo.B1 + c * mo.dg) + lk / u if u > 0 else tau_value - 1
         err = tau_value * (sigma_value**2 + mo.W + c * mo.A2) / gap if gap > 0 else mpmath.inf
     f = err / tau_value
-    parts = {
-        "q": {"signal": mo.Q3, "noise_T": f * mo.A2, "noise_R": f * c * mo.B1},
-        "q_bar": {"signal": mo.A2, "noise_T": f * mo.B1, "noise_R": f * c * mo.dg},
-        "q0": {"signal": mo.A2 / rho_value, "noise_T": f * mo.B1 / rho_value,
-               "noise_R": f * c * mo.dg_tilde},
-    }
-    order = {"E": err, "m": mo.Mm, "m_bar": mo.A1, "m0": mo.A1 / rho_value,
-             "chi_times_q_hat": mo.A1 / kappa_value, "chi_bar_times_q_hat": mo.g / kappa_value,
-             "chi_hat_over_q_hat2": kappa_value * f}
+    parts = protocol_parts(mo, f, c, rho_value)
+    order = {"E": err, "f": f, "m": mo.Mm, "m_bar": mo.A1, "m0": mo.A1 / rho_value}
+    if kappa_value is not None and not _is_infinite(kappa_value):  # the conjugate-scaled forms (finite kappa)
+        order.update(chi_times_q_hat=mo.A1 / kappa_value, chi_bar_times_q_hat=mo.g / kappa_value,
+                     chi_hat_over_q_hat2=kappa_value * f)
     for name, d in parts.items():
         order[name] = d["signal"] + d["noise_T"] + d["noise_R"]
     return order, parts
 
 
+def _is_infinite(x) -> bool:
+    """True if any entry of x is +inf (numpy, mpmath or sympy values)."""
+    try:
+        return bool(np.any(np.isinf(np.asarray(x, dtype=float))))
+    except (TypeError, ValueError):
+        return False
+
+
+def error_from_parts(part, q_bar, alpha_test, sigma_test):
+    """Test error of one protocol as a sum of nonnegative terms (cancellation-free form of
+    :func:`asymptotic_error`): sigma_t^2 + misfit + noise_T + noise_R + (1 + sigma_t^2) q_bar/alpha_t."""
+    return (sigma_test**2 + part["misfit"] + part["noise_T"] + part["noise_R"]
+            + (1 + sigma_test**2) * q_bar / alpha_test)
+
+
 def asymptotic_error(m_x, q_x, q_bar, alpha_test, sigma_test):
-    """D -> infinity test error of a protocol X (TM, IDG or ODG):
+    """D -> infinity test error of a protocol X (TM, IDG or ODG), in its defining form:
 
     e_X = sigma_t^2 + 1 - 2 m_X + q_X + (1 + sigma_t^2) q_bar / alpha_t,
 
-    with (m_X, q_X) = (m, q) for TM, (m0, q0) for IDG, (m_bar, q_bar) for ODG (spec section 2).
-    Units: squared label units; the label variance is 1 + sigma_t^2.
+    with (m_X, q_X) = (m, q) for TM, (m0, q0) for IDG, (m_bar, q_bar) for ODG (docs/model.md).
+    Units: squared label units; the label variance is 1 + sigma_t^2. This form cancels when the
+    error is small; numerics use :func:`error_from_parts`, and this one is the independent check.
     """
     return sigma_test**2 + 1 - 2 * m_x + q_x + (1 + sigma_test**2) * q_bar / alpha_test
 
@@ -267,3 +306,54 @@ def numeric_published_map(module: str = "numpy"):
     rhs = {str(k): sp.lambdify((*STATE, g, dg, *MOMENTS, *params), v, modules=module)
            for k, v in pub.rhs_of_state().items()}
     return z_fn, hats, rhs
+
+
+lam_kappa = sp.Symbol("lam_kappa", nonnegative=True)  # lam * kappa: the only way lam and kappa enter
+
+
+@dataclass(frozen=True)
+class StateEquations:
+    """The published equations with the training error E as a sixth unknown.
+
+    ``z`` and ``rhs`` (keyed q, m, chi, q_bar, chi_bar) are functions of the state
+    (q, m, chi, q_bar, chi_bar, E), of g, dg and the moment symbols, and of alpha, tau, sigma and
+    lam_kappa = lam kappa: kappa cancels exactly once lam = lam_kappa/kappa (so kappa = inf is
+    a regular point). ``training_error`` is the published definition E = s2 - 2m + q + s2 q_bar/alpha,
+    whose terms ``training_error_terms`` bound its rounding.
+    """
+
+    z: sp.Expr
+    rhs: dict
+    training_error: sp.Expr
+    training_error_terms: tuple
+
+
+@lru_cache(maxsize=None)
+def derive_state_equations() -> StateEquations:
+    """Insert the published conjugates (with E kept as a symbol) into the published right-hand sides."""
+    pub = published_saddle_point()
+    qh = (tau / kappa) / pub.delta
+    chih = (tau / kappa) * E / pub.delta**2
+    hats = {HAT_SYMBOLS["q_hat"]: qh, HAT_SYMBOLS["m_hat"]: qh, HAT_SYMBOLS["q_bar_hat"]: s2 * qh / alpha,
+            HAT_SYMBOLS["chi_hat"]: chih, HAT_SYMBOLS["chi_bar_hat"]: s2 * chih / alpha}
+    z_expr = sp.simplify(pub.z.subs(hats).subs(lam, lam_kappa / kappa))
+    rhs = {str(k): sp.simplify(v.subs(hats)) for k, v in pub.rhs.items()}
+    for expr in (z_expr, *rhs.values()):
+        if kappa in expr.free_symbols:
+            raise AssertionError("kappa did not cancel from the published equations")
+    terms = (s2, -2 * m, q, s2 * q_bar / alpha)
+    return StateEquations(z=z_expr, rhs=rhs, training_error=sum(terms), training_error_terms=terms)
+
+
+@lru_cache(maxsize=None)
+def numeric_state_equations(module: str = "numpy"):
+    """Lambdified :func:`derive_state_equations`: (z_fn, rhs_fns).
+
+    z_fn(q, m, chi, q_bar, chi_bar, E, alpha, tau, sigma, lam_kappa);
+    rhs_fns[name](q, m, chi, q_bar, chi_bar, E, g, dg, A1, B1, A2, Mm, Q3, alpha, tau, sigma, lam_kappa).
+    """
+    eqs = derive_state_equations()
+    params = (alpha, tau, sigma, lam_kappa)
+    z_fn = sp.lambdify((*STATE, E, *params), eqs.z, modules=module)
+    rhs = {k: sp.lambdify((*STATE, E, g, dg, *MOMENTS, *params), v, modules=module) for k, v in eqs.rhs.items()}
+    return z_fn, rhs

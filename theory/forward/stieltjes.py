@@ -1,4 +1,4 @@
-r"""Stieltjes transforms of the task-pool spectrum (forward spec, section 3).
+r"""Stieltjes transforms of the task-pool spectrum (docs/model.md, docs/derivations.md).
 
 The pool second moment is S = (1/M0) sum_i w_i w_i^T with w = sqrt(D/r) A v, v ~ N(0, I_r).
 On span(A), S = (1/rho) W with W = (1/M0) sum_i v_i v_i^T an r x r Wishart matrix of aspect
@@ -79,7 +79,7 @@ def g_from_g_tilde(g_tilde, z_value, rho_value):
 
 
 def published_g(z_value, kappa_value, rho_value):
-    """The published closed form of g (spec section 3), textbook root, for cross-checks only."""
+    """The published closed form of g (textbook root), for cross-checks only."""
     kz = kappa_value * rho_value * z_value
     root = np.sqrt((kz + rho_value - kappa_value) ** 2 - 4 * kappa_value * rho_value**2 * z_value)
     return (kappa_value + rho_value - kz - 2 - root) / (2 * z_value)
@@ -124,7 +124,10 @@ def pool_transforms(z_value, kappa_value, rho_value) -> PoolTransforms:
     if np.any(z_arr >= 0):
         raise ValueError("z must be < 0 (the transforms are evaluated left of the spectrum)")
     (coeffs, slope) = _numeric_coefficients("numpy")
-    a, b, c = (np.broadcast_to(np.asarray(x, dtype=float), z_arr.shape) for x in coeffs(z_arr, k_arr, r_arr))
+    a, _b, c = (np.broadcast_to(np.asarray(x, dtype=float), z_arr.shape) for x in coeffs(z_arr, k_arr, r_arr))
+    # b = kappa rho z + rho - kappa, summed as (rho - kappa) + kappa rho z: rho - kappa is exact when
+    # they are close, so b keeps its relative accuracy at kappa = rho (the square-Wishart edge)
+    b = (r_arr - k_arr) + k_arr * r_arr * z_arr
     root = np.sqrt(b * b - 4.0 * a * c)
     with np.errstate(divide="ignore", invalid="ignore"):
         g_tilde = np.where(b <= 0, 2.0 * c / (root - b), (-b - root) / (2.0 * a))
@@ -140,7 +143,8 @@ def pool_transforms_mp(z_value, kappa_value, rho_value) -> PoolTransforms:
     if z_mp >= 0:
         raise ValueError("z must be < 0 (the transforms are evaluated left of the spectrum)")
     (coeffs, slope) = _numeric_coefficients("mpmath")
-    a, b, c = (mpmath.mpf(x) for x in coeffs(z_mp, k_mp, r_mp))
+    a, _b, c = (mpmath.mpf(x) for x in coeffs(z_mp, k_mp, r_mp))
+    b = (r_mp - k_mp) + k_mp * r_mp * z_mp
     root = mpmath.sqrt(b * b - 4 * a * c)
     g_tilde = 2 * c / (root - b) if b <= 0 else (-b - root) / (2 * a)
     dg_tilde = slope(z_mp, k_mp, r_mp, g_tilde)
@@ -192,6 +196,8 @@ class PoolMoments:
     Mm           1 + z (1 + z g)                  int s^2/(s+nu)
     Q3           1 + 2z + 3 z^2 g + z^3 g'        int s^3/(s+nu)^2
     W            nu^2 B1 = 1 - 2 Mm + Q3          int s nu^2/(s+nu)^2
+    V            nu^2 g' = 1 - 2 A1 + A2          int nu^2/(s+nu)^2
+    V_tilde      nu^2 g~'                         same against the law of S on span(A)
     ===========  ===============================  ====================================
 
     The middle-column forms cancel catastrophically when nu is large (relative error ~ eps nu^2).
@@ -211,6 +217,8 @@ class PoolMoments:
     Mm: np.ndarray
     Q3: np.ndarray
     W: np.ndarray
+    V: np.ndarray
+    V_tilde: np.ndarray
 
 
 def _stable_moments(t, nu, k, r, sd, dgt):
@@ -224,22 +232,75 @@ def _stable_moments(t, nu, k, r, sd, dgt):
     Q3 = t * (P * P + 3 * P * k * k + P * k * t + k**4 + k**3 * t) / (r * kt**3 * sd)
     g = r * t + (1 - r) / nu
     dg = r * dgt + (1 - r) / nu**2
-    return PoolMoments(g=g, dg=dg, g_tilde=t, dg_tilde=dgt, A1=A1, B1=B1, A2=A2, Mm=Mm, Q3=Q3, W=nu * nu * B1)
+    v_tilde = nu * nu * dgt
+    return PoolMoments(g=g, dg=dg, g_tilde=t, dg_tilde=dgt, A1=A1, B1=B1, A2=A2, Mm=Mm, Q3=Q3, W=nu * nu * B1,
+                       V=r * v_tilde + (1 - r), V_tilde=v_tilde)
+
+
+def _population_moments(nu, r):
+    """The kappa = inf pool (a fresh task per prompt): S is the population second moment (1/rho) P_A.
+
+    Each moment is the kappa -> infinity limit of :func:`_stable_moments` (derived in
+    :func:`derive_population_moments`; equal by the tests); with t = rho/(1 + rho nu) they are
+    products of nonnegative factors. Works for numpy arrays and mpmath numbers.
+    """
+    t = r / (1 + r * nu)
+    dgt = t * t
+    return PoolMoments(g=r * t + (1 - r) / nu, dg=r * dgt + (1 - r) / nu**2, g_tilde=t, dg_tilde=dgt,
+                       A1=t, B1=t * t, A2=t * t / r, Mm=t / r, Q3=t * t / (r * r), W=nu * nu * t * t,
+                       V=r * nu * nu * dgt + (1 - r), V_tilde=nu * nu * dgt)
+
+
+@lru_cache(maxsize=None)
+def derive_population_moments() -> dict:
+    """kappa -> infinity limits of the stable moments, derived with sympy (expressions in nu, rho).
+
+    Divide the pool quadratic by kappa and let kappa -> infinity: (rho z - 1) t + rho = 0, so
+    t -> rho/(1 + rho nu) (the root that stays finite; the other one runs to -infinity). Insert it in
+    :func:`_stable_moments` with kappa = 1/epsilon and take epsilon -> 0. The result is the moments of
+    the two-atom law (weight rho at 1/rho, weight 1 - rho at 0): the pool spectrum becomes the
+    population one.
+    """
+    nu_s, eps = sp.symbols("nu epsilon", positive=True)
+    r_s = sp.Symbol("rho", positive=True)
+    quad = derive_pool_quadratic()
+    scaled = sp.expand(quad.polynomial.subs({kappa: 1 / eps, rho: r_s, z: -nu_s}) * eps)
+    roots = sp.solve(scaled.subs(eps, 0), gt)
+    t_inf = roots[0]
+    k = 1 / eps
+    sd = sp.sqrt((k * r_s * nu_s + k - r_s) ** 2 + 4 * r_s**2 * k * nu_s)
+    mo = _stable_moments(gt, nu_s, k, r_s, sd, r_s * gt * (gt + k) / sd)
+    out = {"t": t_inf}
+    for name in PoolMoments.__dataclass_fields__:
+        out[name] = sp.factor(sp.limit(getattr(mo, name).subs(gt, t_inf), eps, 0))
+    return {"nu": nu_s, "rho": r_s, **out}
 
 
 def pool_moments(z_value, kappa_value, rho_value) -> PoolMoments:
-    """Vectorized float64 :class:`PoolMoments` at z < 0 (see its docstring for the formulas)."""
-    tr = pool_transforms(z_value, kappa_value, rho_value)
+    """Vectorized float64 :class:`PoolMoments` at z < 0 (see its docstring for the formulas).
+
+    kappa may be +inf (a fresh task per prompt): those entries use :func:`_population_moments`.
+    """
     nu, k, r = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (-np.asarray(z_value), kappa_value, rho_value)))
-    sd = np.sqrt((k * r * nu + k - r) ** 2 + 4 * r * r * k * nu)
+    infinite = np.isinf(k)
+    k_fin = np.where(infinite, 1.0, k)
+    tr = pool_transforms(-nu, k_fin, r)
+    sd = np.sqrt(((k_fin - r) + k_fin * r * nu) ** 2 + 4 * r * r * k_fin * nu)
     t = np.asarray(tr.g_tilde)
-    return _stable_moments(t, nu, k, r, sd, r * t * (t + k) / sd)
+    finite_mo = _stable_moments(t, nu, k_fin, r, sd, r * t * (t + k_fin) / sd)
+    if not np.any(infinite):
+        return finite_mo
+    pop = _population_moments(nu, r)
+    return PoolMoments(**{name: np.where(infinite, getattr(pop, name), getattr(finite_mo, name))[()]
+                          for name in PoolMoments.__dataclass_fields__})
 
 
 def pool_moments_mp(z_value, kappa_value, rho_value) -> PoolMoments:
-    """Scalar mpmath :class:`PoolMoments` at the current precision."""
+    """Scalar mpmath :class:`PoolMoments` at the current precision (kappa may be +inf)."""
+    if mpmath.isinf(kappa_value):
+        return _population_moments(-mpmath.mpf(z_value), mpmath.mpf(rho_value))
     tr = pool_transforms_mp(z_value, kappa_value, rho_value)
     nu, k, r = -mpmath.mpf(z_value), mpmath.mpf(kappa_value), mpmath.mpf(rho_value)
-    sd = mpmath.sqrt((k * r * nu + k - r) ** 2 + 4 * r * r * k * nu)
+    sd = mpmath.sqrt(((k - r) + k * r * nu) ** 2 + 4 * r * r * k * nu)
     t = tr.g_tilde
     return _stable_moments(t, nu, k, r, sd, r * t * (t + k) / sd)

@@ -21,6 +21,8 @@ def register(subparsers):
     fig.add_argument("--scale", choices=("quick", "medium", "paper"), default=None,
                      help="sizes of the inverse-ICL figures: quick, medium, or paper (d=100, N=50, n_s=1e4, K=4, "
                           "5 training seeds); default quick with --quick, else paper")
+    fig.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the simulations as tasks on this Dask scheduler (tcp://HOST:PORT)")
     add_cache_arguments(fig)
     add_quiet_argument(fig)
     fig.set_defaults(func=_cmd_figures)
@@ -40,6 +42,8 @@ def _cmd_figures(args) -> int:
                              f"choose from {', '.join(all_figures())}")
     out = check_output_folder(args.out)
     cache_dir = None if args.no_cache else check_cache_folder(args.cache_dir)
-    run_figures(out, quick=args.quick, only=only, cache_dir=cache_dir, use_cache=not args.no_cache,
-                quiet=args.quiet, scale=args.scale)
+    from lowrank_icl.validation.sweeps.engine import scheduler_engine
+    with scheduler_engine(args.scheduler):   # None: the local pool
+        run_figures(out, quick=args.quick, only=only, cache_dir=cache_dir, use_cache=not args.no_cache,
+                    quiet=args.quiet, scale=args.scale)
     return 0

@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "lowrank_icl.validation.cli.inverse",
     "lowrank_icl.validation.cli.bench",
     "lowrank_icl.validation.cli.bayes",
+    "lowrank_icl.validation.cli.transformer",
+    "lowrank_icl.validation.cli.sweep",
 )
 PROG = "lowrank-icl"
 DEBUG_ENV_VAR = "LOWRANK_ICL_DEBUG"

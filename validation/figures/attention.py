@@ -1,4 +1,4 @@
-r"""Figure 6 (``full_attention``): full linear attention trained from small init vs reduced ridge vs theory.
+r"""The ``full_attention`` figure: full linear attention trained from small init vs reduced ridge vs theory.
 
 For each D and seed, :func:`lowrank_icl.validation.forward.attention.compare_with_ridge` trains the full
 one-layer linear self-attention (V, W of size (D+1) x (D+1), L-BFGS on the hand-derived gradient) and
@@ -32,8 +32,10 @@ TABLE_HEADER = ("lam", "D", "protocol", "attention", "attention_se", "attention_
                 "sec_per_training")
 
 
-def _settings(quick: bool):
-    """(dims, seeds, sampled test prompts per seed)."""
+def _settings(quick: bool, tiny: bool = False):
+    """(dims, seeds, sampled test prompts per seed); ``tiny`` is the smoke-test size."""
+    if tiny:
+        return (4, 5, 6), tuple(range(3)), 200
     if quick:
         return (12, 16, 20), tuple(range(4)), 2000
     return (20, 30, 40, 60), tuple(range(6)), 5000
@@ -41,7 +43,7 @@ def _settings(quick: bool):
 
 def _theory(sizes: Sizes, p: dict, alpha_test: float):
     """Asymptotic errors at the ratios the simulation actually used (integer L, M, M0, r, L~)."""
-    sol = solve(sizes.alpha, sizes.tau, sizes.kappa, sizes.rho, p["sigma"], p["lam"])
+    sol = solve(alpha=sizes.alpha, tau=sizes.tau, kappa=sizes.kappa, rho=sizes.rho, sigma=p["sigma"], lam=p["lam"])
     return sol.errors(alpha_test=alpha_test)
 
 
@@ -91,20 +93,20 @@ def _point_rows(p, dims, by_dim, i_train, excess):
     return rows
 
 
-@figure("full_attention", "full linear attention (GD) vs reduced ridge vs theory, errors vs alpha_t")
-def build_full_attention(out_dir, quick, progress) -> FigureOutput:
+@figure("full_attention", "full linear attention (L-BFGS) vs reduced ridge vs theory, errors vs alpha_t")
+def build_full_attention(out_dir, quick, progress, tiny=False) -> FigureOutput:
     import matplotlib.pyplot as plt
 
     p = POINT
     p_small = {**POINT, "lam": SMALL_LAM}
-    dims, seeds, n_test = _settings(quick)
+    dims, seeds, n_test = _settings(quick, tiny)
     a_tests = [f * p["alpha"] for f in ALPHA_TEST_FACTORS]
     i_train = ALPHA_TEST_FACTORS.index(1.0)
     jobs = [dict(dim=D, seed=s, alpha_tests=a_tests, n_test_prompts=n_test, **p) for D in dims for s in seeds]
     jobs += [dict(dim=D, seed=s, alpha_tests=[p["alpha"]], **p_small) for D in dims for s in seeds]
     progress(f"{len(jobs)} trainings (lam in {{{p['lam']}, {SMALL_LAM}}} x D in {list(dims)} x {len(seeds)} seeds), "
              "attention + ridge each")
-    results = run_comparisons(jobs, workers=2, progress=progress)
+    results = run_comparisons(jobs, workers=1 if tiny else 2, progress=progress)
     n_main = len(dims) * len(seeds)
     by_dim = {D: [r for r in results[:n_main] if r["dim"] == D] for D in dims}
     by_dim_small = {D: [r for r in results[n_main:] if r["dim"] == D] for D in dims}
@@ -114,7 +116,7 @@ def build_full_attention(out_dir, quick, progress) -> FigureOutput:
     rows = _point_rows(p, dims, by_dim, i_train, excess)
     rows += _point_rows(p_small, dims, by_dim_small, 0, excess_small)
     # 1/D extrapolation of both models at alpha_t = alpha, compared with theory at the nominal point
-    nominal = solve(p["alpha"], p["tau"], p["kappa"], p["rho"], p["sigma"], p["lam"]).errors()
+    nominal = solve(**p).errors()
     for q in PROTOCOLS:
         for model in ("attention", "ridge"):
             means, sems = [], []
@@ -141,7 +143,7 @@ def build_full_attention(out_dir, quick, progress) -> FigureOutput:
     D = dims[-1]
     rs = by_dim[D]
     grid = np.geomspace(a_tests[0], a_tests[-1], 60)
-    th_curve = solve(p["alpha"], p["tau"], p["kappa"], p["rho"], p["sigma"], p["lam"]).errors(alpha_test=grid)
+    th_curve = solve(**p).errors(alpha_test=grid)
     x_sim = np.array(rs[0]["context_lengths"]) / D
     for q in PROTOCOLS:
         c = COLORS[q]
@@ -150,13 +152,14 @@ def build_full_attention(out_dir, quick, progress) -> FigureOutput:
             vals = np.array([r[model][q] for r in rs])          # (seeds, alpha_tests)
             ax.errorbar(x_sim * (1.03 if model == "ridge" else 1.0), vals.mean(0),
                         yerr=vals.std(0, ddof=1) / np.sqrt(len(rs)), fmt=mk, color=c, mfc=fill, ms=5,
-                        capsize=2, label=f"{q.upper()} {'full attention (GD)' if model == 'attention' else 'reduced ridge'}")
+                        capsize=2, label=f"{q.upper()} {'full attention' if model == 'attention' else 'reduced ridge'}")
     ax.set_xscale("log")
     ax.set_xticks(a_tests, [f"{a:g}" for a in a_tests])
     ax.minorticks_off()
     ax.set_xlabel(r"test context ratio $\alpha_t = \tilde L / D$")
     ax.set_ylabel(r"test error $e$")
-    ax.set_title(rf"(a) $\lambda$ = {p['lam']}, D = {D}, {len(rs)} seeds")
+    ax.set_title(rf"(a) $\lambda$ = {p['lam']}: means $\pm$ SE at D = {D} ({len(rs)} seeds), not extrapolated",
+                 fontsize=10)
     ax.legend(fontsize=7, ncol=1)
     dd = np.array(dims, dtype=float)
     for lam_value, exc, mk, ls in ((p["lam"], excess, "o", "-"), (SMALL_LAM, excess_small, "^", "--")):

@@ -1,12 +1,17 @@
-r"""Forward figures 1-5 of issue 3: theory curves (numerics.solve) with simulation points.
+r"""Forward figures: theory curves (numerics.solve) with simulation points.
+
+The model, its proportional limits and the test protocols are stated in docs/model.md.
 
 Every simulated point is run at several D (several seeds each), extrapolated in 1/D by weighted
 least squares (validation.stats.extrapolate) and drawn as e_inf +- SE(e_inf) (filled markers); the
-mean at the largest D is drawn as an open marker. Each figure's table lists, per point, the
-extrapolated value, its SE, the theory and whether |e_inf - theory| <= 3 SE.
+mean at the largest D is drawn as an open marker; every legend says which is which. Each figure's
+table lists, per point, the extrapolated value, its SE, the theory and whether
+|e_inf - theory| <= 3 SE.
 
-1. ``forward_alpha_test`` -- TM/IDG/ODG errors vs test context ratio alpha_t (spec section 6 set).
-2. ``forward_order_parameters`` -- q, m, q_bar, m_bar, q0, m0 vs kappa (spec section 6 set).
+1. ``forward_alpha_test`` -- TM/IDG/ODG errors vs test context ratio alpha_t (the
+   low-rank paper's parameter set).
+2. ``forward_order_parameters`` -- q, m, q_bar, m_bar, q0, m0 vs kappa (the low-rank
+   paper's parameter set).
 3. ``forward_rank_transition`` -- TM/IDG/ODG vs kappa for several rho: the kappa = rho transition.
 4. ``forward_double_descent`` -- full-rank (rho = 1) double descent in tau for alpha in {1, 10, 100},
    in the conventions of Lu et al. (ForwardParams.from_full_rank).
@@ -35,9 +40,16 @@ COLORS = {"tm": "tab:blue", "idg": "tab:orange", "odg": "tab:green", "q": "tab:b
 class Budget:
     dims: tuple
     seeds: tuple
+    workers: int = 2        # processes for the trainings
 
 
-def _budget(quick: bool, quick_dims, full_dims, quick_seeds=6, full_seeds=5) -> Budget:
+# Smoke-test size (``tiny=True``): exercises every code path in seconds; the numbers mean nothing.
+TINY = Budget((6, 8, 10), (0, 1, 2), workers=1)
+
+
+def _budget(quick: bool, quick_dims, full_dims, quick_seeds=6, full_seeds=5, tiny=False) -> Budget:
+    if tiny:
+        return TINY
     return Budget(tuple(quick_dims), tuple(range(quick_seeds))) if quick else \
         Budget(tuple(full_dims), tuple(range(full_seeds)))
 
@@ -58,7 +70,7 @@ def _simulate_points(points: list[ForwardParams], budget: Budget, progress, pool
             jobs += js
             where += [(i, D)] * len(js)
     progress(f"{len(jobs)} trainings ({len(points)} points x D in {list(budget.dims)} x {len(budget.seeds)} seeds)")
-    results = run_jobs(jobs, workers=min(2, available_cores()), progress=progress, cache_dir=cache_dir)
+    results = run_jobs(jobs, workers=min(budget.workers, available_cores()), progress=progress, cache_dir=cache_dir)
     out = {}
     for i, p in enumerate(points):
         for D in budget.dims:
@@ -113,9 +125,21 @@ def _plot_points(ax, x, ex_list, last_list, color, label=None):
     ax.plot(x, [e.mean for e in last_list], "o", mfc="none", color=color, ms=6, alpha=0.7)
 
 
+def _marker_legend(ax, budget: Budget, **kwargs):
+    """Legend of the series already labelled on ``ax`` plus two grey entries saying which markers are
+    extrapolated in 1/D (filled, with error bars) and which are raw means at the largest D (open)."""
+    from matplotlib.lines import Line2D
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], ls="none", marker="o", color="0.35", ms=5),
+                Line2D([], [], ls="none", marker="o", mfc="none", color="0.35", ms=6)]
+    labels += [r"filled: $D\to\infty$ (1/D fit) $\pm$ 1 SE", f"open: mean at $D={budget.dims[-1]}$"]
+    ax.legend(handles, labels, **kwargs)
+
+
 def _caption_sim(budget: Budget) -> str:
-    return (f"Points: simulation extrapolated to D -> infinity from D = {', '.join(map(str, budget.dims))} "
-            f"({len(budget.seeds)} seeds each; error bars 1 SE of e_inf); open circles: mean at D = {budget.dims[-1]}.")
+    return (f"Filled points: simulation extrapolated to D -> infinity by a 1/D fit over D = "
+            f"{', '.join(map(str, budget.dims))} ({len(budget.seeds)} seeds each; error bars 1 SE of e_inf); "
+            f"open circles: raw mean at D = {budget.dims[-1]} (not extrapolated).")
 
 
 def _finish(fig, out_dir, name, rows, caption):
@@ -131,10 +155,10 @@ FIG1 = dict(alpha=4.0, tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1)
 
 
 @figure("forward_alpha_test", "TM/IDG/ODG test error vs test context ratio alpha_t (theory + simulation)")
-def build_alpha_test(out_dir, quick, progress) -> FigureOutput:
+def build_alpha_test(out_dir, quick, progress, tiny=False) -> FigureOutput:
     import matplotlib.pyplot as plt
     p = FIG1
-    budget = _budget(quick, (32, 48, 64), (64, 128, 256))
+    budget = _budget(quick, (32, 48, 64), (64, 128, 256), tiny=tiny)
     sol = solve(**p)
     grid = np.geomspace(0.1 * p["alpha"], 4 * p["alpha"], 200)
     th = sol.errors(alpha_test=grid, sigma_test=0.0)
@@ -157,8 +181,8 @@ def build_alpha_test(out_dir, quick, progress) -> FigureOutput:
     ax.set_xlabel(r"test context ratio $\alpha_t = \tilde L / D$")
     ax.set_ylabel(r"test error $e$")
     ax.set_title(r"$\alpha=4,\ \tau=1.2,\ \kappa=3,\ \rho=0.5,\ \sigma=0.9,\ \lambda=0.1,\ \sigma_t=0$", fontsize=10)
-    ax.legend(fontsize=8, ncol=2)
-    caption = ("Test error vs test context length for the low-rank model (spec section 6 set). Lines: "
+    _marker_legend(ax, budget, fontsize=8, ncol=2)
+    caption = ("Test error vs test context length for the low-rank model (the low-rank paper's set). Lines: "
                "theory (numerics.solve). " + _caption_sim(budget))
     return _finish(fig, out_dir, "forward_alpha_test", rows, caption)
 
@@ -169,10 +193,10 @@ ORDER_LABELS = {"q": r"$q$", "m": r"$m$", "q_bar": r"$\bar q$", "m_bar": r"$\bar
 
 
 @figure("forward_order_parameters", "order parameters q, m, q_bar, m_bar, q0, m0 vs kappa (theory + simulation)")
-def build_order_parameters(out_dir, quick, progress) -> FigureOutput:
+def build_order_parameters(out_dir, quick, progress, tiny=False) -> FigureOutput:
     import matplotlib.pyplot as plt
     p = FIG2
-    budget = _budget(quick, (20, 30, 40), (48, 96, 192))
+    budget = _budget(quick, (20, 30, 40), (48, 96, 192), tiny=tiny)
     grid = np.linspace(0.25, 2.0, 200)
     th = solve(kappa=grid, **p)
     kappas = [0.5, 1.0, 2.0] if quick else [0.25, 0.5, 0.75, 1.0, 1.5, 2.0]
@@ -193,8 +217,8 @@ def build_order_parameters(out_dir, quick, progress) -> FigureOutput:
     ax.set_xlabel(r"task diversity $\kappa = M_0 / D$")
     ax.set_ylabel("order parameter")
     ax.set_title(r"$\alpha=2.3,\ \tau=1.7,\ \rho=0.2,\ \sigma=0.003,\ \lambda=3$", fontsize=10)
-    ax.legend(fontsize=8, ncol=3)
-    caption = ("Order parameters of the trained Gamma vs task diversity (spec section 6 set): lines theory; "
+    _marker_legend(ax, budget, fontsize=8, ncol=3)
+    caption = ("Order parameters of the trained Gamma vs task diversity (the low-rank paper's set): lines theory; "
                + _caption_sim(budget))
     return _finish(fig, out_dir, "forward_order_parameters", rows, caption)
 
@@ -204,10 +228,10 @@ FIG3_RHOS = (0.25, 0.5, 0.75)
 
 
 @figure("forward_rank_transition", "TM/IDG/ODG vs kappa across rho: the kappa = rho transition")
-def build_rank_transition(out_dir, quick, progress) -> FigureOutput:
+def build_rank_transition(out_dir, quick, progress, tiny=False) -> FigureOutput:
     import matplotlib.pyplot as plt
     p = FIG3
-    budget = _budget(quick, (24, 32, 48), (64, 128, 192))
+    budget = _budget(quick, (24, 32, 48), (64, 128, 192), tiny=tiny)
     grid = np.geomspace(0.05, 2.0, 240)
     rel = (0.5, 2.0) if quick else (0.4, 1.0, 2.0)       # simulated kappa / rho
     points, labels = [], []
@@ -240,7 +264,10 @@ def build_rank_transition(out_dir, quick, progress) -> FigureOutput:
         ax.set_xlabel(r"task diversity $\kappa = M_0/D$ (dotted: $\kappa=\rho$)")
         ax.set_ylabel(fr"$e_{{\rm {k.upper()}}}$")
         ax.set_title(f"{k.upper()}: " + r"$\alpha=16,\ \tau=2,\ \sigma=0.5,\ \lambda=10^{-4}$", fontsize=10)
-        ax.legend(fontsize=7)
+        if k == PROTOCOLS[0]:
+            _marker_legend(ax, budget, fontsize=7)
+        else:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     caption = ("Errors vs task diversity for three rank ratios: IDG (middle) stays O(1) for kappa > rho and "
                "grows for kappa < rho (the low-rank transition at M0 = r, dotted lines); lines theory. "
@@ -253,9 +280,9 @@ FIG4_ALPHAS = (1.0, 10.0, 100.0)
 
 
 @figure("forward_double_descent", "full-rank double descent in tau for alpha in {1, 10, 100} (Lu et al. conventions)")
-def build_double_descent(out_dir, quick, progress) -> FigureOutput:
+def build_double_descent(out_dir, quick, progress, tiny=False) -> FigureOutput:
     import matplotlib.pyplot as plt
-    budget = _budget(quick, (16, 24, 32), (48, 64, 96))
+    budget = _budget(quick, (16, 24, 32), (48, 64, 96), tiny=tiny)
     grid = np.geomspace(0.1, 10, 300)
     sim_taus = (0.4, 2.5) if quick else (0.3, 0.6, 1.6, 3.0)
     points, labels = [], []
@@ -288,7 +315,7 @@ def build_double_descent(out_dir, quick, progress) -> FigureOutput:
         ax.set_xlabel(r"pretraining prompts $\tau = M / D^2$")
         ax.set_ylabel(name)
         ax.set_title(r"full rank: $\kappa=0.5,\ \rho_{\rm Lu}=\sigma^2=0.01,\ \lambda_{\rm Lu}=10^{-5}$", fontsize=10)
-        ax.legend(fontsize=8)
+        _marker_legend(ax, budget, fontsize=8)
     fig.tight_layout()
     caption = ("Full-rank double descent (Lu et al. conventions: noise variance rho_Lu = 0.01, ridge "
                "lam_Lu = 1e-5 = lam kappa / tau): ICL (= our ODG) and their IDG (= our TM) vs tau, peak at "
@@ -304,16 +331,16 @@ FIG5 = dict(alpha=4.0, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1)
 
 
 @figure("forward_decomposition", "IDG error split into signal / noise-T / noise-R vs tau (theory + simulation)")
-def build_decomposition(out_dir, quick, progress) -> FigureOutput:
+def build_decomposition(out_dir, quick, progress, tiny=False) -> FigureOutput:
     import matplotlib.pyplot as plt
     p = FIG5
-    budget = _budget(quick, (16, 24, 32), (48, 96, 128))
+    budget = _budget(quick, (16, 24, 32), (48, 96, 128), tiny=tiny)
     grid = np.geomspace(0.3, 20, 200)
     taus = (0.5, 2.0) if quick else (0.5, 1.0, 2.0, 5.0)
     parts = _error_parts_theory(grid, p)
     points = [ForwardParams(tau=t, **p) for t in taus]
     sims = _simulate_points(points, budget, progress, pool_repeats=3, cache_dir=_cache_dir(out_dir))
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(8.6, 4.4))
     ax.stackplot(grid, parts["signal"], parts["noise_T"], parts["noise_R"],
                  colors=("tab:blue", "tab:orange", "tab:green"), alpha=0.35,
                  labels=("signal (theory)", "noise-T (theory)", "noise-R (theory)"))
@@ -340,7 +367,7 @@ def build_decomposition(out_dir, quick, progress) -> FigureOutput:
     ax.set_xlabel(r"pretraining prompts $\tau = M/D^2$")
     ax.set_ylabel(r"IDG error and its parts")
     ax.set_title(r"$\alpha=4,\ \kappa=3,\ \rho=0.5,\ \sigma=0.9,\ \lambda=0.1$", fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
+    _marker_legend(ax, budget, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # outside: no point hidden
     caption = ("Decomposition of the IDG error: signal carried by the mean weights plus the noise from finite "
                "pretraining prompts (noise-T) and finite contexts (noise-R); both noise parts vanish as tau grows. "
                "Simulation: 3 independent prompt draws per pool separate E[Gamma | pool] (signal) from its "

@@ -14,6 +14,7 @@ folder through :func:`lowrank_icl.validation.cache.active_cache_dir` (set here f
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import sys
 import time
@@ -32,6 +33,7 @@ FIGURE_MODULES = (
     "lowrank_icl.validation.figures.inverse",
     "lowrank_icl.validation.figures.bayes",
     "lowrank_icl.validation.figures.spectra",
+    "lowrank_icl.validation.figures.transformers",
 )
 
 
@@ -76,15 +78,25 @@ class FigureSpec:
     name: str
     build: Callable[..., FigureOutput]
     description: str
+    extra: str | None = None            # the optional extra the builder needs (e.g. "nn")
+    requires: tuple[str, ...] = ()      # the modules that extra provides
+
+    def missing_modules(self) -> list[str]:
+        """The modules of ``requires`` that are not installed."""
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
 
 _REGISTRY: dict[str, FigureSpec] = {}
 
 
-def figure(name: str, description: str):
-    """Decorator registering ``build(out_dir: Path, quick: bool, progress) -> FigureOutput``."""
+def figure(name: str, description: str, *, extra: str | None = None, requires: Sequence[str] = ()):
+    """Decorator registering ``build(out_dir: Path, quick: bool, progress) -> FigureOutput``.
+
+    ``extra``/``requires``: a figure that needs an optional extra (its modules are not imported
+    here); a run of all figures skips it, with a note, where those modules are not installed.
+    """
     def wrap(build):
-        _REGISTRY[name] = FigureSpec(name, build, description)
+        _REGISTRY[name] = FigureSpec(name, build, description, extra, tuple(requires))
         return build
     return wrap
 
@@ -128,12 +140,20 @@ def run_figures(out_dir: Path, quick: bool, only: Sequence[str] | None = None,
     unknown = [n for n in names if n not in registry]
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; choose from {sorted(registry)}")
+    unavailable = {n: registry[n] for n in names if registry[n].missing_modules()}
+    if only is not None and unavailable:
+        name, spec = next(iter(unavailable.items()))
+        raise ValueError(f"figure {name} needs the [{spec.extra}] extra ({', '.join(spec.missing_modules())} "
+                         f"not installed): pip install 'lowrank-icl[{spec.extra}]'")
+    names = [n for n in names if n not in unavailable]
 
     def note(line: str) -> None:
         if not quiet:
             progress_stream.write(line + "\n")
             progress_stream.flush()
 
+    for name, spec in unavailable.items():
+        note(f"skipping {name}: needs the [{spec.extra}] extra (pip install 'lowrank-icl[{spec.extra}]')")
     outputs = []
     begin = time.perf_counter()
     with cache_settings(cache_dir, enabled=use_cache):

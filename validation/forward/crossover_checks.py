@@ -4,12 +4,13 @@ For each pretraining draw (seed) a Gamma_hat is trained by the reduced ridge; fr
 the protocol (TM: pool tasks, IDG: fresh tasks in the subspace, ODG: isotropic tasks) give pairs
 (y, yhat = x^T Gamma_hat h). Their second moments E yhat^2 and E y yhat are averaged over seeds
 (SE over seeds includes both the pretraining-draw and the test-prompt fluctuations), extrapolated
-in D by e(D) = e_inf + c/D and compared with the theory (numerics.crossover.prediction_law) by the
-toolkit's rule |e_inf - theory| <= 3 SE.
+in D by e(D) = e_inf + c/D and compared with the theory (lowrank_icl.numerics.prediction_law) by the
+toolkit's rule |e_inf - theory| <= 3 SE. Model and protocols: docs/model.md.
 
 Shape of the marginal: given h, yhat = x^T Gamma h is exactly Gaussian with variance |Gamma h|^2/D, so
 at finite D the marginal is a Gaussian scale mixture with excess kurtosis O(1/D) (measured: 1.69,
-0.80, 0.28 at D = 12, 24, 48 for the spec's first parameter set). The limit law is Gaussian; the
+0.80, 0.28 at D = 12, 24, 48 for the low-rank paper's first parameter set, alpha = 4, tau = 1.2,
+kappa = 3, rho = 0.5, sigma = 0.9, lam = 0.1). The limit law is Gaussian; the
 check extrapolates the excess kurtosis in D to 0 with the same 3-SE rule, and reports the KS test
 of yhat standardized by its own sample std at the largest D.
 """
@@ -85,7 +86,8 @@ def check_prediction_law(dims, params: ForwardParams, seeds, protocol: str = "id
             sems[k].append(np.std(v, ddof=1) / np.sqrt(len(v)))
         if progress:
             progress(f"{protocol} D={D}: E yhat^2 {means['var_yhat'][-1]:.4f}, E y yhat {means['cov'][-1]:.4f}")
-    law = prediction_law(solve(params.alpha, params.tau, params.kappa, params.rho, params.sigma, params.lam), protocol)
+    law = prediction_law(solve(alpha=params.alpha, tau=params.tau, kappa=params.kappa, rho=params.rho,
+                               sigma=params.sigma, lam=params.lam), protocol)
     rows = []
     for name, theory in (("var_yhat", law.var_yhat), ("cov", law.cov), ("excess_kurtosis", 0.0)):
         cmp = compare(float(theory), extrapolate(dims, means[name], sems[name]))
@@ -156,13 +158,13 @@ def check_crossover(dim: int, alpha: float, tau: float, rho: float, sigma: float
             progress(f"D={dim} alpha={alpha:g} kappa={k:.4f}: e_IDG {values[-1].mean():.4f}")
     values = np.array(values)                      # (n_kappa, n_seeds)
     s = sizes(dim, alpha, tau, kappas[0], rho)
-    res = solve(s.alpha, s.tau, kappas, s.rho, sigma, lam)
+    res = solve(alpha=s.alpha, tau=s.tau, kappa=kappas, rho=s.rho, sigma=sigma, lam=lam)
     e_th = np.asarray(res.errors().idg, float)
     k_sim = steepest_point_on_grid(kappas, values.mean(axis=1))
     rng = np.random.default_rng(12345)
     boot = [steepest_point_on_grid(kappas, values[:, rng.integers(len(seeds), size=len(seeds))].mean(axis=1))
             for _ in range(n_boot)]
-    k_cont = float(phase_boundary(s.alpha, s.rho, s.tau, sigma, lam).kappa_star[0])
+    k_cont = float(phase_boundary(alpha=s.alpha, tau=s.tau, rho=s.rho, sigma=sigma, lam=lam).kappa_star)
     return CrossoverCheck(dim, float(alpha), kappas, values.mean(axis=1),
                           values.std(axis=1, ddof=1) / np.sqrt(len(seeds)), e_th, k_sim, float(np.std(boot, ddof=1)),
                           steepest_point_on_grid(kappas, e_th), k_cont)

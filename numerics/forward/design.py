@@ -1,0 +1,92 @@
+r"""Pretraining design from the theory: the best context length, the best split of a token budget."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+from lowrank_icl.numerics._checks import check_real
+from lowrank_icl.numerics.forward.crossover import PROTOCOL_NAMES, UnconvergedSolve, converged_errors
+
+
+@dataclass(frozen=True)
+class DesignOptimum:
+    """Optimal pretraining design: the minimizing alpha (and tau = budget/alpha) and the error there."""
+
+    alpha: float
+    tau: float
+    error: float
+    at_boundary: bool
+    converged: bool
+    reason: str = ""
+
+
+def _minimize_log(fun, lo, hi, n_grid=241):
+    """Bracket the minimum of fun(exp(t)) on a log grid, then refine with bounded Brent."""
+    t = np.linspace(np.log(lo), np.log(hi), n_grid)
+    vals = np.asarray(fun(np.exp(t)), dtype=float)
+    vals = np.where(np.isfinite(vals), vals, np.inf)
+    i = int(np.argmin(vals))
+    if i in (0, n_grid - 1):
+        return float(np.exp(t[i])), float(vals[i]), True, True
+    res = optimize.minimize_scalar(lambda s: float(fun(np.exp(s))), bounds=(t[i - 1], t[i + 1]), method="bounded",
+                                   options={"xatol": 1e-10})
+    return float(np.exp(res.x)), float(res.fun), False, bool(res.success)
+
+
+def optimal_context_length(*, tau, kappa, rho, sigma, lam=0.0, protocol: str = "idg",
+                           alpha_range=(1e-2, 1e8)) -> DesignOptimum:
+    """alpha minimizing e_protocol at fixed prompts tau, tasks kappa (grid bracket + bounded Brent).
+
+    At lam = 0 the implicit ridge (1 + sigma^2)/alpha vanishes as alpha grows, so for kappa < rho the
+    IDG error has an interior minimum; for kappa > rho it decreases to its alpha = infinity value
+    (``at_boundary`` True, alpha = the range's upper end). kappa may be inf (lam = 0).
+    If the solver fails anywhere on the search, the result has converged=False, NaN values and a reason.
+    """
+    if protocol not in PROTOCOL_NAMES:
+        raise ValueError(f"protocol must be one of {PROTOCOL_NAMES} (got {protocol!r})")
+    check_real("tau", tau, lower=0.0)
+    check_real("kappa", kappa, lower=0.0, allow_inf=True)
+
+    def err(a):
+        return converged_errors(a, tau, kappa, rho, sigma, lam, protocol)
+
+    try:
+        a, e, edge, ok = _minimize_log(err, *alpha_range)
+    except UnconvergedSolve as exc:
+        return DesignOptimum(np.nan, float(tau), np.nan, False, False, str(exc))
+    return DesignOptimum(a, float(tau), e, edge, ok)
+
+
+def optimal_token_allocation(token_budget, *, kappa, rho, sigma, lam=0.0, protocol: str = "idg",
+                             alpha_range=(1e-2, 1e6)) -> DesignOptimum:
+    """Split a fixed token budget M L = B D^3 (B = tau alpha) between context length and prompts.
+
+    Minimizes e_protocol(alpha, tau = B/alpha) over alpha. At lam = 0 the error is +inf at tau = 1
+    (alpha = B), so each side of the interpolation threshold is searched separately. kappa may be
+    inf (lam = 0). If the solver fails anywhere on the search, converged=False with a reason.
+    """
+    budget = float(check_real("token_budget", token_budget, lower=0.0))
+    if protocol not in PROTOCOL_NAMES:
+        raise ValueError(f"protocol must be one of {PROTOCOL_NAMES} (got {protocol!r})")
+    check_real("kappa", kappa, lower=0.0, allow_inf=True)
+
+    def err(a):
+        return converged_errors(a, budget / a, kappa, rho, sigma, lam, protocol)
+
+    lo, hi = alpha_range
+    sides = [(lo, min(hi, budget * (1 - 1e-9)))] if lam == 0 else [(lo, hi)]
+    if lam == 0 and hi > budget:
+        sides.append((budget * (1 + 1e-9), hi))
+    best = None
+    for a_lo, a_hi in sides:
+        if a_hi <= a_lo:
+            continue
+        try:
+            a, e, edge, ok = _minimize_log(err, a_lo, a_hi)
+        except UnconvergedSolve as exc:
+            return DesignOptimum(np.nan, np.nan, np.nan, False, False, str(exc))
+        if best is None or e < best.error:
+            best = DesignOptimum(a, budget / a, e, edge, ok)
+    return best

@@ -1,0 +1,259 @@
+r"""Result objects of the forward solver: :class:`ForwardSolution`, :class:`ForwardErrors`, the decomposition.
+
+A solution stores the order parameters and, for each test protocol, the nonnegative parts of its
+error (:func:`lowrank_icl.theory.forward.saddle_point.protocol_parts`), so that ``errors()`` is a
+sum of nonnegative terms: relative accuracy ~1e-15 in float64 even where the error vanishes.
+Solutions made with ``precision=N`` hold mpmath numbers and evaluate everything they return inside
+their own N-digit context (never mpmath's global one).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+
+from lowrank_icl.numerics._checks import check_real
+from lowrank_icl.numerics.forward.params import ForwardParams
+from lowrank_icl.theory.forward.saddle_point import error_from_parts
+
+ORDER_PARAMETERS = ("q", "m", "chi", "q_bar", "chi_bar", "q_hat", "m_hat", "chi_hat", "q_bar_hat",
+                    "chi_bar_hat", "m_bar", "q0", "m0", "nu")
+
+# Branch labels (``result.branch``).
+RIDGE = "ridge"                          # lam > 0
+RIDGELESS_UNDER = "ridgeless tau>1"      # lam = 0, more prompts than weights: u = 0
+RIDGELESS_OVER = "ridgeless tau<1"       # lam = 0, fewer prompts than weights: min-norm interpolator
+THRESHOLD = "interpolation threshold"    # lam = 0, tau = 1: errors are +inf
+
+# (protocol name, key of its q in the parts, name of its overlap m, name of its q)
+PROTOCOLS = (("tm", "q", "m"), ("idg", "q0", "m0"), ("odg", "q_bar", "m_bar"))
+
+
+def branches(tau, lam):
+    """Branch label of each point (see the constants above)."""
+    return np.where(lam > 0, RIDGE, np.where(tau > 1, RIDGELESS_UNDER, np.where(tau < 1, RIDGELESS_OVER, THRESHOLD)))
+
+
+@dataclass(frozen=True)
+class ForwardErrors:
+    """Asymptotic test errors (squared label units): task memorization, in- and out-of-distribution."""
+
+    tm: np.ndarray | float
+    idg: np.ndarray | float
+    odg: np.ndarray | float
+    precision: int | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {k: jsonable(getattr(self, k), self.precision) for k in ("tm", "idg", "odg")}
+
+    def __repr__(self):
+        return "ForwardErrors(" + ", ".join(f"{k}={_short(getattr(self, k))}" for k in ("tm", "idg", "odg")) + ")"
+
+
+@dataclass(frozen=True)
+class PartSplit:
+    """Three additive parts of a second moment: signal (mean weights) and two noise parts.
+
+    noise_T comes from the finite number of pretraining prompts (chi_hat), noise_R from the
+    finite contexts of the training prompts (chi_bar_hat); both vanish as tau -> infinity.
+    ``total`` is the order parameter itself (summed in the solution's own precision).
+    """
+
+    signal: np.ndarray | float
+    noise_T: np.ndarray | float
+    noise_R: np.ndarray | float
+    total: np.ndarray | float
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """Signal / noise-T / noise-R split of q (pool tasks), q_bar (isotropic) and q0 (subspace)."""
+
+    q: PartSplit
+    q_bar: PartSplit
+    q0: PartSplit
+
+
+@dataclass(frozen=True, repr=False)
+class ForwardSolution:
+    r"""Solution of the forward saddle point at each parameter point (arrays broadcast).
+
+    Order parameters (docs/model.md): q, m (pool tasks), q_bar, m_bar (isotropic), q0, m0 (task
+    subspace), the susceptibilities chi, chi_bar, the conjugates q_hat, m_hat, chi_hat, q_bar_hat,
+    chi_bar_hat, and the effective ridge nu = -z = (1 + sigma^2)/alpha + u (implicit part from finite
+    contexts plus explicit part u). ``training_error`` is E = s2 - 2m + q + s2 q_bar/alpha.
+
+    Diagnostics: ``residual`` is the largest residual of the published equations at the returned
+    point, each measured relative to the sum of the magnitudes of its terms (so its own rounding is
+    bounded by a few units of the working precision); ``converged`` is ``residual <= tolerance``
+    (1e-10 in float64, 10^-(N-10) with ``precision=N``) and all values finite. ``stopped`` says the
+    iteration ended by its own stop rule (for ``method="damped"`` this differs from ``converged``).
+    ``reason`` is "" where converged, else why not. At lam = 0, tau < 1 the conjugates vanish and
+    chi, chi_bar are +inf; at lam = 0, tau = 1 the errors are +inf (``branch``).
+    """
+
+    params: ForwardParams
+    q: np.ndarray
+    m: np.ndarray
+    chi: np.ndarray
+    q_bar: np.ndarray
+    chi_bar: np.ndarray
+    q_hat: np.ndarray
+    m_hat: np.ndarray
+    chi_hat: np.ndarray
+    q_bar_hat: np.ndarray
+    chi_bar_hat: np.ndarray
+    m_bar: np.ndarray
+    q0: np.ndarray
+    m0: np.ndarray
+    nu: np.ndarray
+    training_error: np.ndarray
+    converged: np.ndarray
+    residual: np.ndarray
+    iterations: np.ndarray
+    branch: np.ndarray
+    stopped: np.ndarray = None
+    reason: np.ndarray = None
+    method: str = "reduced"
+    precision: int | None = None
+    tolerance: float = 1e-10
+    _parts: dict = field(default=None, repr=False, compare=False)
+
+    def _context(self):
+        return mpmath.workdps(self.precision) if self.precision else contextlib.nullcontext()
+
+    def errors(self, alpha_test=None, sigma_test=None) -> ForwardErrors:
+        """TM, IDG and ODG errors at test context ratio alpha_test = L~/D and test noise std sigma_test.
+
+        e_X = sigma_t^2 + 1 - 2 m_X + q_X + (1 + sigma_t^2) q_bar / alpha_t with (m_X, q_X) =
+        (m, q), (m0, q0), (m_bar, q_bar), evaluated as the sum of nonnegative terms
+        sigma_t^2 + misfit_X + noise_T + noise_R + (1 + sigma_t^2) q_bar/alpha_t.
+        Defaults: the training alpha and sigma. Broadcasts against the solution's shape.
+        """
+        a_t = self.params.alpha if alpha_test is None else check_real("alpha_test", alpha_test, lower=0.0)
+        s_t = self.params.sigma if sigma_test is None else check_real(
+            "sigma_test", sigma_test, lower=0.0, lower_inclusive=True)
+        with self._context():
+            if self.precision:
+                a_t, s_t = to_mp(a_t), to_mp(s_t)
+            with np.errstate(invalid="ignore"):
+                vals = {name: unwrap(error_from_parts(self._parts[key], self.q_bar, a_t, s_t))
+                        for name, key, _m in PROTOCOLS}
+        return ForwardErrors(**vals, precision=self.precision)
+
+    def decomposition(self) -> Decomposition:
+        """Signal / noise-T / noise-R parts of q, q_bar and q0 (their totals are q, q_bar, q0)."""
+        return Decomposition(**{k: PartSplit(**{p: unwrap(self._parts[k][p]) for p in ("signal", "noise_T", "noise_R")},
+                                             total=unwrap(getattr(self, k))) for k in ("q", "q_bar", "q0")})
+
+    @property
+    def effective_ridge(self):
+        """nu = -z, the ridge the mean weights see: (1 + sigma^2)/alpha + explicit part."""
+        return self.nu
+
+    @property
+    def implicit_ridge(self):
+        """(1 + sigma^2)/alpha: the part of nu present even at lam = 0 (finite contexts)."""
+        return (1 + self.params.sigma**2) / self.params.alpha
+
+    def order_parameters(self) -> dict:
+        """The order parameters as a dict keyed like the CLI JSON."""
+        return {k: getattr(self, k) for k in ORDER_PARAMETERS}
+
+    def to_dict(self, alpha_test=None, sigma_test=None) -> dict:
+        """JSON-ready dict: order_parameters, errors, converged, residual, stopped, reason, branch, method.
+
+        float64 values are floats (NaN becomes None; +inf stays a float); with ``precision=N``
+        order parameters and errors are decimal strings of N significant digits.
+        """
+        return {"order_parameters": {k: jsonable(v, self.precision) for k, v in self.order_parameters().items()},
+                "errors": self.errors(alpha_test, sigma_test).to_dict(),
+                "converged": jsonable(self.converged), "residual": jsonable(self.residual),
+                "stopped": jsonable(self.stopped), "reason": jsonable(self.reason),
+                "branch": jsonable(self.branch), "method": self.method, "precision": self.precision}
+
+    def __repr__(self):
+        conv = np.asarray(self.converged)
+        res = np.asarray(self.residual, dtype=float)
+        shape = self.params.shape
+        head = f"ForwardSolution(method={self.method!r}" + (f", precision={self.precision}" if self.precision else "")
+        if not shape:
+            p = ", ".join(f"{k}={float(getattr(self.params, k)):.6g}" for k in ForwardParams.field_names())
+            status = f"converged={bool(conv)}, residual={float(res):.2g}, branch={str(self.branch)!r}"
+            if not bool(conv):
+                status += f", reason={str(self.reason)!r}"
+            return f"{head})\n  {p}\n  {status}\n  {self.errors()!r}"
+        worst = float(np.nanmax(res)) if np.any(np.isfinite(res)) else float("nan")
+        return (f"{head}, shape={shape})\n  converged {int(conv.sum())}/{conv.size}, max residual {worst:.2g}\n"
+                f"  fields: {', '.join(ORDER_PARAMETERS)}; errors() gives tm, idg, odg")
+
+
+def package(params, sol, parts, *, converged, residual, iters, stopped, reason, branch, method,
+            precision=None, tolerance=1e-10) -> ForwardSolution:
+    """Reshape flat per-point arrays to the parameters' broadcast shape (scalars for scalar input)."""
+    shape = params.shape
+
+    def shaped(x):
+        x = np.asarray(x)
+        return x.reshape(shape)[()] if x.size == int(np.prod(shape, dtype=int)) else x
+
+    return ForwardSolution(params=params, **{k: shaped(v) for k, v in sol.items()},
+                           converged=shaped(converged), residual=shaped(residual), iterations=shaped(iters),
+                           stopped=shaped(stopped), reason=shaped(reason), branch=shaped(branch), method=method,
+                           precision=precision, tolerance=tolerance,
+                           _parts={k: {pn: shaped(v) for pn, v in d.items()} for k, d in parts.items()})
+
+
+def residual_reason(residual, tolerance, finite, float64: bool, hint: str | None = None):
+    """The ``reason`` strings: "" where converged, else what failed and the remedy (``hint`` overrides it)."""
+    residual = np.asarray(residual, dtype=float)
+    if hint is None:
+        hint = "; float64 cannot resolve this point: use precision=" if float64 else "; raise precision="
+    finite = np.asarray(finite, dtype=bool)
+    out = np.full(residual.shape, "", dtype=object)
+    out[~finite] = "non-finite value in the solution"
+    for i in zip(*np.nonzero(finite & ~(residual <= tolerance))):
+        out[i] = f"residual {residual[i]:.2g} > tolerance {tolerance:.0e}{hint}"
+    return out
+
+
+def to_mp(x):
+    """float or float array -> mpmath number or object array (exact conversion of the binary value)."""
+    arr = np.asarray(x)
+    if arr.ndim == 0:
+        return mpmath.mpf(float(arr))
+    return np.vectorize(lambda v: mpmath.mpf(float(v)), otypes=[object])(arr)
+
+
+def unwrap(x):
+    if isinstance(x, mpmath.mpf):
+        return x
+    x = np.asarray(x)
+    return x[()] if x.ndim == 0 else x
+
+
+def jsonable(x, precision: int | None = None):
+    """JSON-ready value: lists for arrays, None for NaN, N-digit strings for mpmath numbers."""
+    if isinstance(x, np.ndarray):
+        return [jsonable(v, precision) for v in x.tolist()]
+    if isinstance(x, mpmath.mpf):
+        if mpmath.isnan(x):
+            return None
+        return mpmath.nstr(x, precision or 17) if mpmath.isfinite(x) else float(x)
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    return x
+
+
+def _short(x):
+    if isinstance(x, mpmath.mpf):
+        return mpmath.nstr(x, 12)
+    arr = np.asarray(x)
+    if arr.ndim == 0:
+        return f"{float(arr):.10g}"
+    return f"array(shape={arr.shape})"
