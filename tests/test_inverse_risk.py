@@ -1,6 +1,6 @@
-"""Independent checks of the inverse-ICL risk predictors through the model objects (numerics/inverse.py).
+"""Independent checks of the inverse-ICL risk predictors through the model objects (lowrank_icl.numerics.inverse).
 
-The formulas live in theory/inverse.py and numerics/inverse_theory.py (tested in test_inverse_theory.py).
+The formulas live in lowrank_icl.theory.inverse and numerics/inverse/risk.py (tested in test_inverse_theory.py).
 Here they are re-derived along a second route and checked end to end on contexts drawn by
 InverseModel.sample with an anisotropic Sigma_x (cond = 10, Haar eigenbasis), which exercises the
 general-Sigma_x code paths:
@@ -17,7 +17,7 @@ general-Sigma_x code paths:
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics.inverse.estimators import (ORE, InverseModel, InverseParams, lt_forward,
+from lowrank_icl.numerics import (ORE, InverseModel, InverseParams, lt_forward,
                                           mse_per_coordinate)
 from lowrank_icl.numerics.inverse.risk import (fourth_moment, lt1_optimal, lt1_risk,
                                                  lt1_theory,

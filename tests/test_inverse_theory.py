@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from lowrank_icl.numerics import haar_orthogonal
 from lowrank_icl.numerics.inverse import risk as IT
-from lowrank_icl.theory.inverse import derivations as T
+from lowrank_icl.theory import inverse as T
 
 Z5 = 5.0   # standard errors per Monte Carlo check
 
 
 def _random_rotation(d, rng):
-    q, r = np.linalg.qr(rng.standard_normal((d, d)))
-    return q * np.sign(np.diag(r))
+    return haar_orthogonal(d, d, rng)
 
 
 def _spd(d, cond, rng):

@@ -136,3 +136,72 @@ def run_bench(dims=(128, 256), ratio_dim: int = 64, as_json: bool = False, strea
         print_letey_side_by_side(report["spectrum_vs_sampled_resolvent"], stream)
     return json_document({"point": BENCH_POINT, "ratio_dim": int(ratio_dim), "dims": dims,
                           "spectrum_sizes": spectrum_sizes}, report)
+
+
+# --- inverse ICL: the LT training kernel ---------------------------------------------------------
+INVERSE_BENCH_POINT = {"d": 100, "N": 50, "r": 10, "sigma": 0.1, "cond": 1.0, "K": 4}
+
+
+def _best_of(fun, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fun()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def run_inverse_bench(n_s: int = 10_000, loss: str = "supervised", converge: bool = True, repeats: int = 3,
+                      rtol: float = 1e-6, as_json: bool = False, stream=sys.stdout) -> dict:
+    """LT loss+gradient: the previous kernel vs the fast one (float64, float32), same data, same process.
+
+    Prints a table unless ``as_json``; returns the JSON document (``parameters``, ``version``, results).
+
+    Per evaluation: best of ``repeats`` at the 'gd' starting point. To convergence (``converge``):
+    the previous trainer (previous kernel, 'gd' start) and the new one (fast float32 kernel,
+    'auto' start), both stopped by the same criterion (relative loss decrease < ``rtol`` over 10
+    L-BFGS iterations); prints seconds, iterations, final loss and the ratio.
+    """
+    import numpy as np
+
+    from lowrank_icl.numerics import LT, InverseModel, InverseParams, LTObjective, lt_loss_and_grad_reference
+    from lowrank_icl.numerics._blas import single_threaded_blas
+
+    p = INVERSE_BENCH_POINT
+    K = p["K"]
+    params = InverseParams(d=p["d"], N=p["N"], r=p["r"], sigma=p["sigma"], cond=p["cond"], n_s=n_s)
+    rng = np.random.default_rng(0)
+    data = InverseModel.draw(params, rng).sample(n_s, rng)
+    lt = LT(K=K, loss=loss, init="gd")
+    X, Y, kwargs = lt._split(data.X, data.Y, data.W)
+    theta = lt.initial_theta(X, Y, kwargs.get("W"))
+    d = p["d"]
+    parameters = {**p, "n_s": n_s, "loss": loss, "rtol": rtol, "converge": converge}
+    report = {"per_evaluation_s": {}}
+    say = (lambda *a: None) if as_json else (lambda *a: print(*a, file=stream, flush=True))
+    say(f"inverse LT, one loss+gradient evaluation: d={d} N={p['N']} n_s={n_s} K={K} loss={loss}")
+    with single_threaded_blas():
+        ref = _best_of(lambda: lt_loss_and_grad_reference(theta, d, K, loss, X, Y, **kwargs), repeats)
+        report["per_evaluation_s"]["previous"] = ref
+        say(f"  previous kernel (whole-array passes, float64): {ref:.3f} s")
+        for name, dtype in (("fast_float64", np.float64), ("fast_float32", np.float32)):
+            obj = LTObjective(X, Y, K=K, loss=loss, dtype=dtype, **kwargs)
+            t = _best_of(lambda: obj(theta), repeats)
+            report["per_evaluation_s"][name] = t
+            say(f"  fast kernel ({name[5:]}): {t:.3f} s   ratio {ref / t:.2f}x")
+    if converge:
+        report["to_convergence"] = {}
+        for name, kw in (("previous", dict(kernel="reference", init="gd")),
+                         ("fast", dict(kernel="fast", dtype=np.float32, init="auto"))):
+            fit = LT(K=K, loss=loss, rtol=rtol, **kw).fit(data.X, data.Y, data.W).train_
+            report["to_convergence"][name] = {"seconds": fit.seconds, "iterations": fit.iterations,
+                                              "evaluations": fit.evaluations, "loss": fit.value,
+                                              "converged": fit.converged, "init": fit.init}
+            say(f"  to convergence, {name}: {fit.seconds:.1f} s, {fit.iterations} iterations, "
+                f"{fit.evaluations} evaluations, start '{fit.init}', final loss {fit.value:.6g}, "
+                f"converged={fit.converged}")
+        c = report["to_convergence"]
+        report["to_convergence"]["ratio"] = c["previous"]["seconds"] / c["fast"]["seconds"]
+        say(f"  time-to-convergence ratio previous/fast: {report['to_convergence']['ratio']:.2f}x; "
+            f"final loss fast/previous: {c['fast']['loss'] / c['previous']['loss']:.4f}")
+    return json_document(parameters, report)

@@ -1,6 +1,6 @@
-r"""Closed-form risk predictors of the inverse ICL problem (derivations in ``theory/inverse.py``).
+r"""Closed-form risk predictors of the inverse ICL problem (derivations in ``lowrank_icl.theory.inverse``).
 
-Conventions follow ``numerics/inverse.py``: x ~ N(0, Sigma_x), w = w0 + U v, v ~ N(0, diag(Lambda)),
+Conventions follow ``numerics/inverse/model.py``: x ~ N(0, Sigma_x), w = w0 + U v, v ~ N(0, diag(Lambda)),
 y = <x, w> + eps, eps ~ N(0, sigma^2). Every *risk* here is E||w_hat - w||^2 summed over the d
 coordinates; the per-coordinate MSE reported by the CLI is risk / d (:func:`ore_theory`,
 :func:`lt1_theory` return that directly from an ``InverseModel``).
@@ -19,7 +19,6 @@ lt1_optimal(Sigma_x, Sigma_w, w0, sigma, N) -> Lt1Optimal(b, Gamma, risk)
 lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N)   exact risk of any one-layer LT
 lt1_risk_isotropic(sigma, r, N, lam=1.0)         R* for Sigma_x = I, Lambda = lam I
 ore_theory(model), lt1_theory(model)             per-coordinate risks for an InverseModel
-                                                 the same two, under the names the hooks' brief uses
 """
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lowrank_icl.numerics._checks import check_int, check_real
-from lowrank_icl.theory.inverse import derivations as _T
+from lowrank_icl.theory import inverse as _T
 
 __all__ = ["OreRisk", "OreMoments", "Lt1Optimal", "ore_risk", "ore_moments", "ore_risk_small_noise",
            "ore_risk_mp", "ore_risk_bound", "lt1_optimal", "lt1_risk", "lt1_risk_isotropic",

@@ -27,10 +27,24 @@ def register(subparsers):
     bench.add_argument("--quick", action="store_true",
                        help="a seconds-long smoke run: D = 8 everywhere and tiny spectrum sections")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--inverse", action="store_true",
+                       help="inverse ICL instead: the LT training kernel, previous vs fast, per evaluation and to "
+                            "convergence (d=100, N=50, K=4)")
+    bench.add_argument("--inverse-tasks", type=positive_int, default=10000, help="n_s for --inverse (default 10000)")
+    bench.add_argument("--inverse-loss", default="supervised", choices=("supervised", "unsupervised", "heldout"),
+                       help="LT loss for --inverse (default supervised)")
+    bench.add_argument("--no-converge", action="store_true", help="--inverse: per-evaluation times only")
     bench.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args) -> int:
+    if args.inverse:
+        from lowrank_icl.validation.bench import run_inverse_bench
+        report = run_inverse_bench(n_s=args.inverse_tasks, loss=args.inverse_loss, converge=not args.no_converge,
+                                   as_json=args.json)
+        if args.json:
+            print_json(report)
+        return 0
     from lowrank_icl.validation.bench import run_bench
     dims = _dims(args.dims) if args.dims is not None else [128, 256]
     if args.large:

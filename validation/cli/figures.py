@@ -18,6 +18,9 @@ def register(subparsers):
     fig.add_argument("--quick", action="store_true", help="small sizes: a few minutes on 2 cores")
     fig.add_argument("--only", default=None, help="comma-separated figure names (default: all)")
     fig.add_argument("--list", action="store_true", help="list the figure names and exit")
+    fig.add_argument("--scale", choices=("quick", "medium", "paper"), default=None,
+                     help="sizes of the inverse-ICL figures: quick, medium, or paper (d=100, N=50, n_s=1e4, K=4, "
+                          "5 training seeds); default quick with --quick, else paper")
     fig.add_argument("--scheduler", default=None, metavar="ADDRESS",
                      help="run the simulations as tasks on this Dask scheduler (tcp://HOST:PORT)")
     add_cache_arguments(fig)
@@ -42,5 +45,5 @@ def _cmd_figures(args) -> int:
     from lowrank_icl.validation.sweeps.engine import scheduler_engine
     with scheduler_engine(args.scheduler):   # None: the local pool
         run_figures(out, quick=args.quick, only=only, cache_dir=cache_dir, use_cache=not args.no_cache,
-                    quiet=args.quiet)
+                    quiet=args.quiet, scale=args.scale)
     return 0

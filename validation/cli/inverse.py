@@ -1,11 +1,14 @@
 """``lowrank-icl inverse``: RE, TRE, LT and ORE on one inverse-ICL problem, scored on fresh contexts.
 
     lowrank-icl inverse --dim 100 --context 50 --rank 10 --sigma 0.1 --cond 1 --tasks 10000 \\
-        --layers 4 --loss supervised --seed 0 [--json]
+        --layers 4 --loss supervised --seeds 0,1,2,3,4 [--json]
 
-mse = ||w_hat - w||^2 / d on --test fresh contexts (mean and standard error); LT is the one trained
-with --loss ('all' trains the three); ore_theory / lt1_theory are the theory risks per coordinate
-(null where they do not apply: lt1_theory only for --layers 1 --loss supervised). The JSON also
+mse = ||w_hat - w||^2 / d on --test fresh contexts per training seed; the mean over seeds and its
+standard error across seeds (sem; for one seed, the test-context SE) and the mean test-context SE
+(sem_test). LT is the one trained with --loss ('all' trains the three), to convergence (relative
+loss decrease < --rtol over 10 L-BFGS iterations; --maxiter is a safety stop that reports
+converged=false). ore_theory / lt1_theory are the theory risks per coordinate (null where they do
+not apply: lt1_theory only for --layers 1 --loss supervised). The JSON also
 records the inputs under ``parameters`` and the package ``version``.
 """
 from __future__ import annotations
@@ -28,8 +31,12 @@ def register(subparsers):
     p.add_argument("--loss", default="supervised", choices=("supervised", "unsupervised", "heldout", "all"),
                    help="LT training loss (default supervised)")
     p.add_argument("--test", type=int, default=2000, help="fresh test contexts (default 2000)")
-    p.add_argument("--maxiter", type=int, default=250, help="L-BFGS iterations for the LT (default 250)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bases, training and test draws")
+    p.add_argument("--rtol", type=float, default=1e-6,
+                   help="LT convergence: relative loss decrease over 10 L-BFGS iterations (default 1e-6)")
+    p.add_argument("--maxiter", type=int, default=20000, help="safety stop of L-BFGS (default 20000)")
+    p.add_argument("--seeds", default="0", help="training seeds, comma-separated (default 0)")
+    p.add_argument("--seed", type=int, default=None, help="one training seed (same as --seeds SEED)")
+    p.add_argument("--model-seed", type=int, default=0, help="seed of the bases Q and U (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run)
 
@@ -37,12 +44,17 @@ def register(subparsers):
 def _run(args) -> int:
     import warnings
 
-    from lowrank_icl.numerics import LT_LOSSES, InverseParams, InverseRegimeWarning, check_int
-    from lowrank_icl.validation.inverse.experiments import compare_estimators
+    from lowrank_icl.numerics import LT_LOSSES, InverseParams, InverseRegimeWarning, check_int, check_real
+    from lowrank_icl.validation.inverse.experiments import LTSettings, compare_estimators
 
     check_int("test", args.test, lower=2)
     check_int("layers", args.layers, lower=1)
     check_int("maxiter", args.maxiter, lower=1)
+    check_real("rtol", args.rtol, lower=0.0)
+    try:
+        seeds = (args.seed,) if args.seed is not None else tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        raise ValueError(f"seeds must be comma-separated integers (got {args.seeds!r})") from None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InverseRegimeWarning)
         params = InverseParams(d=args.dim, N=args.context, r=args.rank, sigma=args.sigma, cond=args.cond,
@@ -50,8 +62,8 @@ def _run(args) -> int:
     for w in caught:
         print(f"lowrank-icl inverse: warning: {w.message}", file=sys.stderr)
     losses = LT_LOSSES if args.loss == "all" else (args.loss,)
-    res = compare_estimators(params, K=args.layers, losses=losses, n_test=args.test, seed=args.seed,
-                             maxiter=args.maxiter,
+    res = compare_estimators(params, K=args.layers, losses=losses, n_test=args.test, seeds=seeds,
+                             model_seed=args.model_seed, lt=LTSettings(rtol=args.rtol, maxiter=args.maxiter),
                              progress=None if args.json else (lambda m: print(m, file=sys.stderr)))
     out = res.to_json()
     if args.loss != "all":
@@ -61,17 +73,20 @@ def _run(args) -> int:
         out["lt1_theory"] = None
     if args.json:
         from lowrank_icl.validation.io import json_document
-        out.pop("parameters", None)
+        model = out.pop("parameters", {})
         out.pop("version", None)
         print_json(json_document({"dim": args.dim, "context": args.context, "rank": args.rank, "sigma": args.sigma,
                                   "cond": args.cond, "tasks": args.tasks, "layers": args.layers, "loss": args.loss,
-                                  "test": args.test, "maxiter": args.maxiter, "seed": args.seed}, out))
+                                  "test": args.test, "rtol": args.rtol, "maxiter": args.maxiter,
+                                  "seeds": list(seeds), "model_seed": args.model_seed, "K": args.layers,
+                                  "Lambda": model.get("Lambda"), "w0_norm": model.get("w0_norm")}, out))
         return 0
     print(f"inverse ICL  d={params.d} N={params.N} r={params.r} sigma={params.sigma:g} cond={params.cond:g} "
-          f"n_s={params.n_s} K={args.layers} seed={args.seed}")
-    print(f"{'estimator':>16}  {'mse':>11}  {'sem':>9}  {'train s':>8}  {'iters':>5}")
+          f"n_s={params.n_s} K={args.layers} seeds={','.join(map(str, seeds))}")
+    print(f"{'estimator':>16}  {'mse':>11}  {'sem':>9}  {'sem_test':>9}  {'train s':>8}  {'iters':>5}  converged")
     for name, s in res.scores.items():
-        print(f"{name:>16}  {s.mean:11.4e}  {s.sem:9.2e}  {s.train_seconds:8.2f}  {s.iterations:5d}")
+        print(f"{name:>16}  {s.mean:11.4e}  {s.sem:9.2e}  {s.sem_test:9.2e}  {s.train_seconds:8.2f}  "
+              f"{s.iterations:5d}  {s.converged}")
     print(f"ore_theory = {out['ore_theory']}   lt1_theory = {out['lt1_theory']}   "
           f"rank_recovered = {out['rank_recovered']}   seconds = {out['seconds']:.1f}")
     c = out["ore_conditional_risk"]

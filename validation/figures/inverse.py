@@ -1,39 +1,45 @@
-r"""Figures of issue 5 (inverse ICL), one per claim of spec section 4.
+r"""Figures of the inverse ICL study, one per claim, plus the depth study.
 
 1. ``inverse_noise`` -- MSE of RE, TRE, LT (three losses) and ORE vs sigma at r = 10 (claim 1).
 2. ``inverse_prior`` -- prior recovery by the LT: mean of its outputs vs w0 and the spectrum of
    Cov(outputs) + sigma^2 C (claim 2).
 3. ``inverse_rank`` -- MSE vs r from 2 to N = 50, all estimators, ORE and one-layer-LT theory (claim 3).
 4. ``inverse_scaling`` -- MSE vs sigma, r/N and c_x on log-log axes with fitted slopes and 95% CIs (claim 4).
+5. ``inverse_depth`` -- MSE vs sigma for K = 1, 2, 4, 8, 16 layers and each loss, with TRE and ORE.
 
 The error is always the MSE per coordinate ||w_hat - w||^2 / d (slopes of the RMSE are half).
-Sizes: validation.inverse_experiments.SCALES. Experiments 2 and 4 reuse the LT parameters of 1 and
-the rank sweep of 3 through json/npz caches in ``out_dir/cache`` keyed by the scale.
+Error bars: 2 SE across training seeds (each seed: its own training and test contexts).
+Sizes: ``validation.inverse.experiments.SCALES`` ('quick', 'medium', 'paper'), chosen by the
+``scale`` argument (``lowrank-icl figures --scale``); ``quick=True`` means 'quick', otherwise 'paper'.
+Every run (one estimator, one training seed) is cached in the user cache folder
+(``validation.inverse.experiments.RunCache``), so experiments share runs and an interrupted
+regeneration resumes where it stopped.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
-from lowrank_icl.numerics import LT, LT_LOSSES, ORE, TRE, InverseModel, spectral_gap_rank
+from lowrank_icl.numerics import LT, LT_LOSSES, ORE, spectral_gap_rank
 from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
 from lowrank_icl.validation.inverse.experiments import (
+    BASELINES,
+    RunCache,
     compare_estimators,
+    draw_model,
     fit_loglog_slope,
+    get_scale,
     lt1_theory,
     ore_theory,
     quiet_params,
-    scale_for,
+    test_contexts,
+    training_contexts,
 )
-from lowrank_icl.validation.io import atomic_savez, atomic_write_json
 
 COLORS = {"RE": "tab:gray", "TRE": "tab:green", "LT-unsupervised": "tab:red", "LT-heldout": "tab:purple",
           "LT-supervised": "tab:blue", "LT1-supervised": "tab:cyan", "ORE": "black"}
 MARKERS = {"RE": "s", "TRE": "^", "LT-unsupervised": "v", "LT-heldout": "D", "LT-supervised": "o",
            "LT1-supervised": "x", "ORE": "*"}
-PRIOR_SIGMA = 0.1   # noise level of experiment 2 (one of experiment 1's)
-SEED = 0
+PRIOR_SIGMA = 0.1   # noise level of experiments 2 and 3 (one of experiment 1's)
+MODEL_SEED = 0
 
 
 def _plt():
@@ -43,72 +49,77 @@ def _plt():
     return plt
 
 
-def _cache_dir(out_dir) -> Path:
-    return Path(out_dir) / "cache"
+def resolve_scale(quick: bool, scale: str | None) -> tuple[str, object]:
+    """The scale name and sizes: ``scale`` if given, else 'quick' or 'paper'."""
+    name = scale if scale is not None else ("quick" if quick else "paper")
+    return name, get_scale(name)
 
 
-def cached_compare(out_dir, scale_name, progress, *, d, N, r, sigma, cond=1.0, n_s, K, maxiter, n_test,
-                   losses=LT_LOSSES, include=("RE", "TRE", "ORE")) -> dict:
-    """compare_estimators scores (no theory), cached as json so experiments share identical runs."""
-    key = (f"{scale_name}_d{d}_N{N}_r{r}_s{sigma:g}_c{cond:g}_ns{n_s}_K{K}_it{maxiter}_t{n_test}_seed{SEED}_"
-           + "-".join(losses) + "_" + "-".join(include))
-    path = _cache_dir(out_dir) / f"inverse_cmp_{key}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    p = quiet_params(d=d, N=N, r=r, sigma=sigma, cond=cond, n_s=n_s)
-    res = compare_estimators(p, K=K, losses=losses, include=include, n_test=n_test, seed=SEED, maxiter=maxiter,
-                             progress=progress, keep_estimators=True, theory=False)
-    out = {"rank_recovered": res.rank_recovered, "seconds": res.seconds,
-           "scores": {k: [v.mean, v.sem, v.train_seconds, v.iterations, v.converged] for k, v in res.scores.items()}}
-    for loss in losses:
-        lt = res.estimators[f"LT-{loss}"]
-        atomic_savez(_cache_dir(out_dir) / f"inverse_lt_{key}_{loss}.npz", {"b": lt.b, "Gammas": lt.Gammas})
-    out["lt_files"] = {loss: f"inverse_lt_{key}_{loss}.npz" for loss in losses}
-    atomic_write_json(path, out)
-    return out
+def point(sc, progress, *, r, sigma, cond=1.0, K=None, losses=LT_LOSSES, include=BASELINES, seeds=None,
+          theory=False):
+    """compare_estimators at one point of a sweep, every run through the run cache."""
+    p = quiet_params(d=sc.d, N=sc.N, r=r, sigma=sigma, cond=cond, n_s=sc.n_s)
+    return compare_estimators(p, K=sc.K if K is None else K, losses=losses, include=include, n_test=sc.n_test,
+                              seeds=sc.seeds if seeds is None else seeds, model_seed=MODEL_SEED,
+                              cache=_run_cache(), progress=progress, theory=theory)
 
 
-def _model(sc, **kw) -> InverseModel:
-    """The model draw compare_estimators uses for these parameters (first draw of the seed)."""
-    return InverseModel.draw(quiet_params(d=sc.d, N=sc.N, n_s=sc.n_s, **kw), np.random.default_rng(SEED))
+def _run_cache() -> RunCache:
+    """The run cache of the figures: off inside ``cache_settings(enabled=False)`` (``figures --no-cache``)."""
+    from lowrank_icl.validation.cache import caching_enabled
+    return RunCache(enabled=caching_enabled())
+
+
+def _model(sc, **kw):
+    """The model draw every run at these parameters uses."""
+    return draw_model(quiet_params(d=sc.d, N=sc.N, n_s=sc.n_s, **kw), MODEL_SEED)
+
+
+def _log_ticks(ax, values):
+    """Major ticks at the swept values only (no minor labels: they overlapped on short log ranges)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+    ax.xaxis.set_major_locator(FixedLocator(list(values)))
+    ax.set_xticklabels([f"{v:g}" for v in values])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 # --- experiment 1 ------------------------------------------------------------------------------
 @figure("inverse_noise", "inverse ICL: MSE of RE, TRE, LT (3 losses), ORE vs noise at r=10 (claim 1)")
-def build_noise(out_dir, quick, progress) -> FigureOutput:
+def build_noise(out_dir, quick, progress, scale=None) -> FigureOutput:
     plt = _plt()
-    name, sc = scale_for(quick)
-    header = ("sigma", "estimator", "mse", "sem", "train_seconds", "lbfgs_iterations", "converged",
-              "rank_recovered", "ore_theory", "lt1_theory")
-    rows, results, theory = [], {}, {}
+    name, sc = resolve_scale(quick, scale)
+    header = ("sigma", "estimator", "mse", "sem_seeds", "sem_test", "seeds", "train_seconds", "lbfgs_iterations",
+              "converged", "rank_recovered", "ore_theory", "lt1_theory")
+    rows, results = [], {}
     for sigma in sc.sigmas:
-        res = cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=sc.r, sigma=sigma, n_s=sc.n_s, K=sc.K,
-                             maxiter=sc.maxiter, n_test=sc.n_test)
+        res = point(sc, progress, r=sc.r, sigma=sigma, theory=True)
         results[sigma] = res
-        model = _model(sc, r=sc.r, sigma=sigma)
-        theory[sigma] = (ore_theory(model), lt1_theory(model))
-        for est, v in res["scores"].items():
-            rows.append((sigma, est, v[0], v[1], v[2], v[3], v[4], res["rank_recovered"], *theory[sigma]))
+        for est, v in res.scores.items():
+            rows.append((sigma, est, v.mean, v.sem, v.sem_test, v.seeds, v.train_seconds, v.iterations, v.converged,
+                         " ".join(str(r) for r in res.rank_recovered), res.ore_theory, res.lt1_theory))
     fig, ax = plt.subplots(figsize=(7, 4.8))
-    names = list(next(iter(results.values()))["scores"])
+    names = list(results[sc.sigmas[0]].scores)
     for i, est in enumerate(names):
         xs = np.array(sc.sigmas) * (1 + 0.04 * (i - len(names) / 2))
-        m = [results[s]["scores"][est][0] for s in sc.sigmas]
-        e = [2 * results[s]["scores"][est][1] for s in sc.sigmas]
+        m = [results[s].scores[est].mean for s in sc.sigmas]
+        e = [2 * results[s].scores[est].sem for s in sc.sigmas]
         ax.errorbar(xs, m, yerr=e, marker=MARKERS.get(est, "o"), color=COLORS.get(est), label=est, capsize=3)
-    th = [theory[s][0] for s in sc.sigmas]
+    th = [results[s].ore_theory for s in sc.sigmas]
     if all(t is not None for t in th):
         ax.plot(sc.sigmas, th, "k--", lw=1, label="ORE theory")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _log_ticks(ax, sc.sigmas)
     ax.set_xlabel(r"noise level $\sigma$")
-    ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$ (test, $\pm 2$ SE)")
-    ax.set_title(f"d={sc.d}, N={sc.N}, r={sc.r}, c_x=1, n_s={sc.n_s}, LT K={sc.K} ({name})")
+    ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$ (test, $\pm 2$ SE over seeds)")
+    ax.set_title(f"d={sc.d}, N={sc.N}, r={sc.r}, c_x=1, n_s={sc.n_s}, K={sc.K}, {len(sc.seeds)} seeds ({name})",
+                 fontsize=9)
     ax.legend(fontsize=8)
     files = save_figure(fig, out_dir, "inverse_noise", header, rows)
     plt.close(fig)
     return FigureOutput("inverse_noise", files, header, rows,
-                        "Claim 1 (RE >> TRE >= LT >= ORE): test MSE per coordinate with 2 SE bars.")
+                        "Claim 1 (RE >> TRE >= LT >= ORE): test MSE per coordinate, SE across training seeds.")
 
 
 # --- experiment 2 ------------------------------------------------------------------------------
@@ -126,7 +137,7 @@ def output_moments(W_hat: np.ndarray, w0: np.ndarray, sigma: float, C: np.ndarra
             "cov_rel_error": float(np.linalg.norm(corrected - Sigma_w) / np.linalg.norm(Sigma_w))}
 
 
-def ore_C(model: InverseModel, X: np.ndarray) -> np.ndarray:
+def ore_C(model, X: np.ndarray) -> np.ndarray:
     r"""C = U E_X[(sigma^2 Lambda^{-1} + U^T X^T X U)^{-1}] U^T, the expectation over the designs X.
 
     sigma^2 C = U E_X[Sigma_post] U^T (law of total covariance), averaged over the given designs.
@@ -136,25 +147,26 @@ def ore_C(model: InverseModel, X: np.ndarray) -> np.ndarray:
 
 
 @figure("inverse_prior", "inverse ICL: the LT's outputs recover the prior mean and rank (claim 2)")
-def build_prior(out_dir, quick, progress) -> FigureOutput:
+def build_prior(out_dir, quick, progress, scale=None) -> FigureOutput:
     plt = _plt()
-    name, sc = scale_for(quick)
-    p = quiet_params(d=sc.d, N=sc.N, r=sc.r, sigma=PRIOR_SIGMA, n_s=sc.n_s)
-    # the same draws as experiment 1 at this sigma (same seed): model, training and test contexts
-    rng = np.random.default_rng(SEED)
-    model = InverseModel.draw(p, rng)
-    train = model.sample(p.n_s, rng)
-    fresh = model.sample(sc.n_prior, np.random.default_rng(SEED + 1))
+    name, sc = resolve_scale(quick, scale)
+    # the LTs of experiment 1 at this sigma, first training seed (cached runs), and the same model draw
+    seed = sc.seeds[0]
+    res = point(sc, progress, r=sc.r, sigma=PRIOR_SIGMA, include=("TRE",), seeds=(seed,))
+    model = res.model
+    p = model.params
+    fresh = model.sample(sc.n_prior, np.random.default_rng([seed, 3]))
     C = ore_C(model, fresh.X)
     ests = {}
-    res = cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=sc.r, sigma=PRIOR_SIGMA, n_s=sc.n_s, K=sc.K,
-                         maxiter=sc.maxiter, n_test=sc.n_test)
     for loss in LT_LOSSES:
-        lt = LT(K=sc.K, loss=loss, maxiter=sc.maxiter)
-        with np.load(_cache_dir(out_dir) / res["lt_files"][loss], allow_pickle=False) as z:
-            lt.b, lt.Gammas = z["b"], z["Gammas"]
+        lt = LT(K=sc.K, loss=loss)
+        arrays = res.arrays[f"LT-{loss}"][0]
+        lt.b, lt.Gammas = arrays["b"], arrays["Gammas"]
         ests[f"LT-{loss}"] = lt
+    from lowrank_icl.numerics import TRE
+    train = training_contexts(model, seed)
     ests["TRE"] = TRE().fit(train.X, train.Y)
+    del train
     ests["ORE"] = ORE.from_model(model)
     moments = {k: output_moments(e.predict(fresh.X, fresh.Y), model.w0, p.sigma, C, model.Sigma_w)
                for k, e in ests.items()}
@@ -180,7 +192,8 @@ def build_prior(out_dir, quick, progress) -> FigureOutput:
     a2.set_xlabel("eigenvalue index")
     a2.set_ylabel(r"eig of Cov$(\hat w) + \sigma^2 C$" + ("" if C is not None else " (C unavailable)"))
     a2.legend(fontsize=7)
-    a2.set_title(f"d={sc.d}, N={sc.N}, r={sc.r}, sigma={PRIOR_SIGMA}, n_s={sc.n_s}, K={sc.K} ({name})")
+    a2.set_title(f"d={sc.d}, N={sc.N}, r={sc.r}, sigma={PRIOR_SIGMA}, n_s={sc.n_s}, K={sc.K}, seed {seed} ({name})",
+                 fontsize=9)
     files = save_figure(fig, out_dir, "inverse_prior", header, rows)
     plt.close(fig)
     return FigureOutput("inverse_prior", files, header, rows,
@@ -188,27 +201,24 @@ def build_prior(out_dir, quick, progress) -> FigureOutput:
 
 
 # --- experiment 3 ------------------------------------------------------------------------------
-def rank_sweep(out_dir, quick, progress) -> list[dict]:
-    """MSE vs r at fixed N (all estimators plus a K = 1 supervised LT), cached as json per scale."""
-    name, sc = scale_for(quick)
+def rank_sweep(sc, progress) -> list[dict]:
+    """MSE vs r at fixed N: every estimator plus a K = 1 supervised LT, over the training seeds."""
     out = []
     for r in sc.ranks:
-        res = cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=r, sigma=PRIOR_SIGMA, n_s=sc.n_s, K=sc.K,
-                             maxiter=sc.maxiter, n_test=sc.n_test)
-        lt1 = cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=r, sigma=PRIOR_SIGMA, n_s=sc.n_s, K=1,
-                             maxiter=sc.maxiter, n_test=sc.n_test, losses=("supervised",), include=())
-        row = {"r": r, "rank_recovered": res["rank_recovered"],
-               "scores": {k: v[:2] for k, v in res["scores"].items()}}
-        row["scores"]["LT1-supervised"] = lt1["scores"]["LT-supervised"][:2]
+        res = point(sc, progress, r=r, sigma=PRIOR_SIGMA)
+        lt1 = point(sc, progress, r=r, sigma=PRIOR_SIGMA, K=1, losses=("supervised",), include=())
+        row = {"r": r, "rank_recovered": " ".join(str(x) for x in res.rank_recovered),
+               "scores": {k: (v.mean, v.sem) for k, v in res.scores.items()}}
+        row["scores"]["LT1-supervised"] = (lt1.scores["LT-supervised"].mean, lt1.scores["LT-supervised"].sem)
         out.append(row)
     return out
 
 
 @figure("inverse_rank", "inverse ICL: MSE vs task rank r up to N, with ORE and one-layer-LT theory (claim 3)")
-def build_rank(out_dir, quick, progress) -> FigureOutput:
+def build_rank(out_dir, quick, progress, scale=None) -> FigureOutput:
     plt = _plt()
-    name, sc = scale_for(quick)
-    sweep = rank_sweep(out_dir, quick, progress)
+    name, sc = resolve_scale(quick, scale)
+    sweep = rank_sweep(sc, progress)
     for s in sweep:   # theory is cheap: evaluated afresh on the same model draw (not cached)
         model = _model(sc, r=s["r"], sigma=PRIOR_SIGMA)
         s["ore_theory"], s["lt1_theory"] = ore_theory(model), lt1_theory(model)
@@ -234,7 +244,8 @@ def build_rank(out_dir, quick, progress) -> FigureOutput:
                 transform=ax.transAxes, va="top", fontsize=7)
     ax.set_xlabel(r"task rank $r$ (dotted: $r = N$)")
     ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$ ($\pm 2$ SE)")
-    ax.set_title(f"d={sc.d}, N={sc.N}, sigma={PRIOR_SIGMA}, n_s={sc.n_s}, LT K={sc.K} ({name})")
+    ax.set_title(f"d={sc.d}, N={sc.N}, sigma={PRIOR_SIGMA}, n_s={sc.n_s}, LT K={sc.K}, {len(sc.seeds)} seeds ({name})",
+                 fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     files = save_figure(fig, out_dir, "inverse_rank", header, rows)
     plt.close(fig)
@@ -247,19 +258,17 @@ SLOPE_ESTIMATORS = ("TRE", "LT-unsupervised", "LT-heldout", "LT-supervised", "OR
 
 
 @figure("inverse_scaling", "inverse ICL: log-log slopes of the MSE vs sigma, r/N and c_x with 95% CIs (claim 4)")
-def build_scaling(out_dir, quick, progress) -> FigureOutput:
+def build_scaling(out_dir, quick, progress, scale=None) -> FigureOutput:
     plt = _plt()
-    name, sc = scale_for(quick)
+    name, sc = resolve_scale(quick, scale)
     sweeps = {}
-    runs = [cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=sc.r, sigma=sigma, n_s=sc.n_s, K=sc.K,
-                           maxiter=sc.maxiter, n_test=sc.n_test) for sigma in sc.sigma_sweep]
-    sweeps["sigma"] = (np.array(sc.sigma_sweep), {k: [tuple(r["scores"][k][:2]) for r in runs]
+    runs = [point(sc, progress, r=sc.r, sigma=sigma) for sigma in sc.sigma_sweep]
+    sweeps["sigma"] = (np.array(sc.sigma_sweep), {k: [(r.scores[k].mean, r.scores[k].sem) for r in runs]
                                                   for k in SLOPE_ESTIMATORS})
-    runs = [cached_compare(out_dir, name, progress, d=sc.d, N=sc.N, r=sc.r, sigma=PRIOR_SIGMA, cond=cond,
-                           n_s=sc.n_s, K=sc.K, maxiter=sc.maxiter, n_test=sc.n_test) for cond in sc.conds]
+    runs = [point(sc, progress, r=sc.r, sigma=PRIOR_SIGMA, cond=cond) for cond in sc.conds]
     sweeps["cond"] = (np.array(sc.conds, dtype=float),
-                      {k: [tuple(r["scores"][k][:2]) for r in runs] for k in SLOPE_ESTIMATORS})
-    rank = [s for s in rank_sweep(out_dir, quick, progress) if s["r"] < sc.N]   # r/N < 1 only
+                      {k: [(r.scores[k].mean, r.scores[k].sem) for r in runs] for k in SLOPE_ESTIMATORS})
+    rank = [s for s in rank_sweep(sc, progress) if s["r"] < sc.N]   # r/N < 1 only
     sweeps["r_over_N"] = (np.array([s["r"] / sc.N for s in rank]),
                           {k: [tuple(s["scores"][k]) for s in rank] for k in SLOPE_ESTIMATORS})
     header = ("sweep", "estimator", "slope_mse", "ci95_lo", "ci95_hi", "se", "chi2_per_dof", "points",
@@ -284,17 +293,122 @@ def build_scaling(out_dir, quick, progress) -> FigureOutput:
                 ax.plot(x, np.exp(a + fit.slope * lx), color=COLORS.get(k), lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        from matplotlib.ticker import NullFormatter
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        _log_ticks(ax, x)
         ax.set_xlabel(labels[sweep])
         ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$")
         ax.legend(fontsize=6.5)
     axes[0].set_title(f"r={sc.r}, c_x=1 ({name})")
     axes[1].set_title(f"sigma={PRIOR_SIGMA}, c_x=1, N={sc.N}")
-    axes[2].set_title(f"r={sc.r}, sigma={PRIOR_SIGMA}; d={sc.d}, n_s={sc.n_s}, K={sc.K}")
+    axes[2].set_title(f"r={sc.r}, sigma={PRIOR_SIGMA}; d={sc.d}, n_s={sc.n_s}, K={sc.K}, {len(sc.seeds)} seeds")
     files = save_figure(fig, out_dir, "inverse_scaling", header, rows)
     plt.close(fig)
     table_rows = [r[:9] for r in rows]
     return FigureOutput("inverse_scaling", files, header[:9], table_rows,
                         "Claim 4: fitted log-log slopes of the MSE (RMSE slope = half) with 95% CIs "
                         "(SE inflated by sqrt(chi2/dof) when the points are off a power law).")
+
+
+# --- depth study ---------------------------------------------------------------------------------
+@figure("inverse_depth", "inverse ICL: LT error vs depth K = 1..16 per loss, sigma-slopes and Gamma_k vs GD steps")
+def build_depth(out_dir, quick, progress, scale=None) -> FigureOutput:
+    from lowrank_icl.validation.inverse.depth import DEPTH_SCALE, depth_runs
+    from lowrank_icl.validation.inverse.experiments import Scale
+    name = scale if scale is not None else ("quick" if quick else "paper")
+    sc = DEPTH_SCALE if name != "quick" else Scale(
+        d=6, N=5, r=1, n_s=500, n_test=200, K=2, seeds=(0, 1), sigmas=(0.1,), ranks=(1,),
+        sigma_sweep=(0.03, 0.1, 0.3), conds=(1,), n_prior=0, depths=(1, 2))
+    return render_depth(depth_runs(sc, progress, cache=_run_cache()), sc, out_dir)
+
+
+def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
+    """Figure and CSV of the depth study from ``depth_runs`` output (any subset of sigmas, depths, losses)."""
+    from lowrank_icl.validation.inverse.depth import gamma_alignment, sigma_slopes
+    plt = _plt()
+    sigmas = sorted({s for s, _ in runs})
+    depths = sorted({K for _, K in runs if K > 0})
+    s_mid = min(sigmas, key=lambda s: abs(np.log(s / PRIOR_SIGMA)))
+    header = ("table", "estimator", "K", "sigma", "layer", "value", "sem_or_ci_lo", "ci_hi_or_extra", "extra")
+    rows = []
+    for (s, K), res in sorted(runs.items()):
+        for name_, v in res.scores.items():
+            rows.append(("mse", name_, K, s, "", v.mean, v.sem, v.seeds, v.converged))
+    slopes = sigma_slopes(runs)
+    rows += [("sigma_slope", n, K, "", "", sl, lo, hi, chi) for n, K, sl, lo, hi, chi in slopes]
+    align = {}
+    for loss in LT_LOSSES:
+        have = [K for K in depths if (s_mid, K) in runs and f"LT-{loss}" in runs[(s_mid, K)].scores]
+        if not have:
+            continue
+        res = runs[(s_mid, have[-1])]
+        a = gamma_alignment(res.arrays[f"LT-{loss}"][0]["Gammas"], res.model)
+        align[loss] = (have[-1], a)
+        rows += [("gamma", f"LT-{loss}", have[-1], s_mid, k + 1, v["cosine"], v["eta"], v["in_span"], v["eta_rho"])
+                 for k, v in enumerate(a)]
+
+    def series(name, s):
+        pts = [(K, runs[(s, K)].scores[name]) for K in depths if (s, K) in runs and name in runs[(s, K)].scores]
+        return [p[0] for p in pts], [p[1].mean for p in pts], [2 * p[1].sem for p in pts]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    ax = axes[0]
+    for loss in LT_LOSSES:
+        k = f"LT-{loss}"
+        Ks, m, e = series(k, s_mid)
+        if Ks:
+            ax.errorbar(Ks, m, yerr=e, marker=MARKERS[k], color=COLORS[k], label=k, capsize=3)
+    # the population optimum of the polynomial class Gamma_k = alpha_k U U^T at this N (sampled Wishart spectra)
+    from lowrank_icl.theory.inverse import deep_lt_risk
+    A = np.random.default_rng(0).standard_normal((50_000, sc.N, sc.r))
+    eig = np.linalg.eigvalsh(np.einsum("nir,nis->nrs", A, A) / sc.N).ravel()
+    wts = np.full(eig.size, 1.0 / eig.size)
+    for loss, kind in (("supervised", "supervised"), ("unsupervised", "misfit")):
+        opt = [deep_lt_risk(K, 1.0, s_mid ** 2 / sc.N, eig, wts, kind) * sc.r / sc.d for K in depths]
+        ax.plot(depths, opt, ls=(0, (4, 2)), color=COLORS[f"LT-{loss}"], lw=0.9, alpha=0.8,
+                label=f"optimum of Gamma_k = a_k UU^T ({kind})")
+        rows += [("optimum", kind, K, s_mid, "", v, "", "", "") for K, v in zip(depths, opt)]
+    if (s_mid, 0) in runs:
+        for k, ls in (("TRE", "--"), ("ORE", ":"), ("RE", "-.")):
+            ax.axhline(runs[(s_mid, 0)].scores[k].mean, color=COLORS[k], ls=ls, lw=1.2, label=k)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    _log_ticks(ax, depths)
+    ax.set_xlabel("layers K")
+    ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$ ($\pm 2$ SE)")
+    ax.set_title(f"sigma={s_mid:g}; d={sc.d}, N={sc.N}, r={sc.r}, n_s={sc.n_s}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for i, loss in enumerate(LT_LOSSES):
+        k = f"LT-{loss}"
+        pts = [(K, sl, lo, hi) for n, K, sl, lo, hi, _ in slopes if n == k and np.isfinite(sl)]
+        if not pts:
+            continue
+        x = np.array([p[0] for p in pts], dtype=float) * (1 + 0.05 * (i - 1))
+        sl = np.array([p[1] for p in pts])
+        ax.errorbar(x, sl, yerr=[sl - np.array([p[2] for p in pts]), np.array([p[3] for p in pts]) - sl],
+                    marker=MARKERS[k], color=COLORS[k], label=k, capsize=3, ls="-")
+    for n, K, sl, lo, hi, _ in slopes:
+        if n in ("TRE", "ORE") and np.isfinite(sl):
+            ax.axhline(sl, color=COLORS[n], ls="--" if n == "TRE" else ":", lw=1.2, label=f"{n} ({sl:.2f})")
+    ax.axhline(2.0, color="k", lw=0.6, alpha=0.5)
+    ax.set_xscale("log", base=2)
+    _log_ticks(ax, depths)
+    ax.set_xlabel("layers K")
+    ax.set_ylabel(r"slope of log MSE vs log $\sigma$ (95% CI); 2 = RMSE linear")
+    ax.set_title(f"sigma in {{{', '.join(f'{s:g}' for s in sigmas)}}}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    for loss, (K, a) in align.items():
+        k = f"LT-{loss}"
+        layers = np.arange(1, len(a) + 1)
+        ax.plot(layers, [v["cosine"] for v in a], marker=MARKERS[k], color=COLORS[k],
+                label=f"{k} (K={K}): cos(Gamma_k, Sigma_w)")
+        ax.plot(layers, [v["in_span"] for v in a], ls="--", color=COLORS[k], lw=0.9,
+                label=f"{k}: share in span U")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel(f"layer k (sigma={s_mid:g}, first seed)")
+    ax.set_ylabel("alignment")
+    ax.legend(fontsize=6.5)
+    files = save_figure(fig, out_dir, "inverse_depth", header, rows)
+    plt.close(fig)
+    return FigureOutput("inverse_depth", files, header, [r for r in rows if r[0] != "gamma"],
+                        "Depth study: MSE vs K, sigma-slope vs K, and learned Gamma_k against prior-preconditioned "
+                        "GD steps (cosine with Sigma_w, share inside span U).")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 import time
 from dataclasses import dataclass, field
@@ -119,7 +120,8 @@ def save_figure(fig, out_dir: Path, name: str, header: Sequence[str], rows: Sequ
 
 def run_figures(out_dir: Path, quick: bool, only: Sequence[str] | None = None,
                 stream=None, *, progress_stream=None, quiet: bool = False,
-                cache_dir: Path | None = None, use_cache: bool = True) -> list[FigureOutput]:
+                cache_dir: Path | None = None, use_cache: bool = True,
+                scale: str | None = None) -> list[FigureOutput]:
     """Regenerate the selected figures (all when ``only`` is None), printing progress and each table.
 
     Tables and the closing line go to ``stream`` (stdout), progress to ``progress_stream``
@@ -163,7 +165,9 @@ def run_figures(out_dir: Path, quick: bool, only: Sequence[str] | None = None,
             def progress(msg: str, _name=name):
                 note(f"    {_name}: {msg}")
 
-            out = spec.build(Path(out_dir), quick, progress)
+            takes_scale = "scale" in inspect.signature(spec.build).parameters
+            extra = {"scale": scale} if scale is not None and takes_scale else {}
+            out = spec.build(Path(out_dir), quick, progress, **extra)
             outputs.append(out)
             note(f"    wrote {', '.join(str(f) for f in out.files)} ({time.perf_counter() - start:.1f} s)")
             text = f"== {name}\n" + (out.table() + "\n" if out.header else "")

@@ -1,18 +1,19 @@
-r"""Experiments of issue 5 (inverse ICL): RE, TRE, LT (three losses) and ORE on fresh contexts.
+r"""Inverse ICL experiments: RE, TRE, LT (three losses) and ORE on fresh contexts, over training seeds.
 
-:func:`compare_estimators` is the one runner: it draws one task distribution (seeded), n_s training
-contexts and n_test test contexts, fits every estimator on the training contexts, and scores
-``||w_hat - w||^2 / d`` (MSE per coordinate) on the test contexts with its standard error. The
-four experiments call it over parameter sweeps; the CLI calls it once.
+One *run* (:func:`run_estimator`) fits one estimator on the n_s training contexts of one training
+seed and scores ``||w_hat - w||^2 / d`` (MSE per coordinate) on n_test fresh test contexts. The
+task distribution (the bases Q, U) is drawn from ``model_seed`` and is the same for every training
+seed; training and test contexts of seed s come from their own generators, so runs are
+reproducible one by one and can be cached one by one (:class:`RunCache`, content-addressed on the
+whole job and the code). :func:`compare_estimators` runs every estimator for several seeds and
+reports, per estimator, the mean over seeds and its standard error *across seeds* (which contains
+both the training-set and the test-context variability), plus the test-context SE of each seed.
 
-Sizes: ``SCALES`` holds 'quick' (README job, small d), 'medium' (d=100, N=50 but fewer tasks,
-fewer layers and L-BFGS iterations) and 'full' (the stated d=100, N=50, n_s=1e4, K=4). The figure
-builders use 'quick' or 'full'; the environment variable LOWRANK_ICL_INVERSE_SCALE overrides the
-full-mode scale (e.g. 'medium').
+Sizes: :data:`SCALES` 'quick' (seconds), 'medium' and 'paper' (d = 100, N = 50, n_s = 1e4, K = 4,
+5 training seeds).
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -26,10 +27,13 @@ from lowrank_icl.numerics import (
     InverseModel,
     InverseParams,
     InverseRegimeWarning,
+    lt1_theory,
     mse_per_coordinate,
+    ore_risk,
 )
 
 ESTIMATOR_ORDER = ("RE", "TRE", "LT-unsupervised", "LT-heldout", "LT-supervised", "ORE")
+BASELINES = ("RE", "TRE", "ORE")
 
 
 @dataclass(frozen=True)
@@ -42,44 +46,210 @@ class Scale:
     n_s: int
     n_test: int
     K: int
-    maxiter: int
+    seeds: tuple           # training seeds (>= 5 at the paper's scale)
     sigmas: tuple          # experiment 1 noise levels
     ranks: tuple           # experiment 3 ranks (r/N sweep of experiment 4)
     sigma_sweep: tuple     # experiment 4 noise sweep
     conds: tuple           # experiment 4 condition-number sweep
     n_prior: int           # experiment 2: contexts used for the output mean and covariance
+    depths: tuple = (1, 2, 4, 8, 16)   # depth study
 
 
 SCALES = {
-    "quick": Scale(d=30, N=15, r=3, n_s=1500, n_test=600, K=2, maxiter=80, sigmas=(0.03, 0.1, 0.3),
+    "quick": Scale(d=30, N=15, r=3, n_s=1500, n_test=600, K=2, seeds=(0, 1), sigmas=(0.03, 0.1, 0.3),
                    ranks=(1, 2, 3, 5, 8, 12, 15), sigma_sweep=(0.01, 0.03, 0.1, 0.3, 1.0), conds=(1, 10, 100),
-                   n_prior=3000),
-    "medium": Scale(d=100, N=50, r=10, n_s=2000, n_test=1000, K=2, maxiter=80, sigmas=(0.03, 0.1, 0.3),
+                   n_prior=3000, depths=(1, 2, 4)),
+    "medium": Scale(d=100, N=50, r=10, n_s=2000, n_test=1000, K=4, seeds=(0, 1, 2), sigmas=(0.03, 0.1, 0.3),
                     ranks=(2, 5, 10, 20, 30, 40, 50), sigma_sweep=(0.01, 0.03, 0.1, 0.3, 1.0),
                     conds=(1, 3, 10, 30, 100), n_prior=10000),
-    "full": Scale(d=100, N=50, r=10, n_s=10000, n_test=2000, K=4, maxiter=250, sigmas=(0.03, 0.1, 0.3),
-                  ranks=(2, 5, 10, 20, 30, 40, 50), sigma_sweep=(0.01, 0.03, 0.1, 0.3, 1.0),
-                  conds=(1, 3, 10, 30, 100), n_prior=10000),
+    "paper": Scale(d=100, N=50, r=10, n_s=10000, n_test=2000, K=4, seeds=(0, 1, 2, 3, 4), sigmas=(0.03, 0.1, 0.3),
+                   ranks=(2, 5, 10, 20, 30, 40, 50), sigma_sweep=(0.01, 0.03, 0.1, 0.3, 1.0),
+                   conds=(1, 3, 10, 30, 100), n_prior=10000),
 }
 
 
-def scale_for(quick: bool) -> tuple[str, Scale]:
-    name = "quick" if quick else os.environ.get("LOWRANK_ICL_INVERSE_SCALE", "full")
+def get_scale(name: str) -> Scale:
+    """The :data:`SCALES` entry ``name`` (ValueError naming the choices otherwise)."""
     if name not in SCALES:
-        raise ValueError(f"LOWRANK_ICL_INVERSE_SCALE must be one of {sorted(SCALES)} (got {name!r})")
-    return name, SCALES[name]
+        raise ValueError(f"scale must be one of {sorted(SCALES)} (got {name!r})")
+    return SCALES[name]
+
+
+def quiet_params(**kw) -> InverseParams:
+    """InverseParams without the r >= N warning (sweeps through r = N on purpose)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InverseRegimeWarning)
+        return InverseParams(**kw)
+
+
+# --- one run -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LTSettings:
+    """Training settings of the LT that enter a run's identity (and its cache key)."""
+
+    rtol: float = 1e-6
+    window: int = 10
+    init: str = "auto"
+    dtype: str = "float32"
+    maxiter: int = 20_000
+    holdout: float = 0.2
+
+    def build(self, K: int, loss: str) -> LT:
+        return LT(K=K, loss=loss, rtol=self.rtol, window=self.window, init=self.init, dtype=np.dtype(self.dtype),
+                  maxiter=self.maxiter, holdout=self.holdout)
+
+
+RE_SETTINGS = {"method": "gcv", "n_grid": 121, "span": (-10.0, 3.0)}
+TRE_SETTINGS = {"rank": None}
+
+
+def params_job(p: InverseParams) -> dict:
+    """Every field of the parameters, as plain JSON (Lambda and w0 included)."""
+    return {"d": p.d, "N": p.N, "r": p.r, "sigma": p.sigma, "cond": p.cond, "n_s": p.n_s,
+            "w0": p.w0.tolist(), "Lambda": p.Lambda.tolist()}
+
+
+def draw_model(params: InverseParams, model_seed: int = 0) -> InverseModel:
+    return InverseModel.draw(params, np.random.default_rng([model_seed, 0]))
+
+
+def training_contexts(model: InverseModel, seed: int):
+    return model.sample(model.params.n_s, np.random.default_rng([seed, 1]))
+
+
+def test_contexts(model: InverseModel, seed: int, n_test: int):
+    return model.sample(n_test, np.random.default_rng([seed, 2]))
 
 
 @dataclass(frozen=True)
+class RunResult:
+    """One estimator, one training seed: test MSE mean and its test-context SE, training record."""
+
+    estimator: str
+    seed: int
+    mse: float
+    sem: float
+    seconds: float
+    converged: bool = True
+    iterations: int = 0
+    train_loss: float | None = None
+    residual: float | None = None
+    extra: dict = field(default_factory=dict)     # e.g. TRE's rank, LT init loss
+
+
+def _fit_and_score(name: str, model: InverseModel, K: int, seed: int, n_test: int, lt: LTSettings, train=None,
+                   test=None):
+    """Fit estimator ``name`` ('RE', 'TRE', 'ORE', 'LT-<loss>') and score it; returns (RunResult, arrays)."""
+    train = training_contexts(model, seed) if train is None else train
+    test = test_contexts(model, seed, n_test) if test is None else test
+    t0 = time.perf_counter()
+    arrays = {}
+    extra = {}
+    if name == "RE":
+        est = RE(**RE_SETTINGS)
+    elif name == "TRE":
+        est = TRE(**TRE_SETTINGS).fit(train.X, train.Y)
+        extra["rank_recovered"] = est.prior_.r
+    elif name == "ORE":
+        est = ORE.from_model(model)
+    elif name.startswith("LT-"):
+        est = lt.build(K, name[3:]).fit(train.X, train.Y, train.W)
+        arrays = {"b": est.b, "Gammas": est.Gammas}
+    else:
+        raise ValueError(f"unknown estimator {name!r}")
+    seconds = time.perf_counter() - t0
+    e = mse_per_coordinate(est.predict(test.X, test.Y), test.W)
+    mse, sem = float(e.mean()), float(e.std(ddof=1) / np.sqrt(e.size))
+    if name.startswith("LT-"):
+        tr = est.train_
+        extra["init_loss"] = tr.init_value
+        extra["evaluations"] = tr.evaluations
+        return RunResult(name, seed, mse, sem, tr.seconds, tr.converged, tr.iterations, tr.value, tr.residual,
+                         extra), arrays
+    return RunResult(name, seed, mse, sem, seconds, extra=extra), arrays
+
+
+class RunCache:
+    """Runs cached one by one in :class:`lowrank_icl.validation.cache.Cache` (namespace 'inverse').
+
+    Key: every field of the parameters (Lambda and w0 included), K, the estimator, the training
+    seed, the model seed, n_test, the LT/RE/TRE settings, and the fingerprint of the modules that
+    compute a run (the inverse model, estimators and LT, the inverse theory they call, this module). ``directory=None``: the user
+    cache folder; ``enabled=False``: no cache at all.
+    """
+
+    CODE = ("lowrank_icl.numerics.inverse.model", "lowrank_icl.numerics.inverse.estimators",
+            "lowrank_icl.numerics.inverse.lt", "lowrank_icl.theory.inverse.bayes",
+            "lowrank_icl.theory.inverse.linear_transformer", "lowrank_icl.validation.inverse.experiments")
+
+    def __init__(self, directory=None, enabled: bool = True):
+        self.cache = None
+        if enabled:
+            from lowrank_icl.validation.cache import Cache
+            self.cache = Cache("inverse", code=self.CODE, directory=directory)
+
+    @staticmethod
+    def job(params, K, name, seed, model_seed, n_test, lt: LTSettings) -> dict:
+        job = {"params": params_job(params), "estimator": name, "seed": seed, "model_seed": model_seed,
+               "n_test": n_test}
+        if name.startswith("LT-"):
+            job["K"] = K
+            job["lt"] = lt.__dict__
+        elif name == "RE":
+            job["re"] = RE_SETTINGS
+        elif name == "TRE":
+            job["tre"] = TRE_SETTINGS
+        return job
+
+    def run(self, params, K, name, seed, *, model_seed=0, n_test=2000, lt: LTSettings = LTSettings(),
+            data=None) -> tuple[RunResult, dict]:
+        """The cached run, else fit and score (``data``: optional (model, train, test) already drawn)."""
+        job = self.job(params, K, name, seed, model_seed, n_test, lt)
+        if self.cache is not None:
+            hit = self.cache.load(job)
+            if hit is not None:
+                value, arrays = hit
+                if not name.startswith("LT-") or {"b", "Gammas"} <= set(arrays):
+                    return RunResult(**value), arrays
+        model, train, test = data if data is not None else (draw_model(params, model_seed), None, None)
+        result, arrays = _fit_and_score(name, model, K, seed, n_test, lt, train, test)
+        if self.cache is not None:
+            self.cache.store(job, result.__dict__, arrays or None)
+        return result, arrays
+
+
+# --- several estimators and seeds ----------------------------------------------------------------
+@dataclass(frozen=True)
 class EstimatorScore:
-    """Test error of one estimator: mean and SE of ||w_hat - w||^2/d, plus its train cost."""
+    """Test error of one estimator over training seeds.
+
+    mean      mean over seeds of the per-seed test MSE
+    sem       its standard error across seeds (training sets and test contexts both vary); for one
+              seed, the test-context SE of that seed
+    sem_test  mean over seeds of the per-seed test-context SE
+    """
 
     mean: float
     sem: float
+    sem_test: float
+    seeds: int
     train_seconds: float
     iterations: int = 0
     converged: bool = True
     train_loss: float = float("nan")
+    per_seed: tuple = ()
+
+
+def aggregate(runs: list[RunResult]) -> EstimatorScore:
+    m = np.array([r.mse for r in runs])
+    s = np.array([r.sem for r in runs])
+    sem = float(m.std(ddof=1) / np.sqrt(m.size)) if m.size > 1 else float(s[0])
+    losses = [r.train_loss for r in runs if r.train_loss is not None]
+    return EstimatorScore(float(m.mean()), sem, float(s.mean()), len(runs),
+                          float(np.mean([r.seconds for r in runs])), int(np.mean([r.iterations for r in runs])),
+                          all(r.converged for r in runs), float(np.mean(losses)) if losses else float("nan"),
+                          tuple(float(x) for x in m))
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,92 +258,82 @@ class Comparison:
 
     params: InverseParams
     K: int
+    seeds: tuple
     scores: dict                    # name -> EstimatorScore
-    rank_recovered: int | None      # TRE's r_hat
+    rank_recovered: tuple           # TRE's r_hat per seed
     ore_theory: float | None        # exact ORE risk / d (theory), None where it does not apply
-    lt1_theory: float | None        # optimal one-layer LT risk / d (theory), None where it does not apply
+    lt1_theory: float | None        # optimal one-layer LT risk / d (theory)
     seconds: float
     model: InverseModel = field(repr=False)
-    ore_conditional: tuple = (None, None)   # mean and SE over the test designs of tr Sigma_post / d
-    estimators: dict = field(repr=False, default_factory=dict)
+    ore_conditional: tuple = (None, None)   # mean and SE over the seed-0 test designs of tr Sigma_post / d
+    runs: dict = field(repr=False, default_factory=dict)   # name -> [RunResult]
+    arrays: dict = field(repr=False, default_factory=dict)  # name -> [arrays per seed]
 
     def to_json(self) -> dict:
         def num(x):
             return None if x is None or not np.isfinite(x) else float(x)
-        return {"mse": {k: {"mean": v.mean, "sem": v.sem} for k, v in self.scores.items()},
+        p = self.params
+        return {"parameters": {"d": p.d, "N": p.N, "r": p.r, "sigma": p.sigma, "cond": p.cond, "n_s": p.n_s,
+                               "K": self.K, "seeds": list(self.seeds), "Lambda": p.Lambda.tolist(),
+                               "w0_norm": float(np.linalg.norm(p.w0))},
+                "mse": {k: {"mean": v.mean, "sem": v.sem, "sem_test": v.sem_test, "seeds": v.seeds}
+                        for k, v in self.scores.items()},
                 "train": {k: {"seconds": v.train_seconds, "iterations": v.iterations,
                               "converged": v.converged, "loss": num(v.train_loss)}
                           for k, v in self.scores.items()},
                 "ore_theory": self.ore_theory, "lt1_theory": self.lt1_theory,
                 "ore_conditional_risk": {"mean": self.ore_conditional[0], "sem": self.ore_conditional[1]},
-                "rank_recovered": self.rank_recovered, "seconds": self.seconds,
-                "params": {"d": self.params.d, "N": self.params.N, "r": self.params.r,
-                           "sigma": self.params.sigma, "cond": self.params.cond, "n_s": self.params.n_s,
-                           "K": self.K}}
+                "rank_recovered": list(self.rank_recovered), "seconds": self.seconds}
 
 
-# --- theory hooks (one home: theory/inverse.py, numerics/inverse_theory.py, owned by the theory workstream)
 def ore_theory(model: InverseModel) -> float | None:
-    """Exact ORE risk per coordinate, E_X tr Sigma_post / d (numerics.inverse_theory.ore_risk)."""
-    from lowrank_icl.numerics import ore_risk
+    """Exact ORE risk per coordinate E_X tr Sigma_post / d; None at sigma = 0 (where ORE is exact)."""
     if model.sigma <= 0:
         return None
     return float(ore_risk(model.Sigma_x, model.U, model.Lambda, model.sigma, model.N).risk) / model.d
 
 
-def lt1_theory(model: InverseModel) -> float | None:
-    """Risk per coordinate of the optimal one-layer LT (K = 1, supervised, n_s -> infinity)."""
-    from lowrank_icl.numerics import lt1_optimal
-    return float(lt1_optimal(model.Sigma_x, model.Sigma_w, model.w0, model.sigma, model.N).risk) / model.d
-
-
-# --- the runner ------------------------------------------------------------------------------
-def _score(est, test, seconds, train=None) -> EstimatorScore:
-    e = mse_per_coordinate(est.predict(test.X, test.Y), test.W)
-    if train is None:
-        return EstimatorScore(float(e.mean()), float(e.std(ddof=1) / np.sqrt(e.size)), seconds)
-    return EstimatorScore(float(e.mean()), float(e.std(ddof=1) / np.sqrt(e.size)), train.seconds,
-                          train.iterations, train.converged, train.value)
-
-
 def compare_estimators(params: InverseParams, *, K: int = 4, losses=LT_LOSSES, n_test: int = 2000,
-                       seed: int = 0, maxiter: int = 250, include=("RE", "TRE", "ORE"), progress=None,
-                       keep_estimators: bool = False, theory: bool = True) -> Comparison:
-    """Fit RE, TRE, LT (one per loss in ``losses``) and ORE on n_s tasks and score them on n_test fresh ones.
+                       seeds=(0,), model_seed: int = 0, include=BASELINES, lt: LTSettings = LTSettings(),
+                       cache: RunCache | None = None, progress=None, theory: bool = True) -> Comparison:
+    """Fit RE, TRE, ORE (``include``) and one LT per loss on n_s tasks per training seed; score on fresh ones.
 
-    The model (Q, U) comes from ``seed``; training and test contexts from the same generator,
-    so every run is reproducible. Theory values come from numerics.inverse_theory.
+    ``cache``: a :class:`RunCache` (default: none, every run computed). Scores are aggregated over
+    ``seeds`` by :func:`aggregate`.
     """
+    seeds = tuple(int(s) for s in seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct (got {seeds})")
     start = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    model = InverseModel.draw(params, rng)
-    train = model.sample(params.n_s, rng)
-    test = model.sample(n_test, rng)
+    cache = cache or RunCache(enabled=False)
     say = progress or (lambda msg: None)
-    scores, ests = {}, {}
-    rank = None
-    for name in include:
-        t0 = time.perf_counter()
-        est = {"RE": RE, "TRE": TRE}.get(name, None)
-        est = ORE.from_model(model) if name == "ORE" else est()
-        est.fit(train.X, train.Y)
-        if name == "TRE":
-            rank = est.prior_.r
-        scores[name] = _score(est, test, time.perf_counter() - t0)
-        ests[name] = est
-    for loss in losses:
-        say(f"training LT K={K} loss={loss} on n_s={params.n_s} (d={params.d}, N={params.N}, r={params.r}, "
-            f"sigma={params.sigma:g}, cond={params.cond:g})")
-        lt = LT(K=K, loss=loss, maxiter=maxiter).fit(train.X, train.Y, train.W)
-        scores[f"LT-{loss}"] = _score(lt, test, 0.0, lt.train_)
-        ests[f"LT-{loss}"] = lt
-    cond_risk = ORE.from_model(model).conditional_risk(test.X)
-    ore_conditional = (float(cond_risk.mean()), float(cond_risk.std(ddof=1) / np.sqrt(cond_risk.size)))
+    model = draw_model(params, model_seed)
+    names = [n for n in include] + [f"LT-{loss}" for loss in losses]
+    runs = {n: [] for n in names}
+    arrays = {n: [] for n in names}
+    for seed in seeds:
+        data = None
+        for name in names:
+            job = cache.job(params, K, name, seed, model_seed, n_test, lt)
+            if cache.cache is None or job not in cache.cache:
+                if data is None:
+                    data = (model, training_contexts(model, seed), test_contexts(model, seed, n_test))
+                if name.startswith("LT-"):
+                    say(f"training {name} K={K} seed={seed} (d={params.d}, N={params.N}, r={params.r}, "
+                        f"sigma={params.sigma:g}, cond={params.cond:g}, n_s={params.n_s})")
+            res, arr = cache.run(params, K, name, seed, model_seed=model_seed, n_test=n_test, lt=lt, data=data)
+            runs[name].append(res)
+            arrays[name].append(arr)
+    scores = {n: aggregate(runs[n]) for n in names}
     ordered = {k: scores[k] for k in ESTIMATOR_ORDER if k in scores}
     ordered.update({k: v for k, v in scores.items() if k not in ordered})
-    return Comparison(params, K, ordered, rank, ore_theory(model) if theory else None,
+    rank = tuple(r.extra.get("rank_recovered") for r in runs.get("TRE", []))
+    test0 = test_contexts(model, seeds[0], n_test)
+    cond_risk = ORE.from_model(model).conditional_risk(test0.X)
+    ore_conditional = (float(cond_risk.mean()), float(cond_risk.std(ddof=1) / np.sqrt(cond_risk.size)))
+    return Comparison(params, K, seeds, ordered, rank, ore_theory(model) if theory else None,
                       lt1_theory(model) if theory else None, time.perf_counter() - start, model,
-                      ore_conditional=ore_conditional, estimators=ests if keep_estimators else {})
+                      ore_conditional=ore_conditional, runs=runs, arrays=arrays)
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -214,9 +374,6 @@ def fit_loglog_slope(x, mean, sem) -> SlopeFit:
     return SlopeFit(float(coef[1]), se, (float(coef[1] - t * se), float(coef[1] + t * se)), chi2 / dof, n)
 
 
-def quiet_params(**kw) -> InverseParams:
-    """InverseParams without the r >= N warning (sweeps through r = N on purpose)."""
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", InverseRegimeWarning)
-        return InverseParams(**kw)
+__all__ = ["SCALES", "Scale", "get_scale", "LTSettings", "RunCache", "RunResult", "EstimatorScore", "Comparison",
+           "compare_estimators", "aggregate", "draw_model", "training_contexts", "test_contexts", "ore_theory",
+           "lt1_theory", "fit_loglog_slope", "SlopeFit", "quiet_params", "params_job"]
