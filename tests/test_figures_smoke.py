@@ -32,7 +32,7 @@ RESULT_COLUMNS = {
     "phase_diagram_tau_kappa": ("tau_on_contour", "kappa_on_contour"),
     "pretraining_design": ("rho", "kappa", "alpha_star", "tau", "token_budget", "e_idg"),
     "crossover_simulation": ("kappa_star_sim", "se_bootstrap", "kappa_star_theory_on_grid", "kappa_star_theory"),
-    "inverse_noise": ("sigma", "mse", "sem", "ore_theory", "lt1_theory"),
+    "inverse_noise": ("sigma", "mse", "sem_seeds", "sem_test", "ore_theory", "lt1_theory"),
     "inverse_prior": ("mean_rel_error", "cov_rel_error", "eig1"),
     "inverse_rank": ("r", "mse", "sem"),
     "inverse_scaling": ("slope_mse", "ci95_lo", "ci95_hi", "se"),
@@ -42,17 +42,18 @@ ROW_FILTER = {"full_attention": lambda row: row["D"].isdigit()}
 OWN_SMOKE_TEST = {"bayes_crossover": "tests/test_figure_bayes.py",
                   **{name: "tests/test_spectra_figures.py"
                      for name in ("spectra_transition", "spectra_power_law", "spectra_alignment")},
+                  "inverse_depth": "tests/test_inverse_figures.py",
                   **{name: "tests/test_transformers.py"
                      for name in ("transformers_kappa", "transformers_rho", "transformers_alpha_test")}}
 
 
 def _tiny_inverse_scale(monkeypatch):
-    """The inverse builders size themselves by a named scale; register a tiny one and select it."""
+    """The inverse builders size themselves by a named scale: register a tiny one."""
     from lowrank_icl.validation.inverse import experiments
-    tiny = experiments.Scale(d=10, N=6, r=2, n_s=120, n_test=60, K=1, maxiter=5, sigmas=(0.1, 0.3),
+    tiny = experiments.Scale(d=10, N=6, r=2, n_s=120, n_test=60, K=1, seeds=(0, 1), sigmas=(0.1, 0.3),
                              ranks=(1, 2, 3, 6), sigma_sweep=(0.1, 0.3, 1.0), conds=(1, 3, 10), n_prior=200)
     monkeypatch.setitem(experiments.SCALES, "tiny", tiny)
-    monkeypatch.setenv("LOWRANK_ICL_INVERSE_SCALE", "tiny")
+    return "tiny"
 
 
 def _build_tiny(name, out_dir, monkeypatch):
@@ -62,8 +63,7 @@ def _build_tiny(name, out_dir, monkeypatch):
     entry = all_figures()[name]
     messages = []
     if name.startswith("inverse_"):
-        _tiny_inverse_scale(monkeypatch)
-        return entry.build(out_dir, False, messages.append)
+        return entry.build(out_dir, False, messages.append, scale=_tiny_inverse_scale(monkeypatch))
     if "tiny" not in inspect.signature(entry.build).parameters:
         pytest.fail(f"figure {name!r}: its builder needs a tiny=False keyword (smoke-test size)")
     return entry.build(out_dir, False, messages.append, tiny=True)

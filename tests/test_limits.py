@@ -19,7 +19,7 @@ S2 = sigma**2
 
 
 def test_t_series_leading_terms():
-    """Laurent/Taylor start of t = g~(-nu) quoted in the brief."""
+    """Laurent/Taylor start of t = g~(-nu), the leading terms of the large-alpha expansion (docs/derivations.md)."""
     above, s_a = derive_t_series(CASE_KAPPA_ABOVE, 3)
     below, s_b = derive_t_series(CASE_KAPPA_BELOW, 3)
     assert (s_a, s_b) == (0, -1)

@@ -27,7 +27,7 @@ Training
     F(V, W) = (1/M) sum_mu (y_mu - yhat_mu)^2 + (lam M0 / M) ||V||_F^2 ||W||_F^2.
 
 The product penalty is the Frobenius norm of the bilinear map V (x) W; on the embedding of a Gamma
-it is exactly ||Gamma||_F^2, so F is the ridge objective of the forward spec divided by M. (Plain
+it is exactly ||Gamma||_F^2, so F is the pretraining ridge objective (docs/model.md) divided by M. (Plain
 weight decay ||V||^2 + ||W||^2 would give 2 ||Gamma||_F at the balanced point, a different
 penalty.) F is invariant under (V, W) -> (c V, W / c). The hand-derived gradient, with
 r_mu = yhat_mu - y_mu, b_mu = W[:, :D] x_mu, a_mu = S_mu v, is
