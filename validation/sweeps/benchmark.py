@@ -99,4 +99,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    # run from the importable module, not __main__: worker processes must be able to import the cells
+    from lowrank_icl.validation.sweeps.benchmark import main as _importable_main
+    _importable_main()
