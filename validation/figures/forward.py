@@ -154,6 +154,20 @@ def _finish(fig, out_dir, name, rows, caption):
 FIG1 = dict(alpha=4.0, tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1)
 
 
+def _error_series(sims, points, idx, dims, k, rows, label):
+    """1/D-extrapolated error ``k`` at the simulated points ``idx``, with one table row each
+    (labelled ``label(i)``) appended to ``rows``; returns (extrapolations, means at the largest D)."""
+    exs, lasts = [], []
+    for i in idx:
+        ex, last = _extrapolated(sims, i, dims, lambda s, k=k: getattr(s.errors(), k),
+                                 _theory_errors(_params_dict(points[i]), k))
+        exs.append(ex)
+        lasts.append(last)
+        theory = getattr(solve(**_params_dict(points[i])).errors(), k)
+        rows.append(_row(label(i), f"e_{k}", dims, ex, theory, last))
+    return exs, lasts
+
+
 @figure("forward_alpha_test", "TM/IDG/ODG test error vs test context ratio alpha_t (theory + simulation)")
 def build_alpha_test(out_dir, quick, progress, tiny=False) -> FigureOutput:
     import matplotlib.pyplot as plt
@@ -250,14 +264,8 @@ def build_rank_transition(out_dir, quick, progress, tiny=False) -> FigureOutput:
             ax.plot(grid, err, color=color, label=fr"$\rho={rho:g}$ theory")
             ax.axvline(rho, color=color, ls=":", lw=0.8)
             idx = [i for i, (r_, _) in enumerate(labels) if r_ == rho]
-            exs, lasts = [], []
-            for i in idx:
-                ex, last = _extrapolated(sims, i, budget.dims, lambda s, k=k: getattr(s.errors(), k),
-                                         _theory_errors(_params_dict(points[i]), k))
-                exs.append(ex)
-                lasts.append(last)
-                th = getattr(solve(kappa=labels[i][1], rho=rho, **p).errors(), k)
-                rows.append(_row(f"rho={rho:g} kappa={labels[i][1]:g}", f"e_{k}", budget.dims, ex, th, last))
+            exs, lasts = _error_series(sims, points, idx, budget.dims, k, rows,
+                                       lambda i: f"rho={rho:g} kappa={labels[i][1]:g}")
             _plot_points(ax, [labels[i][1] for i in idx], exs, lasts, color)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -300,14 +308,8 @@ def build_double_descent(out_dir, quick, progress, tiny=False) -> FigureOutput:
             th = getattr(solve(**_params_dict(ForwardParams.from_full_rank(alpha=a, tau=grid, **FIG4_LU))).errors(), k)
             ax.plot(grid, th, color=color, label=fr"$\alpha={a:g}$")
             idx = [i for i, (a_, _) in enumerate(labels) if a_ == a]
-            exs, lasts = [], []
-            for i in idx:
-                ex, last = _extrapolated(sims, i, budget.dims, lambda s, k=k: getattr(s.errors(), k),
-                                         _theory_errors(_params_dict(points[i]), k))
-                exs.append(ex)
-                lasts.append(last)
-                th_i = getattr(solve(**_params_dict(points[i])).errors(), k)
-                rows.append(_row(f"alpha={a:g} tau={labels[i][1]:g}", f"e_{k}", budget.dims, ex, th_i, last))
+            exs, lasts = _error_series(sims, points, idx, budget.dims, k, rows,
+                                       lambda i: f"alpha={a:g} tau={labels[i][1]:g}")
             _plot_points(ax, [labels[i][1] for i in idx], exs, lasts, color)
         ax.axvline(1.0, color="gray", ls=":", lw=0.8)
         ax.set_xscale("log")
