@@ -21,7 +21,6 @@ table lists, per point, the extrapolated value, its SE, the theory and whether
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from lowrank_icl.numerics import ForwardParams, solve

@@ -30,7 +30,6 @@ from lowrank_icl.validation.inverse.experiments import (
     lt1_theory,
     ore_theory,
     quiet_params,
-    test_contexts,
     training_contexts,
 )
 
