@@ -34,6 +34,7 @@ import numpy as np
 from lowrank_icl.numerics._checks import check_int
 from lowrank_icl.numerics.forward.params import ForwardParams
 from lowrank_icl.numerics.forward.precision import log_bracket_mp, newton_in_log_mp
+from lowrank_icl.numerics.forward.results import to_mp, unwrap
 from lowrank_icl.numerics.forward import ForwardErrors, ForwardSolution  # the package's public result types
 from lowrank_icl.numerics.forward.spectrum import TaskSpectrum
 from lowrank_icl.theory.forward.saddle_point import evaluate_explicit, numeric_published_map
@@ -285,8 +286,8 @@ class SpectrumSolution(ForwardSolution):
             "sigma_test", sigma_test, lower=0.0, lower_inclusive=True)
         spec = self.spectrum
         m1, mt = spec.train_mean, spec.test_mean
-        if _is_mp(self.q):
-            a_t, s_t = _to_mp(a_t), _to_mp(s_t)
+        if isinstance(self.q, mpmath.mpf) or getattr(self.q, 'dtype', None) == object:
+            a_t, s_t = to_mp(a_t), to_mp(s_t)
             m1, mt = mpmath.mpf(m1), mpmath.mpf(mt)
         if self.precision is not None:
             with mpmath.workdps(self.precision):
@@ -299,7 +300,7 @@ class SpectrumSolution(ForwardSolution):
                  "idg": parts["q0"]["noise_T"] + parts["q0"]["noise_R"], "odg": self.noise_test}
         means = {"tm": m1, "idg": m1, "odg": mt}
         with np.errstate(invalid="ignore"):
-            return ForwardErrors(**{k: _unwrap(s_t**2 + self.bias[k] + noise[k] + (means[k] + s_t**2) * self.q_bar / a_t)
+            return ForwardErrors(**{k: unwrap(s_t**2 + self.bias[k] + noise[k] + (means[k] + s_t**2) * self.q_bar / a_t)
                                     for k in ("tm", "idg", "odg")})
 
 
@@ -612,22 +613,6 @@ def _solve_mp(params, spectrum, precision):
 def col_parts(rows, k, pn, shape):
     arr = np.array([r[k][pn] for r in rows], dtype=object)
     return arr.reshape(shape)[()] if shape else arr[0]
-
-
-def _is_mp(x) -> bool:
-    return isinstance(x, mpmath.mpf) or (isinstance(x, np.ndarray) and x.dtype == object)
-
-
-def _to_mp(x):
-    arr = np.asarray(x)
-    if arr.ndim == 0:
-        return mpmath.mpf(float(arr))
-    return np.vectorize(lambda v: mpmath.mpf(float(v)), otypes=[object])(arr)
-
-
-def _unwrap(x):
-    x = np.asarray(x) if not isinstance(x, mpmath.mpf) else x
-    return x[()] if isinstance(x, np.ndarray) and x.ndim == 0 else x
 
 
 __all__ = ["solve_spectrum", "SpectrumSolution", "SpectralTransforms", "spectral_transforms"]
