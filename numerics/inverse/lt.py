@@ -19,9 +19,9 @@ Two evaluations of the same loss and gradient:
   through main memory per evaluation (kept as the benchmark baseline and the test oracle);
 * :class:`LTObjective` -- the fast kernel: contexts are processed in cache-sized blocks that go
   through the whole forward and backward recursion while resident (X read from memory once per
-  evaluation), z = X^T Y / N precomputed, X optionally stored in float32 (computation and every
-  accumulation stay float64), the d x d gradient products done as one large GEMM per layer, and
-  the blocks optionally split over threads.
+  evaluation), z = X^T Y / N precomputed, an optional float32 working precision (sums over
+  blocks in float64), the gradient a_k^T g_k accumulated block by block, and the blocks split
+  over threads with a result that does not depend on the number of threads.
 
 Backpropagation (both kernels): with a_k = dL/dw_k,
     dL/dGamma_k = sum_j a_k^j (g_k^j)^T,  g_k = z - S w_{k-1},
@@ -107,16 +107,25 @@ class LTObjective:
     K, loss     depth and one of :data:`LT_LOSSES`.
     W           (n, d) true task vectors (``loss='supervised'``).
     X_val, Y_val  held-out rows (n, N_val, d), (n, N_val) (``loss='heldout'``).
-    dtype       precision of X (and X_val) and of the products with them: float64 (equal to the
-                reference kernel to rounding) or float32 (half the memory traffic and twice the
-                vector width: X rounded once to float32 and each X v, X^T r computed in float32,
-                relative error ~1e-7; z = X^T Y / N from the float64 input, the recursion w_k,
-                the Gamma products, the loss and every sum over contexts stay float64).
-    block       contexts per cache block (default: about 512 kB of X per block).
+    dtype       working precision: float64 (equal to the reference kernel to rounding) or float32
+                (X, z, Gamma and the recursion w_k, a_k held in float32: half the memory traffic and
+                twice the vector width, relative error ~1e-6; the loss and every sum over blocks
+                accumulate in float64). Training uses float32 to approach the minimum and float64
+                to finish (:class:`LT`).
+    block       contexts per cache block (default: about 2.5 MB of X per block, 131 contexts at
+                N = 50, d = 100 in float32, 65 in float64).
     workers     threads over the blocks (numpy releases the GIL in its kernels).
 
-    In float32 mode the value and gradient differ from float64 by ~1e-7 relative (tested).
+    Blocks are grouped into at most :data:`CHUNKS` fixed chunks whose partial sums are added in
+    chunk order, so the value and gradient are bit-identical for any ``workers``.
+
+    Cost of one evaluation: each block goes through the whole forward and backward recursion while
+    it is in cache, so X is read from memory once; per context and layer, S v = X^T (X v) / N twice
+    (forward and backward), and per block three (block x d) x (d x d) products with Gamma_k
+    (forward step, backward step, gradient a_k^T g_k accumulated per chunk).
     """
+
+    CHUNKS = 8
 
     def __init__(self, X, Y, *, K: int, loss: str, W=None, X_val=None, Y_val=None, dtype=np.float64,
                  block: int | None = None, workers: int = 1):
@@ -130,21 +139,23 @@ class LTObjective:
         self.loss = loss
         self.n, self.N, self.d = X.shape
         self.workers = check_int("workers", workers, lower=1, upper=64)
-        row_bytes = self.N * self.d * 8
-        self.block = check_int("block", block if block is not None else max(4, (256 * 1024) // row_bytes), lower=1)
+        row_bytes = self.N * self.d * dtype.itemsize
+        self.block = check_int("block", block if block is not None else max(4, (5 << 19) // row_bytes), lower=1)
         self.dtype = dtype
         with single_threaded_blas():
-            self.z = np.einsum("nij,ni->nj", X, Y) / self.N          # X^T Y / N, float64 from the input
+            z = np.einsum("nij,ni->nj", X, Y) / self.N          # X^T Y / N, float64 from the input
+        self.z = z.astype(dtype, copy=False)
         self.X = np.ascontiguousarray(X, dtype=dtype)
         self.Y = self.W = self.X_val = self.Y_val = None
         if loss == "supervised":
             if W is None:
                 raise ValueError("loss='supervised' needs W (the true task vectors)")
-            self.W = np.asarray(W, dtype=float)
-            if self.W.shape != (self.n, self.d):
-                raise ValueError(f"W must have shape ({self.n}, {self.d}) (got {self.W.shape})")
+            W = np.asarray(W, dtype=float)
+            if W.shape != (self.n, self.d):
+                raise ValueError(f"W must have shape ({self.n}, {self.d}) (got {W.shape})")
+            self.W = W.astype(dtype, copy=False)
         elif loss == "unsupervised":
-            self.Y = Y
+            self.Y = Y.astype(dtype, copy=False)
         else:
             if X_val is None or Y_val is None:
                 raise ValueError("loss='heldout' needs X_val and Y_val (the held-out rows)")
@@ -152,7 +163,9 @@ class LTObjective:
             if X_val.shape[0] != self.n:
                 raise ValueError("X_val must hold the same contexts as X")
             self.X_val = np.ascontiguousarray(X_val, dtype=dtype)
-            self.Y_val = Y_val
+            self.Y_val = Y_val.astype(dtype, copy=False)
+        starts = np.arange(0, self.n, self.block)
+        self._chunks = [c for c in np.array_split(starts, min(self.CHUNKS, starts.size)) if c.size]
         self.evaluations = 0
 
     @property
@@ -167,79 +180,73 @@ class LTObjective:
 
     def __call__(self, theta) -> tuple[float, np.ndarray]:
         theta = np.asarray(theta, dtype=float)
-        d, K, n = self.d, self.K, self.n
+        d, K = self.d, self.K
         if theta.shape != (self.size,):
             raise ValueError(f"theta must have shape ({self.size},) (got {theta.shape})")
         self.evaluations += 1
-        b = theta[:d]
-        Gammas = theta[d:].reshape(K, d, d)
-        G_all = np.empty((K, n, d))     # g_k = z - S w_{k-1}
-        A_all = np.empty((K, n, d))     # a_k = dL/dw_k
-        bounds = np.linspace(0, n, self.workers + 1).astype(int)
+        b = theta[:d].astype(self.dtype)
+        Gammas = theta[d:].reshape(K, d, d).astype(self.dtype)
         with single_threaded_blas():
-            if self.workers == 1:
-                parts = [self._range(0, n, b, Gammas, G_all, A_all)]
+            if self.workers == 1 or len(self._chunks) == 1:
+                parts = [self._chunk(c, b, Gammas) for c in self._chunks]
             else:
                 from concurrent.futures import ThreadPoolExecutor
-                with ThreadPoolExecutor(self.workers) as pool:
-                    parts = list(pool.map(lambda i: self._range(bounds[i], bounds[i + 1], b, Gammas, G_all, A_all),
-                                          range(self.workers)))
-            grad = np.empty(self.size)
-            gG = grad[d:].reshape(K, d, d)
-            for k in range(K):
-                np.matmul(A_all[k].T, G_all[k], out=gG[k])
-        value = sum(p[0] for p in parts)
-        grad[:d] = sum(p[1] for p in parts)
-        return value, grad
-
-    def _range(self, lo, hi, b, Gammas, G_all, A_all):
-        """Forward and backward over contexts lo..hi, block by block; returns (loss part, dL/db part)."""
-        K, N, n = self.K, self.N, self.n
+                with ThreadPoolExecutor(min(self.workers, len(self._chunks))) as pool:
+                    parts = list(pool.map(lambda c: self._chunk(c, b, Gammas), self._chunks))
         value = 0.0
-        gb = np.zeros(self.d)
-        for s in range(lo, hi, self.block):
-            e = min(hi, s + self.block)
+        grad = np.zeros(self.size)
+        for v, g in parts:          # fixed chunk order: the same sum for any number of workers
+            value += v
+            grad += g
+        return value / self.n, grad
+
+    def _chunk(self, starts, b, Gammas):
+        """Forward and backward over the blocks starting at ``starts``; returns (n x loss part, gradient part)."""
+        K, N, n, d = self.K, self.N, self.n, self.d
+        dt = self.dtype
+        value = 0.0
+        grad = np.zeros(self.size)
+        gG = grad[d:].reshape(K, d, d)
+        gs = [None] * K
+        two_over_n = dt.type(2.0 / n)
+        for s in starts:
+            e = min(n, s + self.block)
             x = self.X[s:e]
-            w = np.broadcast_to(b, (e - s, self.d))
+            w = np.broadcast_to(b, (e - s, d))
             for k in range(K):
                 g = self.z[s:e] - _apply_gram(x, w) / N
-                G_all[k, s:e] = g
+                gs[k] = g
                 w = w + g @ Gammas[k].T
             if self.loss == "supervised":
                 diff = w - self.W[s:e]
-                value += float(np.sum(diff * diff))
-                a = (2.0 / n) * diff
+                value += float(np.sum(diff * diff, dtype=np.float64))
+                a = two_over_n * diff
             else:
                 xr, yr = (x, self.Y[s:e]) if self.loss == "unsupervised" else (self.X_val[s:e], self.Y_val[s:e])
                 res = _apply(xr, w) - yr
-                value += float(np.sum(res * res))
-                a = (2.0 / n) * _apply_transpose(xr, res)
+                value += float(np.sum(res * res, dtype=np.float64))
+                a = two_over_n * _apply_transpose(xr, res)
             for k in range(K - 1, -1, -1):
-                A_all[k, s:e] = a
+                gG[k] += a.T @ gs[k]
                 h = a @ Gammas[k]
                 a = a - _apply_gram(x, h) / N
-            gb += a.sum(axis=0)
-        return value / n, gb
+            grad[:d] += a.sum(axis=0, dtype=np.float64)
+        return value, grad
 
 
 def _apply_gram(x, v):
-    """X_j^T X_j v_j for a block x (c, N, d), v (c, d): two batched matrix-vector products in x's precision.
-
-    Returns float64. In float32 mode each product is a float32 inner product of length N or d
-    (relative error ~ 1e-7 of the product); everything outside stays float64.
-    """
-    v = v.astype(x.dtype, copy=False)
-    return np.matmul(np.matmul(x, v[:, :, None]).transpose(0, 2, 1), x)[:, 0, :].astype(np.float64, copy=False)
+    """X_j^T (X_j v_j) for a block x (c, N, d), v (c, d): two batched matrix-vector products (x's precision)."""
+    return np.matmul(np.matmul(x, v[:, :, None]).transpose(0, 2, 1), x)[:, 0, :]
 
 
 def _apply(x, v):
-    """X_j v_j (c, N) in x's precision, returned as float64."""
-    return np.matmul(x, v.astype(x.dtype, copy=False)[:, :, None])[:, :, 0].astype(np.float64, copy=False)
+    """X_j v_j (c, N) in x's precision."""
+    return np.matmul(x, v[:, :, None])[:, :, 0]
 
 
 def _apply_transpose(x, r):
-    """X_j^T r_j (c, d) in x's precision, returned as float64."""
-    return np.matmul(r.astype(x.dtype, copy=False)[:, None, :], x)[:, 0, :].astype(np.float64, copy=False)
+    """X_j^T r_j (c, d) in x's precision."""
+    return np.matmul(r[:, None, :], x)[:, 0, :]
 
 
 def lt_loss_and_grad(theta, d: int, K: int, loss: str, X, Y, W=None, X_val=None, Y_val=None):
@@ -310,6 +317,13 @@ class LT:
     * ``'gd'``: b = 0, Gamma_k = I / (2 L), L the mean largest eigenvalue of X^T X / N (plain
       preconditioned GD steps; the previous default).
 
+    Preconditioning (``precondition``): L-BFGS runs in Phi_k = Gamma_k P_k^{-1}, P_k the frozen input
+    whitening of :func:`input_whitening` (same objective, better conditioned). ``'auto'``: on for the
+    supervised and held-out losses, off for the unsupervised one. Measured at d = 100, N = 50,
+    n_s = 1e4, K = 4 (seed 0, sigma = 0.1): supervised 274 iterations to loss 0.02228 (0.02323 in
+    438 without); held-out 1150 to 0.2585 (0.2933 in 1727 without, where the rule stopped a slow
+    creep); unsupervised 188 to 0.696 (0.523 in 338 without: a different, higher minimum).
+
     ``kernel='fast'`` trains with :class:`LTObjective` (``dtype``, ``workers``), ``'reference'`` with
     :func:`lt_loss_and_grad_reference`. With ``dtype=float32`` L-BFGS first runs on the float32
     kernel (until the criterion holds or the line search fails at the float32 resolution of the
@@ -319,7 +333,8 @@ class LT:
 
     def __init__(self, K: int = 1, loss: str = "supervised", holdout: float = 0.2, maxiter: int = 20_000,
                  rtol: float = 1e-6, window: int = 10, gtol: float = 1e-10, init: str = "auto",
-                 kernel: str = "fast", dtype=np.float64, workers: int = 1, tol: float | None = None):
+                 kernel: str = "fast", dtype=np.float64, workers: int = 1, precondition: str | bool = "auto",
+                 tol: float | None = None):
         self.K = check_int("K", K, lower=1)
         if loss not in LT_LOSSES:
             raise ValueError(f"loss must be one of {LT_LOSSES} (got {loss!r})")
@@ -339,6 +354,9 @@ class LT:
         self.kernel = kernel
         self.dtype = dtype
         self.workers = check_int("workers", workers, lower=1, upper=64)
+        if precondition not in ("auto", True, False):
+            raise ValueError(f"precondition must be 'auto', True or False (got {precondition!r})")
+        self.precondition = precondition
         self.b = None
         self.Gammas = None
         self.train_ = None
@@ -419,27 +437,55 @@ class LT:
                         last["rel"] = rel
                         raise StopIteration
             init_value = float(counted(theta0)[0])
+            whiten = self.precondition if self.precondition != "auto" else self.loss != "unsupervised"
+            P = input_whitening(theta0, X, Y, K) if whiten else {1: None, -1: None}
+
+            def right_multiply(v, M):        # [b, A_1..A_K] -> [b, A_1 M_1..A_K M_K]
+                if M is None:
+                    return v
+                out = v.copy()
+                out[d:] = np.matmul(v[d:].reshape(K, d, d), M).ravel()
+                return out
+
+            def objective_phi(phi):         # Gamma_k = Phi_k P_k, dL/dPhi_k = dL/dGamma_k P_k (P_k symmetric)
+                v, g = counted(right_multiply(phi, P[1]))
+                return v, right_multiply(g, P[1])
+
             options = dict(maxiter=self.maxiter, maxfun=4 * self.maxiter, ftol=0.0, gtol=self.gtol, maxcor=20)
-            res = minimize(counted, theta0, jac=True, method="L-BFGS-B", callback=callback, options=options)
+            history.append(init_value)      # each phase's history starts at its starting value
+            res = minimize(objective_phi, right_multiply(theta0, P[-1]), jac=True, method="L-BFGS-B",
+                           callback=callback, options=options)
             iterations = int(res.nit)
             if self.kernel == "fast" and np.dtype(self.dtype) == np.float32:
                 # float32 values resolve the loss to ~1e-7: finish in float64, where the criterion is checked
                 fun = LTObjective(X, Y, K=K, loss=self.loss, dtype=np.float64, workers=self.workers, **kwargs)
                 history.clear()
+                history.append(float(fun(right_multiply(res.x, P[1]))[0]))
                 last.pop("rel", None)
-                res = minimize(counted, res.x, jac=True, method="L-BFGS-B", callback=callback, options=options)
+                res = minimize(objective_phi, res.x, jac=True, method="L-BFGS-B", callback=callback,
+                               options=options)
                 iterations += int(res.nit)
+            theta_final = right_multiply(res.x, P[1])
         seconds = time.perf_counter() - start
         rel = last.get("rel")
-        if rel is None and len(history) > self.window:
-            rel = (history[-1 - self.window] - history[-1]) / max(abs(history[-1]), 1e-300)
+        span = min(self.window, len(history) - 1)
+        if rel is None and span >= 1:
+            rel = (history[-1 - span] - history[-1]) / max(abs(history[-1]), 1e-300)
         stopped_by_rule = "rel" in last
         gradient_test = bool(res.success) and "PROJ" in str(res.message).upper()
-        converged = stopped_by_rule or gradient_test
-        message = (f"relative loss decrease {rel:.2e} < rtol={self.rtol:g} over {self.window} iterations"
-                   if stopped_by_rule else str(res.message))
-        self.b = res.x[:d].copy()
-        self.Gammas = res.x[d:].reshape(K, d, d).copy()
+        # L-BFGS-B with ftol = 0 stops on 'REDUCTION OF F' only when an iteration could not lower the loss
+        # at all: stationary to rounding, converged if the decrease since the phase start is below rtol
+        stalled = "REDUCTION OF F" in str(res.message).upper() and rel is not None and rel < self.rtol
+        converged = stopped_by_rule or gradient_test or stalled
+        if stopped_by_rule:
+            message = f"relative loss decrease {rel:.2e} < rtol={self.rtol:g} over {self.window} iterations"
+        elif stalled:
+            message = (f"no further decrease at float64 resolution: relative decrease {rel:.2e} < "
+                       f"rtol={self.rtol:g} over the last {span} iterations")
+        else:
+            message = str(res.message)
+        self.b = theta_final[:d].copy()
+        self.Gammas = theta_final[d:].reshape(K, d, d).copy()
         self.history_ = np.array(history)
         g = last.get("g", np.zeros(1))
         self.train_ = LTTrainResult(self.loss, float(res.fun), bool(converged),
@@ -454,6 +500,29 @@ class LT:
         X, Y = _check_batch(X, Y, d=self.b.shape[0])
         with single_threaded_blas():
             return lt_forward(self.b, self.Gammas, X, Y)[0][-1]
+
+
+def input_whitening(theta, X, Y, K, n_probe: int = 2000, floor: float = 1e-3) -> dict:
+    r"""Fixed right preconditioners of the Gamma_k: P_k = (C_k)^{-1/2}, C_k = mean_j g_k^j (g_k^j)^T at theta.
+
+    The gradient in Gamma_k is sum_j a_k^j (g_k^j)^T, so the curvature along its input side is
+    C_k, the second moment of the layer input g_k = X^T (Y - X w_{k-1}) / N. Its spectrum spans
+    orders of magnitude (the task prior has rank r, and later layers see smaller residuals), which
+    makes plain L-BFGS creep. Training in Phi_k = Gamma_k C_k^{1/2} whitens that side (the
+    Kronecker-factored curvature idea of K-FAC, with the factor frozen at the start, so the objective
+    and its minima are unchanged). C_k is estimated on the first ``n_probe`` contexts; eigenvalues
+    below ``floor`` x the largest are raised to it. Returns {1: P_k, -1: P_k^{-1}} as (K, d, d) arrays.
+    """
+    d = X.shape[2]
+    m = min(X.shape[0], n_probe)
+    _, g = lt_forward(theta[:d], theta[d:].reshape(K, d, d), X[:m], Y[:m])
+    P, P_inv = np.empty((K, d, d)), np.empty((K, d, d))
+    for k in range(K):
+        e, V = np.linalg.eigh(g[k].T @ g[k] / m)
+        e = np.maximum(e, floor * max(e[-1], 1e-300))
+        P[k] = (V / np.sqrt(e)) @ V.T
+        P_inv[k] = (V * np.sqrt(e)) @ V.T
+    return {1: P, -1: P_inv}
 
 
 def warm_start_lt1(X, Y, W=None) -> tuple[np.ndarray, np.ndarray]:

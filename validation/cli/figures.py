@@ -21,6 +21,9 @@ def register(subparsers):
     fig.add_argument("--scale", choices=("quick", "medium", "paper"), default=None,
                      help="sizes of the inverse-ICL figures: quick, medium, or paper (d=100, N=50, n_s=1e4, K=4, "
                           "5 training seeds); default quick with --quick, else paper")
+    fig.add_argument("--threads", type=int, default=1, metavar="N",
+                     help="threads per linear-transformer training in the inverse figures (default 1; the "
+                          "trained weights do not depend on it)")
     fig.add_argument("--scheduler", default=None, metavar="ADDRESS",
                      help="run the simulations as tasks on this Dask scheduler (tcp://HOST:PORT)")
     add_cache_arguments(fig)
@@ -40,10 +43,13 @@ def _cmd_figures(args) -> int:
         if not only:
             raise ValueError(f"--only needs at least one figure name (got {args.only!r}); "
                              f"choose from {', '.join(all_figures())}")
+    if not 1 <= args.threads <= 64:
+        raise ValueError(f"--threads must be in [1, 64] (got {args.threads})")
     out = check_output_folder(args.out)
     cache_dir = None if args.no_cache else check_cache_folder(args.cache_dir)
     from lowrank_icl.validation.sweeps.engine import scheduler_engine
-    with scheduler_engine(args.scheduler):   # None: the local pool
+    from lowrank_icl.validation.figures.inverse import lt_threads
+    with scheduler_engine(args.scheduler), lt_threads(args.threads):   # scheduler None: the local pool
         run_figures(out, quick=args.quick, only=only, cache_dir=cache_dir, use_cache=not args.no_cache,
                     quiet=args.quiet, scale=args.scale)
     return 0

@@ -17,11 +17,15 @@ regeneration resumes where it stopped.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
 from lowrank_icl.numerics import LT, LT_LOSSES, ORE, spectral_gap_rank
 from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
 from lowrank_icl.validation.inverse.experiments import (
     BASELINES,
+    LTSettings,
     RunCache,
     compare_estimators,
     draw_model,
@@ -54,13 +58,27 @@ def resolve_scale(quick: bool, scale: str | None) -> tuple[str, object]:
     return name, get_scale(name)
 
 
+_LT_THREADS = contextvars.ContextVar("lt_threads", default=1)
+
+
+@contextlib.contextmanager
+def lt_threads(n: int):
+    """Threads per LT training inside this block (``figures --threads``); results do not depend on it."""
+    token = _LT_THREADS.set(int(n))
+    try:
+        yield
+    finally:
+        _LT_THREADS.reset(token)
+
+
 def point(sc, progress, *, r, sigma, cond=1.0, K=None, losses=LT_LOSSES, include=BASELINES, seeds=None,
           theory=False):
     """compare_estimators at one point of a sweep, every run through the run cache."""
     p = quiet_params(d=sc.d, N=sc.N, r=r, sigma=sigma, cond=cond, n_s=sc.n_s)
     return compare_estimators(p, K=sc.K if K is None else K, losses=losses, include=include, n_test=sc.n_test,
                               seeds=sc.seeds if seeds is None else seeds, model_seed=MODEL_SEED,
-                              cache=_run_cache(), progress=progress, theory=theory)
+                              cache=_run_cache(), progress=progress, theory=theory,
+                              lt=LTSettings(workers=_LT_THREADS.get()))
 
 
 def _run_cache() -> RunCache:

@@ -86,7 +86,8 @@ def quiet_params(**kw) -> InverseParams:
 # --- one run -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LTSettings:
-    """Training settings of the LT that enter a run's identity (and its cache key)."""
+    """Training settings of the LT. Every field but ``workers`` enters a run's identity (and its cache
+    key): the fast kernel's value and gradient are bit-identical for any number of threads."""
 
     rtol: float = 1e-6
     window: int = 10
@@ -94,10 +95,16 @@ class LTSettings:
     dtype: str = "float32"
     maxiter: int = 20_000
     holdout: float = 0.2
+    precondition: str = "auto"
+    workers: int = 1
 
     def build(self, K: int, loss: str) -> LT:
         return LT(K=K, loss=loss, rtol=self.rtol, window=self.window, init=self.init, dtype=np.dtype(self.dtype),
-                  maxiter=self.maxiter, holdout=self.holdout)
+                  maxiter=self.maxiter, holdout=self.holdout, precondition=self.precondition, workers=self.workers)
+
+    def key(self) -> dict:
+        """The fields that determine the trained LT (all but ``workers``)."""
+        return {k: v for k, v in self.__dict__.items() if k != "workers"}
 
 
 RE_SETTINGS = {"method": "gcv", "n_grid": 121, "span": (-10.0, 3.0)}
@@ -195,7 +202,7 @@ class RunCache:
                "n_test": n_test}
         if name.startswith("LT-"):
             job["K"] = K
-            job["lt"] = lt.__dict__
+            job["lt"] = lt.key()
         elif name == "RE":
             job["re"] = RE_SETTINGS
         elif name == "TRE":
