@@ -91,3 +91,53 @@ def test_warm_start_is_the_one_layer_optimum_for_many_tasks(rng):
         b, Gamma = warm_start_lt1(c.X, c.Y, W)
         got = lt1_risk(Gamma, b, m.Sigma_x, m.Sigma_w, m.w0, m.sigma, m.N)
         assert best * (1 - 1e-9) <= got < tol * best
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss", LT_LOSSES)
+def test_fast_kernel_is_bit_identical_for_any_thread_count(rng, loss, dtype):
+    """Fixed chunks summed in a fixed order: the thread count changes nothing, not even the last bit
+    (so it can stay out of the run cache's key)."""
+    X, Y, kw = _problem(rng, n=41)
+    d, K = X.shape[2], 3
+    theta = np.concatenate([rng.standard_normal(d), 0.2 * rng.standard_normal(K * d * d)])
+    results = [LTObjective(X, Y, K=K, loss=loss, dtype=dtype, block=3, workers=w, **_kwargs(loss, kw))(theta)
+               for w in (1, 2, 3)]
+    for v, g in results[1:]:
+        assert v == results[0][0] and np.array_equal(g, results[0][1])
+
+
+def test_input_whitening_whitens_the_layer_inputs(rng):
+    """P_k C_k P_k = I for the second moment C_k of the layer inputs g_k at the start (floor inactive)."""
+    from lowrank_icl.numerics.inverse.lt import input_whitening, lt_forward
+    X, Y, _ = _problem(rng, n=60)
+    d, K = X.shape[2], 3
+    theta = np.concatenate([rng.standard_normal(d), 0.1 * rng.standard_normal(K * d * d)])
+    P = input_whitening(theta, X, Y, K, floor=1e-14)
+    _, g = lt_forward(theta[:d], theta[d:].reshape(K, d, d), X, Y)
+    for k in range(K):
+        C = g[k].T @ g[k] / X.shape[0]
+        assert np.allclose(P[1][k] @ C @ P[1][k], np.eye(d), atol=1e-9)
+        assert np.allclose(P[1][k] @ P[-1][k], np.eye(d), atol=1e-9)
+
+
+@pytest.mark.parametrize("loss", LT_LOSSES)
+def test_preconditioned_training_reaches_the_plain_minimum(rng, loss):
+    """A change of variables does not change the objective: from the same start, whitened and plain
+    L-BFGS both meet the criterion at the same training loss (to the criterion's rtol)."""
+    m = InverseModel.draw(InverseParams(d=8, N=6, r=2, sigma=0.2, n_s=600), rng)
+    c = m.sample(600, rng)
+    fits = [LT(K=1, loss=loss, precondition=p).fit(c.X, c.Y, c.W).train_ for p in (True, False)]
+    assert all(f.converged for f in fits)
+    assert abs(fits[0].value - fits[1].value) <= 1e-5 * fits[1].value
+
+
+def test_training_settings_are_validated_and_threads_stay_out_of_the_run_key():
+    from lowrank_icl.validation.inverse.experiments import LTSettings, RunCache
+    with pytest.raises(ValueError, match="precondition must be"):
+        LT(precondition="yes")
+    p = InverseParams(d=8, N=6, r=2, sigma=0.2, n_s=50)
+    assert (RunCache.job(p, 2, "LT-heldout", 0, 0, 10, LTSettings(workers=2))
+            == RunCache.job(p, 2, "LT-heldout", 0, 0, 10, LTSettings()))
+    assert (RunCache.job(p, 2, "LT-heldout", 0, 0, 10, LTSettings(precondition="auto"))
+            != RunCache.job(p, 2, "LT-heldout", 0, 0, 10, LTSettings(precondition=False)))

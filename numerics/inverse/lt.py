@@ -298,9 +298,10 @@ class LT:
 
     Convergence criterion (stated, not an iteration cap): training stops, with ``converged=True``,
     when the loss decreased by less than ``rtol`` (relative) over the last ``window`` L-BFGS
-    iterations, (f_{t-window} - f_t) / f_t < rtol, or when L-BFGS-B stops on its own gradient test
+    iterations, (f_{t-window} - f_t) / f_t < rtol, when an accepted iteration lowers the loss by exactly
+    zero (stationary at float64 resolution), or when L-BFGS-B stops on its own gradient test
     (max |projected gradient| <= ``gtol``). ``maxiter`` is only a safety stop: reaching it gives
-    ``converged=False``.
+    ``converged=False``; so does a failed line search.
 
     Initialization (``init``):
 
@@ -473,15 +474,15 @@ class LT:
             rel = (history[-1 - span] - history[-1]) / max(abs(history[-1]), 1e-300)
         stopped_by_rule = "rel" in last
         gradient_test = bool(res.success) and "PROJ" in str(res.message).upper()
-        # L-BFGS-B with ftol = 0 stops on 'REDUCTION OF F' only when an iteration could not lower the loss
-        # at all: stationary to rounding, converged if the decrease since the phase start is below rtol
-        stalled = "REDUCTION OF F" in str(res.message).upper() and rel is not None and rel < self.rtol
+        # L-BFGS-B with ftol = 0 stops on 'REDUCTION OF F' only when an accepted iteration lowered the loss
+        # by exactly nothing: the relative-decrease rule at float64 resolution, over one iteration
+        stalled = "REDUCTION OF F" in str(res.message).upper()
         converged = stopped_by_rule or gradient_test or stalled
         if stopped_by_rule:
             message = f"relative loss decrease {rel:.2e} < rtol={self.rtol:g} over {self.window} iterations"
         elif stalled:
-            message = (f"no further decrease at float64 resolution: relative decrease {rel:.2e} < "
-                       f"rtol={self.rtol:g} over the last {span} iterations")
+            message = (f"stationary at float64 resolution: an iteration lowered the loss by 0 (relative "
+                       f"decrease {rel:.2e} over the last {span} iterations)")
         else:
             message = str(res.message)
         self.b = theta_final[:d].copy()

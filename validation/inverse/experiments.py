@@ -172,6 +172,7 @@ def _fit_and_score(name: str, model: InverseModel, K: int, seed: int, n_test: in
         tr = est.train_
         extra["init_loss"] = tr.init_value
         extra["evaluations"] = tr.evaluations
+        extra["stop"] = tr.message
         return RunResult(name, seed, mse, sem, tr.seconds, tr.converged, tr.iterations, tr.value, tr.residual,
                          extra), arrays
     return RunResult(name, seed, mse, sem, seconds, extra=extra), arrays
