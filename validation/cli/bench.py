@@ -34,6 +34,8 @@ def register(subparsers):
     bench.add_argument("--inverse-loss", default="supervised", choices=("supervised", "unsupervised", "heldout"),
                        help="LT loss for --inverse (default supervised)")
     bench.add_argument("--no-converge", action="store_true", help="--inverse: per-evaluation times only")
+    bench.add_argument("--inverse-threads", type=positive_int, default=2,
+                       help="--inverse: threads of the current trainer (default 2; the previous one used 1)")
     bench.set_defaults(func=_cmd_bench)
 
 
@@ -41,7 +43,7 @@ def _cmd_bench(args) -> int:
     if args.inverse:
         from lowrank_icl.validation.bench import run_inverse_bench
         report = run_inverse_bench(n_s=args.inverse_tasks, loss=args.inverse_loss, converge=not args.no_converge,
-                                   as_json=args.json)
+                                   threads=args.inverse_threads, as_json=args.json)
         if args.json:
             print_json(report)
         return 0
