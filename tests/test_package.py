@@ -70,3 +70,21 @@ def test_version_is_one_value_on_every_layer_and_the_cli():
     out = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli.main", "--version"],
                          capture_output=True, text=True, check=True)
     assert out.stdout == f"lowrank-icl {installed}\n"
+
+
+def test_single_threaded_blas_nests_and_restores():
+    """Nested blocks keep one BLAS thread until the outermost one exits, which restores the limits."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from lowrank_icl.numerics._blas import single_threaded_blas
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        with single_threaded_blas():
+            with single_threaded_blas():
+                assert blas_threads() == {1}
+            assert blas_threads() == {1}
+        assert blas_threads() == before
