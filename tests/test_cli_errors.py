@@ -68,6 +68,8 @@ BAD_INPUTS = [
     ("inverse --dim 0", {}, "d must be an integer >= 1 (got 0)"),
     ("inverse --test 1", {}, "test must be an integer >= 2 (got 1)"),
     ("inverse --loss magic", {}, "argument --loss: invalid choice: 'magic'"),
+    ("inverse --threads 0", {}, "threads must be an integer >= 1 and <= 64 (got 0)"),
+    ("figures --only inverse_noise --threads 0", {}, "--threads must be in [1, 64] (got 0)"),
     ("bench --dims 0", {}, "--dims must be comma-separated integers >= 1"),
     ("bench --ratio-dim 0", {}, "argument --ratio-dim: must be an integer >= 1 (got 0)"),
     ("bench --dims 100000", {}, "TB of memory"),

@@ -37,6 +37,8 @@ def register(subparsers):
     p.add_argument("--seeds", default="0", help="training seeds, comma-separated (default 0)")
     p.add_argument("--seed", type=int, default=None, help="one training seed (same as --seeds SEED)")
     p.add_argument("--model-seed", type=int, default=0, help="seed of the bases Q and U (default 0)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads per LT training (default 1; the trained weights do not depend on it)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run)
 
@@ -51,6 +53,7 @@ def _run(args) -> int:
     check_int("layers", args.layers, lower=1)
     check_int("maxiter", args.maxiter, lower=1)
     check_real("rtol", args.rtol, lower=0.0)
+    check_int("threads", args.threads, lower=1, upper=64)
     try:
         seeds = (args.seed,) if args.seed is not None else tuple(int(s) for s in args.seeds.split(","))
     except ValueError:
@@ -63,7 +66,7 @@ def _run(args) -> int:
         print(f"lowrank-icl inverse: warning: {w.message}", file=sys.stderr)
     losses = LT_LOSSES if args.loss == "all" else (args.loss,)
     res = compare_estimators(params, K=args.layers, losses=losses, n_test=args.test, seeds=seeds,
-                             model_seed=args.model_seed, lt=LTSettings(rtol=args.rtol, maxiter=args.maxiter),
+                             model_seed=args.model_seed, lt=LTSettings(rtol=args.rtol, maxiter=args.maxiter, workers=args.threads),
                              progress=None if args.json else (lambda m: print(m, file=sys.stderr)))
     out = res.to_json()
     if args.loss != "all":
