@@ -14,6 +14,10 @@ Three questions, each answered by one function of the cached runs (``RunCache``)
   preconditioned design (stability of GD needs < 2).
 
 Sizes: :data:`DEPTH_SCALE` keeps the paper's ratios d/N = 2 and r/N = 0.2 at d = 20 (n_s = 2000).
+Training: :data:`DEPTH_LT`, the default LT settings with a safety stop at 3000 L-BFGS iterations per
+precision phase: the data-misfit losses have no finite minimizer at depth (K >= 8 layers can
+approach the interpolating fit of each context, so the loss creeps towards its infimum), and such
+runs end unconverged at the cap, reported as ``converged=False``.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import numpy as np
 from lowrank_icl.numerics import LT_LOSSES
 from lowrank_icl.validation.inverse.experiments import (
     BASELINES,
+    LTSettings,
     RunCache,
     Scale,
     compare_estimators,
@@ -31,6 +36,7 @@ from lowrank_icl.validation.inverse.experiments import (
 
 DEPTH_SCALE = Scale(d=20, N=10, r=2, n_s=2000, n_test=1000, K=4, seeds=(0, 1, 2), sigmas=(0.1,),
                     ranks=(2,), sigma_sweep=(0.01, 0.1, 0.3), conds=(1,), n_prior=0, depths=(1, 2, 4, 8, 16))
+DEPTH_LT = LTSettings(maxiter=3000)
 
 
 def depth_runs(sc: Scale = DEPTH_SCALE, progress=None, seeds=None, sigmas=None, depths=None, losses=LT_LOSSES,
@@ -40,18 +46,17 @@ def depth_runs(sc: Scale = DEPTH_SCALE, progress=None, seeds=None, sigmas=None, 
     ``cached_only``: use only the runs already in the cache (per cell, the seeds found; a cell or a
     loss without any is left out), computing nothing -- for reports while runs are still going.
     """
-    from lowrank_icl.validation.inverse.experiments import LTSettings
     cache = cache or RunCache()
     seeds = tuple(sc.seeds if seeds is None else seeds)
     out = {}
     for sigma in (sc.sigma_sweep if sigmas is None else sigmas):
         p = quiet_params(d=sc.d, N=sc.N, r=sc.r, sigma=sigma, n_s=sc.n_s)
-        kw = dict(n_test=sc.n_test, cache=cache, progress=progress, theory=False)
+        kw = dict(n_test=sc.n_test, cache=cache, progress=progress, theory=False, lt=DEPTH_LT)
 
         def found(K, name, p=p):
             if not cached_only:
                 return seeds
-            return tuple(s for s in seeds if cache.job(p, K, name, s, 0, sc.n_test, LTSettings()) in cache.cache)
+            return tuple(s for s in seeds if cache.job(p, K, name, s, 0, sc.n_test, DEPTH_LT) in cache.cache)
         base = found(1, "ORE")
         if base:
             out[(sigma, 0)] = compare_estimators(p, K=1, losses=(), include=BASELINES, seeds=base, **kw)
