@@ -34,7 +34,7 @@ RESULT_COLUMNS = {
     "crossover_simulation": ("kappa_star_sim", "se_bootstrap", "kappa_star_theory_on_grid", "kappa_star_theory"),
     "inverse_noise": ("sigma", "mse", "sem_seeds", "sem_test", "ore_theory", "lt1_theory"),
     "inverse_prior": ("mean_rel_error", "cov_rel_error", "eig1"),
-    "inverse_rank": ("r", "mse", "sem"),
+    "inverse_rank": ("r", "mse", "sem", "slope_r_over_N"),
     "inverse_scaling": ("slope_mse", "ci95_lo", "ci95_hi", "se"),
 }
 ROW_FILTER = {"full_attention": lambda row: row["D"].isdigit()}

@@ -96,7 +96,7 @@ def _log_ticks(ax, values):
     """Major ticks at the swept values only (no minor labels: they overlapped on short log ranges)."""
     from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
     ax.xaxis.set_major_locator(FixedLocator(list(values)))
-    ax.set_xticklabels([f"{v:g}" for v in values])
+    ax.set_xticklabels([f"{v:.3g}" for v in values])
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -231,7 +231,8 @@ def rank_sweep(sc, progress) -> list[dict]:
     return out
 
 
-@figure("inverse_rank", "inverse ICL: MSE vs task rank r up to N, with ORE and one-layer-LT theory (claim 3)")
+@figure("inverse_rank", "inverse ICL: MSE vs task rank r up to N, with ORE and one-layer-LT theory, and the "
+                        "log-log slope in r/N (claims 3, 4)")
 def build_rank(out_dir, quick, progress, scale=None) -> FigureOutput:
     plt = _plt()
     name, sc = resolve_scale(quick, scale)
@@ -239,15 +240,30 @@ def build_rank(out_dir, quick, progress, scale=None) -> FigureOutput:
     for s in sweep:   # theory is cheap: evaluated afresh on the same model draw (not cached)
         model = _model(sc, r=s["r"], sigma=PRIOR_SIGMA)
         s["ore_theory"], s["lt1_theory"] = ore_theory(model), lt1_theory(model)
-    header = ("r", "r_over_N", "estimator", "mse", "sem", "rank_recovered", "ore_theory", "lt1_theory")
-    rows = [(s["r"], s["r"] / sc.N, k, v[0], v[1], s["rank_recovered"], s["ore_theory"], s["lt1_theory"])
+    below = [s for s in sweep if s["r"] < sc.N]        # the power-law fit in r/N uses r < N only
+    x_fit = np.array([s["r"] / sc.N for s in below])
+    fits = {}
+    for k in sweep[0]["scores"]:
+        fits[k] = fit_loglog_slope(x_fit, [s["scores"][k][0] for s in below], [s["scores"][k][1] for s in below])
+    header = ("r", "r_over_N", "estimator", "mse", "sem", "rank_recovered", "ore_theory", "lt1_theory",
+              "slope_r_over_N", "slope_ci95_lo", "slope_ci95_hi", "slope_chi2_per_dof")
+    rows = [(s["r"], s["r"] / sc.N, k, v[0], v[1], s["rank_recovered"], s["ore_theory"], s["lt1_theory"],
+             fits[k].slope, fits[k].ci[0], fits[k].ci[1], fits[k].chi2_dof)
             for s in sweep for k, v in s["scores"].items()]
-    fig, ax = plt.subplots(figsize=(7, 4.8))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
     rs = np.array([s["r"] for s in sweep])
     for k in sweep[0]["scores"]:
         m = np.array([s["scores"][k][0] for s in sweep])
         e = np.array([s["scores"][k][1] for s in sweep])
         ax.errorbar(rs, m, yerr=2 * e, marker=MARKERS.get(k, "o"), color=COLORS.get(k), label=k, capsize=3)
+        fit = fits[k]
+        mb, eb = m[rs < sc.N], e[rs < sc.N]
+        ax2.errorbar(x_fit, mb, yerr=2 * eb, marker=MARKERS.get(k, "o"), color=COLORS.get(k), ls="none", capsize=2,
+                     label=f"{k}: slope {fit.slope:.2f} [{fit.ci[0]:.2f}, {fit.ci[1]:.2f}]")
+        if np.isfinite(fit.slope):
+            w = 1 / np.maximum(eb / mb, 1e-12) ** 2
+            a0 = np.sum(w * (np.log(mb) - fit.slope * np.log(x_fit))) / np.sum(w)
+            ax2.plot(x_fit, np.exp(a0 + fit.slope * np.log(x_fit)), color=COLORS.get(k), lw=0.8)
     for key, style, label in (("ore_theory", "k--", "ORE theory"), ("lt1_theory", "c--", "one-layer LT theory")):
         th = [s[key] for s in sweep]
         if all(t is not None for t in th):
@@ -264,17 +280,26 @@ def build_rank(out_dir, quick, progress, scale=None) -> FigureOutput:
     ax.set_title(f"d={sc.d}, N={sc.N}, sigma={PRIOR_SIGMA}, n_s={sc.n_s}, LT K={sc.K}, {len(sc.seeds)} seeds ({name})",
                  fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    _log_ticks(ax2, x_fit)
+    ax2.set_xlabel(r"$r/N$ ($r < N$)")
+    ax2.set_ylabel(r"MSE $\|\hat w - w\|^2/d$")
+    ax2.set_title("log-log slope in r/N with 95% CI (claim 4)", fontsize=9)
+    ax2.legend(fontsize=6.5)
     files = save_figure(fig, out_dir, "inverse_rank", header, rows)
     plt.close(fig)
     return FigureOutput("inverse_rank", files, header, rows,
-                        "Claim 3: every estimator degrades as r -> N; theory for ORE and the one-layer LT.")
+                        "Claim 3: every estimator degrades as r -> N; theory for ORE and the one-layer LT. "
+                        "Claim 4 in r/N: fitted log-log slope of the MSE for r < N (RMSE slope = half).")
 
 
 # --- experiment 4 ------------------------------------------------------------------------------
 SLOPE_ESTIMATORS = ("TRE", "LT-unsupervised", "LT-heldout", "LT-supervised", "ORE")
 
 
-@figure("inverse_scaling", "inverse ICL: log-log slopes of the MSE vs sigma, r/N and c_x with 95% CIs (claim 4)")
+@figure("inverse_scaling", "inverse ICL: log-log slopes of the MSE vs sigma and c_x with 95% CIs (claim 4; r/N: "
+                           "inverse_rank)")
 def build_scaling(out_dir, quick, progress, scale=None) -> FigureOutput:
     plt = _plt()
     name, sc = resolve_scale(quick, scale)
@@ -285,14 +310,11 @@ def build_scaling(out_dir, quick, progress, scale=None) -> FigureOutput:
     runs = [point(sc, progress, r=sc.r, sigma=PRIOR_SIGMA, cond=cond) for cond in sc.conds]
     sweeps["cond"] = (np.array(sc.conds, dtype=float),
                       {k: [(r.scores[k].mean, r.scores[k].sem) for r in runs] for k in SLOPE_ESTIMATORS})
-    rank = [s for s in rank_sweep(sc, progress) if s["r"] < sc.N]   # r/N < 1 only
-    sweeps["r_over_N"] = (np.array([s["r"] / sc.N for s in rank]),
-                          {k: [tuple(s["scores"][k]) for s in rank] for k in SLOPE_ESTIMATORS})
     header = ("sweep", "estimator", "slope_mse", "ci95_lo", "ci95_hi", "se", "chi2_per_dof", "points",
               "slope_rmse", "x_values", "mse_values", "sem_values")
     rows = []
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    labels = {"sigma": r"noise $\sigma$", "r_over_N": r"$r/N$", "cond": r"condition number $c_x$"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    labels = {"sigma": r"noise $\sigma$", "cond": r"condition number $c_x$"}
     for ax, (sweep, (x, data)) in zip(axes, sweeps.items()):
         for k in SLOPE_ESTIMATORS:
             m = np.array([v[0] for v in data[k]])
@@ -315,8 +337,7 @@ def build_scaling(out_dir, quick, progress, scale=None) -> FigureOutput:
         ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$")
         ax.legend(fontsize=6.5)
     axes[0].set_title(f"r={sc.r}, c_x=1 ({name})")
-    axes[1].set_title(f"sigma={PRIOR_SIGMA}, c_x=1, N={sc.N}")
-    axes[2].set_title(f"r={sc.r}, sigma={PRIOR_SIGMA}; d={sc.d}, n_s={sc.n_s}, K={sc.K}, {len(sc.seeds)} seeds")
+    axes[1].set_title(f"r={sc.r}, sigma={PRIOR_SIGMA}; d={sc.d}, n_s={sc.n_s}, K={sc.K}, {len(sc.seeds)} seeds")
     files = save_figure(fig, out_dir, "inverse_scaling", header, rows)
     plt.close(fig)
     table_rows = [r[:9] for r in rows]
