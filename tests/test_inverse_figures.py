@@ -16,6 +16,7 @@ def test_depth_figure_builds_at_quick_scale_and_caches_outside_out(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["inverse_depth.csv", "inverse_depth.pdf", "inverse_depth.png"]
     rows = (out / "inverse_depth.csv").read_text().splitlines()
     assert any(r.startswith("sigma_slope,ORE") for r in rows) and any(r.startswith("gamma,LT-") for r in rows)
+    assert any(r.startswith("median,LT-") for r in rows) and any(r.startswith("median,ORE") for r in rows)
     assert list((cache / "inverse").glob("*.json"))        # every run cached, in the cache folder
 
 

@@ -360,7 +360,7 @@ def build_depth(out_dir, quick, progress, scale=None) -> FigureOutput:
 
 def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
     """Figure and CSV of the depth study from ``depth_runs`` output (any subset of sigmas, depths, losses)."""
-    from lowrank_icl.validation.inverse.depth import gamma_alignment, sigma_slopes
+    from lowrank_icl.validation.inverse.depth import gamma_alignment, median_errors, sigma_slopes
     plt = _plt()
     sigmas = sorted({s for s, _ in runs})
     depths = sorted({K for _, K in runs if K > 0})
@@ -370,6 +370,8 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
     for (s, K), res in sorted(runs.items()):
         for name_, v in res.scores.items():
             rows.append(("mse", name_, K, s, "", v.mean, v.sem, v.seeds, v.converged))
+    medians = median_errors(runs, sc)
+    rows += [("median", name_, K, s, "", m, se, "", "") for (s, K, name_), (m, se) in sorted(medians.items())]
     slopes = sigma_slopes(runs)
     rows += [("sigma_slope", n, K, "", "", sl, lo, hi, chi) for n, K, sl, lo, hi, chi in slopes]
     align = {}
@@ -392,7 +394,12 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
         k = f"LT-{loss}"
         Ks, m, e = series(k, s_mid)
         if Ks:
-            ax.errorbar(Ks, m, yerr=e, marker=MARKERS[k], color=COLORS[k], label=k, capsize=3)
+            ax.errorbar(Ks, m, yerr=e, marker=MARKERS[k], color=COLORS[k], label=f"{k} (mean)", capsize=3)
+        med = [(K, medians[(s_mid, K, k)]) for K in depths if (s_mid, K, k) in medians]
+        if med:
+            ax.errorbar([p[0] for p in med], [p[1][0] for p in med], yerr=[2 * np.nan_to_num(p[1][1]) for p in med],
+                        marker=MARKERS[k], color=COLORS[k], mfc="none", ls="--", lw=0.9, capsize=2,
+                        label=f"{k} (median)")
     # the population optimum of the polynomial class Gamma_k = alpha_k U U^T at this N (sampled Wishart spectra)
     from lowrank_icl.theory.inverse import deep_lt_risk
     A = np.random.default_rng(0).standard_normal((50_000, sc.N, sc.r))
@@ -405,14 +412,18 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
         rows += [("optimum", kind, K, s_mid, "", v, "", "", "") for K, v in zip(depths, opt)]
     if (s_mid, 0) in runs:
         for k, ls in (("TRE", "--"), ("ORE", ":"), ("RE", "-.")):
-            ax.axhline(runs[(s_mid, 0)].scores[k].mean, color=COLORS[k], ls=ls, lw=1.2, label=k)
+            ax.axhline(runs[(s_mid, 0)].scores[k].mean, color=COLORS[k], ls=ls, lw=1.2, label=f"{k} (mean)")
+        for k in ("TRE", "ORE"):
+            if (s_mid, 0, k) in medians:
+                ax.axhline(medians[(s_mid, 0, k)][0], color=COLORS[k], ls=(0, (1, 3)), lw=1.0, label=f"{k} (median)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     _log_ticks(ax, depths)
     ax.set_xlabel("layers K")
     ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$ ($\pm 2$ SE)")
-    ax.set_title(f"sigma={s_mid:g}; d={sc.d}, N={sc.N}, r={sc.r}, n_s={sc.n_s}", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_title(f"sigma={s_mid:g}; d={sc.d}, N={sc.N}, r={sc.r}, n_s={sc.n_s}; test MSE mean and median",
+                 fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
     ax = axes[1]
     for i, loss in enumerate(LT_LOSSES):
         k = f"LT-{loss}"
@@ -448,5 +459,5 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
     files = save_figure(fig, out_dir, "inverse_depth", header, rows)
     plt.close(fig)
     return FigureOutput("inverse_depth", files, header, [r for r in rows if r[0] != "gamma"],
-                        "Depth study: MSE vs K, sigma-slope vs K, and learned Gamma_k against prior-preconditioned "
-                        "GD steps (cosine with Sigma_w, share inside span U).")
+                        "Depth study: MSE (mean and median over test contexts) vs K, sigma-slope vs K, and learned "
+                        "Gamma_k against prior-preconditioned GD steps (cosine with Sigma_w, share inside span U).")
