@@ -32,7 +32,7 @@ RESULT_COLUMNS = {
     "phase_diagram_tau_kappa": ("tau_on_contour", "kappa_on_contour"),
     "pretraining_design": ("rho", "kappa", "alpha_star", "tau", "token_budget", "e_idg"),
     "crossover_simulation": ("kappa_star_sim", "se_bootstrap", "kappa_star_theory_on_grid", "kappa_star_theory"),
-    "inverse_noise": ("sigma", "mse", "sem_seeds", "sem_test", "ore_theory", "lt1_theory"),
+    "inverse_noise": ("sigma", "mse", "sem_seeds", "sem_test", "ore_theory", "lt1_theory", "median_mse"),
     "inverse_prior": ("mean_rel_error", "cov_rel_error", "eig1"),
     "inverse_rank": ("r", "mse", "sem", "slope_r_over_N"),
     "inverse_scaling": ("slope_mse", "ci95_lo", "ci95_hi", "se"),

@@ -110,42 +110,12 @@ def gamma_alignment(Gammas: np.ndarray, model) -> list[dict]:
 
 
 def median_errors(runs: dict, sc: Scale = DEPTH_SCALE) -> dict:
-    """{(sigma, K, estimator): (mean over seeds of the per-seed median test MSE, its SE across seeds)}.
-
-    The mean test MSE of a deep LT is dominated by rare contexts: the learned polynomial in X^T X / N
-    grows outside the spectrum seen in training, and one test context in a thousand can carry most of
-    the mean. The median is the typical error. LTs are re-evaluated from their cached weights on the
-    same test contexts as their runs; ORE and TRE (refitted on the same training contexts) give the
-    baselines' medians (key K = 0).
-    """
-    from lowrank_icl.numerics import ORE, TRE, lt_forward, mse_per_coordinate
-    from lowrank_icl.validation.inverse.experiments import TRE_SETTINGS, test_contexts, training_contexts
-
+    """{(sigma, K, estimator): (mean over seeds of the per-seed median test MSE, its SE across seeds)}
+    for every cell of :func:`depth_runs` output (baselines under K = 0): see
+    :func:`lowrank_icl.validation.inverse.medians.median_test_errors`."""
+    from lowrank_icl.validation.inverse.medians import median_test_errors
     out = {}
-
-    def summary(values):
-        v = np.asarray(values)
-        return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
-
     for (s, K), res in runs.items():
-        if K == 0:
-            per = {"ORE": [], "TRE": []}
-            for seed in res.seeds:
-                test = test_contexts(res.model, seed, sc.n_test)
-                ore = ORE.from_model(res.model)
-                per["ORE"].append(np.median(mse_per_coordinate(ore.predict(test.X, test.Y), test.W)))
-                train = training_contexts(res.model, seed)
-                tre = TRE(**TRE_SETTINGS).fit(train.X, train.Y)
-                per["TRE"].append(np.median(mse_per_coordinate(tre.predict(test.X, test.Y), test.W)))
-            out.update({(s, 0, name): summary(v) for name, v in per.items()})
-            continue
-        for name, arrays in res.arrays.items():
-            seeds = res.runs[name] if res.runs else []
-            medians = []
-            for run, arr in zip(seeds, arrays):       # runs and arrays are both in seed order
-                test = test_contexts(res.model, run.seed, sc.n_test)
-                w = lt_forward(arr["b"], arr["Gammas"], test.X, test.Y)[0][-1]
-                medians.append(np.median(mse_per_coordinate(w, test.W)))
-            if medians:
-                out[(s, K, name)] = summary(medians)
+        names = ("ORE", "TRE") if K == 0 else tuple(res.arrays)
+        out.update({(s, K, name): v for name, v in median_test_errors(res, sc.n_test, names).items()})
     return out
