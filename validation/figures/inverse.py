@@ -378,6 +378,12 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
     rows += [("median", name_, K, s, "", m, se, "", "") for (s, K, name_), (m, se) in sorted(medians.items())]
     slopes = sigma_slopes(runs)
     rows += [("sigma_slope", n, K, "", "", sl, lo, hi, chi) for n, K, sl, lo, hi, chi in slopes]
+    median_slopes = []       # the same fit on the medians (typical error)
+    for n_, K in sorted({(n_, K) for (_, K, n_) in medians}):
+        pts = sorted((s, medians[(s, K, n_)]) for s in sigmas if (s, K, n_) in medians)
+        f = fit_loglog_slope([p[0] for p in pts], [p[1][0] for p in pts], [np.nan_to_num(p[1][1]) for p in pts])
+        median_slopes.append((n_, K, f.slope, f.ci[0], f.ci[1], f.chi2_dof))
+    rows += [("sigma_slope_median", n, K, "", "", sl, lo, hi, chi) for n, K, sl, lo, hi, chi in median_slopes]
     align = {}
     for loss in LT_LOSSES:
         have = [K for K in depths if (s_mid, K) in runs and f"LT-{loss}" in runs[(s_mid, K)].scores]
@@ -437,7 +443,14 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
         x = np.array([p[0] for p in pts], dtype=float) * (1 + 0.05 * (i - 1))
         sl = np.array([p[1] for p in pts])
         ax.errorbar(x, sl, yerr=[sl - np.array([p[2] for p in pts]), np.array([p[3] for p in pts]) - sl],
-                    marker=MARKERS[k], color=COLORS[k], label=k, capsize=3, ls="-")
+                    marker=MARKERS[k], color=COLORS[k], label=f"{k} (mean)", capsize=3, ls="-")
+        pts = [(K, sl, lo, hi) for n, K, sl, lo, hi, _ in median_slopes if n == k and np.isfinite(sl)]
+        if pts:
+            x = np.array([p[0] for p in pts], dtype=float) * (1 + 0.05 * (i - 1)) * 1.02
+            sl = np.array([p[1] for p in pts])
+            ax.errorbar(x, sl, yerr=[sl - np.array([p[2] for p in pts]), np.array([p[3] for p in pts]) - sl],
+                        marker=MARKERS[k], color=COLORS[k], mfc="none", label=f"{k} (median)", capsize=2, ls="--",
+                        lw=0.9)
     for n, K, sl, lo, hi, _ in slopes:
         if n in ("TRE", "ORE") and np.isfinite(sl):
             ax.axhline(sl, color=COLORS[n], ls="--" if n == "TRE" else ":", lw=1.2, label=f"{n} ({sl:.2f})")
