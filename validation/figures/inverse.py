@@ -398,7 +398,7 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
     def series(name, s):
         pts = [(K, runs[(s, K)].scores[name]) for K in depths if (s, K) in runs and name in runs[(s, K)].scores]
         return [p[0] for p in pts], [p[1].mean for p in pts], [2 * p[1].sem for p in pts]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 6.4))
     ax = axes[0]
     for loss in LT_LOSSES:
         k = f"LT-{loss}"
@@ -433,7 +433,13 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
     ax.set_ylabel(r"MSE $\|\hat w - w\|^2/d$ ($\pm 2$ SE)")
     ax.set_title(f"sigma={s_mid:g}; d={sc.d}, N={sc.N}, r={sc.r}, n_s={sc.n_s}; test MSE mean and median",
                  fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    off = [(K, name_, res.scores[name_].mean) for (s, K), res in runs.items() if s == s_mid and K > 0
+           for name_ in res.scores if res.scores[name_].mean > 1]
+    if off:   # keep the scale readable; say what is off it
+        ax.set_ylim(top=1)
+        ax.text(0.02, 0.98, "off scale (mean): " + ", ".join(f"{n} K={K}: {v:.2g}" for K, n, v in sorted(off)),
+                transform=ax.transAxes, va="top", fontsize=6)
+    ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     ax = axes[1]
     for i, loss in enumerate(LT_LOSSES):
         k = f"LT-{loss}"
@@ -460,7 +466,7 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
     ax.set_xlabel("layers K")
     ax.set_ylabel(r"slope of log MSE vs log $\sigma$ (95% CI); 2 = RMSE linear")
     ax.set_title(f"sigma in {{{', '.join(f'{s:g}' for s in sigmas)}}}", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     ax = axes[2]
     for loss, (K, a) in align.items():
         k = f"LT-{loss}"
@@ -472,7 +478,8 @@ def render_depth(runs: dict, sc, out_dir) -> FigureOutput:
     ax.set_ylim(0, 1.05)
     ax.set_xlabel(f"layer k (sigma={s_mid:g}, first seed)")
     ax.set_ylabel("alignment")
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    fig.tight_layout()
     files = save_figure(fig, out_dir, "inverse_depth", header, rows)
     plt.close(fig)
     return FigureOutput("inverse_depth", files, header, [r for r in rows if r[0] != "gamma"],
