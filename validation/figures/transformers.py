@@ -133,6 +133,15 @@ def _caption(cfg):
             f"(mean +- SE over {cfg['n_test']} fresh prompts); colors TM/IDG/ODG; lines theory")
 
 
+def _finish(fig, out_dir, name, rows, cfg) -> FigureOutput:
+    """Caption, save (PNG, PDF, CSV) and close a transformer figure."""
+    import matplotlib.pyplot as plt
+    fig.suptitle(textwrap.fill(_caption(cfg), 110), fontsize=7)
+    files = save_figure(fig, out_dir, name, TABLE_HEADER, rows)
+    plt.close(fig)
+    return FigureOutput(name, files, TABLE_HEADER, rows, _caption(cfg))
+
+
 @figure("transformers_kappa", "trained linear/softmax/MLP transformers vs kappa at rho = 0.25, 0.5, with theory",
         extra="nn", requires=("jax", "optax"))
 def build_kappa(out_dir, quick, progress) -> FigureOutput:
@@ -154,10 +163,7 @@ def build_kappa(out_dir, quick, progress) -> FigureOutput:
         ax.set_xlabel("task diversity kappa = M0/D")
         ax.set_title(f"rho = {rho}")
     axes[0][0].legend(fontsize=7, ncol=2)
-    fig.suptitle(textwrap.fill(_caption(cfg), 110), fontsize=7)
-    files = save_figure(fig, out_dir, "transformers_kappa", TABLE_HEADER, rows)
-    plt.close(fig)
-    return FigureOutput("transformers_kappa", files, TABLE_HEADER, rows, _caption(cfg))
+    return _finish(fig, out_dir, "transformers_kappa", rows, cfg)
 
 
 @figure("transformers_rho", "trained linear/softmax/MLP transformers vs rho at fixed kappa, with theory",
@@ -176,10 +182,7 @@ def build_rho(out_dir, quick, progress) -> FigureOutput:
     ax.set_xlabel("rank ratio rho = r/D")
     ax.set_title(f"kappa = {kappa}")
     ax.legend(fontsize=7, ncol=2)
-    fig.suptitle(textwrap.fill(_caption(cfg), 110), fontsize=7)
-    files = save_figure(fig, out_dir, "transformers_rho", TABLE_HEADER, rows)
-    plt.close(fig)
-    return FigureOutput("transformers_rho", files, TABLE_HEADER, rows, _caption(cfg))
+    return _finish(fig, out_dir, "transformers_rho", rows, cfg)
 
 
 @figure("transformers_alpha_test", "trained transformers vs test context ratio alpha_t, with theory",
@@ -201,7 +204,4 @@ def build_alpha_test(out_dir, quick, progress) -> FigureOutput:
     ax.set_xlabel("test context ratio alpha_t = L~/D")
     ax.set_title(f"rho = {rho}, kappa = {kappa} (dotted: training alpha)")
     ax.legend(fontsize=7, ncol=2)
-    fig.suptitle(textwrap.fill(_caption(cfg), 110), fontsize=7)
-    files = save_figure(fig, out_dir, "transformers_alpha_test", TABLE_HEADER, rows)
-    plt.close(fig)
-    return FigureOutput("transformers_alpha_test", files, TABLE_HEADER, rows, _caption(cfg))
+    return _finish(fig, out_dir, "transformers_alpha_test", rows, cfg)
