@@ -3,6 +3,7 @@ way in solve and simulate, strict JSON (no bare NaN or Infinity), CLI defaults e
 import json
 import math
 
+import numpy as np
 import pytest
 
 from lowrank_icl.validation.cli.main import main
@@ -127,3 +128,30 @@ def test_solve_and_simulate_cli_defaults_equal_the_api_defaults():
                 assert getattr(args, name) == api[name].default, (command, name)
     sim_args = parser.parse_args(["simulate", "--dim", "8", "--alpha", "1", "--tau", "1", "--kappa", "1"])
     assert sim_args.workers == inspect.signature(simulate).parameters["workers"].default
+
+
+def test_simulate_spectrum_on_the_cli(capsys):
+    """`simulate --spectrum`: the API's numbers, and the test noise entering as e = s_t^2 (1 + q_bar/a_t) + ..."""
+    from lowrank_icl.numerics import TaskSpectrum
+    from lowrank_icl.validation.forward.spectrum_simulate import simulate_spectrum
+    base = ["simulate", "--dim", "8", "--alpha", "2", "--tau", "1.5", "--kappa", "1", "--sigma", "0.2",
+            "--lam", "0.1", "--spectrum", "spiked:4,0.5", "--seeds", "0-2", "--json"]
+    quiet = run_json(base, capsys)
+    noisy = run_json(base + ["--sigma-test", "0.7", "--alpha-test", "3"], capsys)
+    api = simulate_spectrum(8, 2.0, 1.5, 1.0, 0.2, 0.1, spectrum=TaskSpectrum.spiked(4.0, 0.5), seeds=range(3))
+    assert quiet["parameters"]["spectrum"] == "spiked:4,0.5" and quiet["sizes"] == {"D": 8, "L": 16, "M": 96, "M0": 8}
+    assert quiet["converged"] is True and 0 <= quiet["residual"] < 1e-6
+    assert quiet["errors"]["odg"]["values"] == list(api.errors()["odg"].values)
+    # sigma_t^2 enters as sigma_t^2 (1 + q_bar / alpha_t): the two documents differ by that per seed
+    q_bar = np.array([r["q_bar"] for r in api.per_seed])
+    lt = 24 / 8
+    quiet3 = api.errors(alpha_test=3.0)
+    for k in ("tm", "idg", "odg"):
+        expected = np.array(quiet3[k].values) + (0.7**2 - 0.2**2) * (1 + q_bar / lt)
+        np.testing.assert_allclose(noisy["errors"][k]["values"], expected, rtol=1e-12)
+    theory = api.theory()
+    th_q_bar = float(theory.q_bar)
+    for k in ("tm", "idg", "odg"):
+        base_th = float(getattr(theory.errors(alpha_test=lt, sigma_test=0.2), k))
+        assert noisy["theory"]["errors"][k] == pytest.approx(base_th + (0.7**2 - 0.2**2) * (1 + th_q_bar / lt),
+                                                             rel=1e-12)

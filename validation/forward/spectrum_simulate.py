@@ -92,6 +92,31 @@ class SpectrumSimulation:
     def converged(self) -> bool:
         return all(r["converged"] for r in self.per_seed)
 
+    @property
+    def residual(self) -> float:
+        """The largest relative normal-equation residual over the seeds' ridge fits."""
+        return max(r["residual"] for r in self.per_seed)
+
+    def to_dict(self, alpha_test=None, sigma_test=None) -> dict:
+        """The JSON document: ``parameters``, ``version``, ``errors`` (each {"mean", "sem", "values"}),
+        ``theory`` (:meth:`theory`'s errors at the same test context and noise), the integer sizes and
+        the solver diagnostics; strictly JSON-ready."""
+        from lowrank_icl.validation.io import json_document
+        z = self.sizes
+        a_t = z.alpha if alpha_test is None else float(check_real("alpha_test", alpha_test, lower=0.0))
+        s_t = self.sigma if sigma_test is None else sigma_test
+        th = self.theory()   # at the simulated test context L~ = round(alpha_test D), as errors() uses
+        th_err = th.errors(alpha_test=max(1, int(np.floor(a_t * self.dim + 0.5))) / self.dim, sigma_test=s_t)
+        return json_document(
+            {"dim": self.dim, "alpha": z.alpha, "tau": z.tau, "kappa": z.kappa, "sigma": self.sigma,
+             "lam": self.lam, "alpha_test": a_t, "sigma_test": s_t, "spectrum": self.spectrum.to_dict(),
+             "seeds": list(self.seeds)},
+            {"errors": {k: v.to_dict() for k, v in self.errors(alpha_test, sigma_test).items()},
+             "theory": {"errors": {k: float(getattr(th_err, k)) for k in ("tm", "idg", "odg")},
+                        "converged": bool(th.converged), "residual": float(th.residual)},
+             "sizes": {"D": z.dim, "L": z.context_length, "M": z.n_prompts, "M0": z.n_tasks},
+             "converged": self.converged, "residual": self.residual, "seconds": self.seconds})
+
     def errors(self, alpha_test=None, sigma_test=None) -> dict:
         """{"tm", "idg", "odg"}: Estimates of e(Gamma_hat) (test context L~ = round(alpha_test D))."""
         a_t = self.sizes.alpha if alpha_test is None else float(check_real("alpha_test", alpha_test, lower=0.0))
@@ -124,6 +149,8 @@ def simulate_spectrum(dim, alpha, tau, kappa, sigma=0.0, lam=0.0, *, spectrum: T
     sigma = float(check_real("sigma", sigma, lower=0.0, lower_inclusive=True))
     lam = float(check_real("lam", lam, lower=0.0, lower_inclusive=True))
     sizes = Sizes.from_ratios(dim, alpha, tau, kappa, 1.0)
+    if sizes.fresh_tasks:
+        raise ValueError("kappa must be finite with a spectrum (got inf): the task pool is drawn from it")
     t0 = time.perf_counter()
     per_seed = tuple(run_spectrum_seed(dim, alpha, tau, kappa, sigma, lam, spectrum, sd, method, tol) for sd in seeds)
     return SpectrumSimulation(dim=dim, sizes=sizes, spectrum=spectrum, sigma=sigma, lam=lam, seeds=seeds,
