@@ -117,6 +117,7 @@ def test_closing_line_counts_failures():
             FigureOutput("c", header=("x",), rows=[[1]])]
     assert closing_line(outs, 12.0) == ("figures: 3 written in 12 s; theory vs simulation: 2/4 points passed; "
                                         "failed: a 1, b 1")
+    assert closing_line(outs[2:], 3.0) == "figures: 1 written in 3 s; no theory-vs-simulation points to check"
 
 
 def test_corrupt_cache_entry_on_the_cli(tmp_path):

@@ -179,7 +179,7 @@ def run_figures(out_dir: Path, quick: bool, only: Sequence[str] | None = None,
 
 
 def closing_line(outputs: Sequence[FigureOutput], seconds: float) -> str:
-    """'figures: N written in T s; theory vs simulation: P/C points passed (...)'."""
+    """'figures: N written in T s; theory vs simulation: P/C points passed (...)' (or: no points to check)."""
     passed = checked = 0
     failed = []
     for out in outputs:
@@ -188,6 +188,8 @@ def closing_line(outputs: Sequence[FigureOutput], seconds: float) -> str:
         if p < c:
             failed.append(f"{out.name} {c - p}")
     tail = f"; failed: {', '.join(failed)}" if failed else ""
+    if checked == 0:   # e.g. the inverse figures: no point carries a pass/fail column
+        return f"figures: {len(outputs)} written in {seconds:.0f} s; no theory-vs-simulation points to check"
     return (f"figures: {len(outputs)} written in {seconds:.0f} s; theory vs simulation: {passed}/{checked} "
             f"points passed{tail}")
 
