@@ -152,10 +152,12 @@ def test_interrupted_local_run_resumes_with_identical_results(reference, tmp_pat
     args = ["sweep", *CLI_ARGS, "--out", str(out), "--cache-dir", str(cache), "--json", "--workers", "2"]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     # a shell that runs the suite in the background ignores SIGINT and the child would inherit that:
-    # give it the default disposition, as an interactive terminal would
-    proc = subprocess.Popen([sys.executable, "-m", "lowrank_icl.validation.cli.main", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # the child restores Python's handler, as under an interactive terminal (no preexec_fn: forking a
+    # process that has loaded JAX warns)
+    child = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from lowrank_icl.validation.cli.main import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", child, *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while cached_cells(cache) < 3 and proc.poll() is None and time.monotonic() < deadline:
