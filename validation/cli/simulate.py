@@ -110,8 +110,7 @@ def _cmd_simulate_spectrum(args, seeds) -> int:
     z = out["sizes"]
     print(f"spectrum {args.spectrum}: D={z['D']} L={z['L']} M={z['M']} M0={z['M0']}  seeds={list(res.seeds)}  "
           f"({res.seconds:.1f} s, converged {res.converged}, max residual {res.residual:.1e})")
+    err = res.errors(args.alpha_test, args.sigma_test)
     for k in ("tm", "idg", "odg"):
-        e = out["errors"][k]
-        print(f"  e_{k.upper():<4} = {e['mean']:.6g} +- {e['sem'] if e['sem'] is not None else float('nan'):.2g}"
-              f"   theory {out['theory']['errors'][k]:.6g}")
+        print(f"  e_{k.upper():<4} = {err[k]}   theory {out['theory']['errors'][k]:.6g}")
     return 0
