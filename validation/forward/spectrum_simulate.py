@@ -106,7 +106,7 @@ class SpectrumSimulation:
         a_t = z.alpha if alpha_test is None else float(check_real("alpha_test", alpha_test, lower=0.0))
         s_t = self.sigma if sigma_test is None else sigma_test
         th = self.theory()   # at the simulated test context L~ = round(alpha_test D), as errors() uses
-        th_err = th.errors(alpha_test=max(1, int(np.floor(a_t * self.dim + 0.5))) / self.dim, sigma_test=s_t)
+        th_err = th.errors(alpha_test=self._test_length(a_t) / self.dim, sigma_test=s_t)
         return json_document(
             {"dim": self.dim, "alpha": z.alpha, "tau": z.tau, "kappa": z.kappa, "sigma": self.sigma,
              "lam": self.lam, "alpha_test": a_t, "sigma_test": s_t, "spectrum": self.spectrum.to_dict(),
@@ -117,12 +117,16 @@ class SpectrumSimulation:
              "sizes": {"D": z.dim, "L": z.context_length, "M": z.n_prompts, "M0": z.n_tasks},
              "converged": self.converged, "residual": self.residual, "seconds": self.seconds})
 
+    def _test_length(self, alpha_test: float) -> int:
+        """L~ = round(alpha_test D), at least 1 (rounding half up)."""
+        return max(1, int(np.floor(alpha_test * self.dim + 0.5)))
+
     def errors(self, alpha_test=None, sigma_test=None) -> dict:
         """{"tm", "idg", "odg"}: Estimates of e(Gamma_hat) (test context L~ = round(alpha_test D))."""
         a_t = self.sizes.alpha if alpha_test is None else float(check_real("alpha_test", alpha_test, lower=0.0))
         s_t = self.sigma if sigma_test is None else float(check_real("sigma_test", sigma_test, lower=0.0,
                                                                           lower_inclusive=True))
-        Lt = max(1, int(np.floor(a_t * self.dim + 0.5)))
+        Lt = self._test_length(a_t)
         qb = np.array([r["q_bar"] for r in self.per_seed])
         return {name: Estimate.of(error_from_summaries(
             np.array([r[f"{name}_t"] for r in self.per_seed]), np.array([r[f"{name}_m"] for r in self.per_seed]),
