@@ -4,7 +4,7 @@ Public names of both sciences are re-exported here; the validation layer imports
 """
 from lowrank_icl.numerics._blas import single_threaded_blas
 from lowrank_icl.numerics._checks import check_int, check_real
-from lowrank_icl.theory import __version__  # noqa: F401
+from lowrank_icl._version import __version__  # noqa: F401
 from lowrank_icl.numerics.forward import *  # noqa: F401,F403
 from lowrank_icl.numerics.forward import __all__ as _forward_all
 from lowrank_icl.numerics.inverse import *  # noqa: F401,F403

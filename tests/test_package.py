@@ -58,14 +58,14 @@ def test_version_is_one_value_on_every_layer_and_the_cli():
     import tomllib
     from pathlib import Path
 
+    import lowrank_icl
     import lowrank_icl.numerics
-    import lowrank_icl.theory
     import lowrank_icl.validation
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
     installed = importlib.metadata.version("lowrank-icl")
     assert installed == project["version"], "the installed metadata is stale: reinstall (pip install -e .)"
-    assert lowrank_icl.theory.__version__ == lowrank_icl.numerics.__version__ == installed
+    assert lowrank_icl.__version__ == lowrank_icl.numerics.__version__ == installed
     assert lowrank_icl.validation.__version__ == installed
     out = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli.main", "--version"],
                          capture_output=True, text=True, check=True)

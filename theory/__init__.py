@@ -4,7 +4,6 @@ Every derivation is a function that *builds* its sympy expression from stated pr
 exports a fast numeric callable of it (lambdified once, cached). This layer imports nothing
 from the rest of ``lowrank_icl``. ``forward/`` holds the forward problem, ``inverse/`` the inverse one.
 """
-from lowrank_icl.theory._version import __version__  # noqa: F401
 from lowrank_icl.theory.forward import *  # noqa: F401,F403
 from lowrank_icl.theory.forward import __all__ as _forward_all
 

@@ -4,7 +4,7 @@
 def __getattr__(name):
     # lazy, so that importing the CLI does not import the theory layer before it is needed
     if name == "__version__":
-        from lowrank_icl.theory import __version__
+        from lowrank_icl._version import __version__
         return __version__
     # lazy: importing the validation layer must not import the sweep engine (or xarray)
     if name == "sweep":

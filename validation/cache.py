@@ -88,9 +88,9 @@ def default_cache_dir() -> Path:
 
 
 def package_version() -> str:
-    """``lowrank_icl.theory.__version__`` (the installed version of lowrank-icl)."""
-    from lowrank_icl.theory import __version__
-    return __version__
+    """The installed version of lowrank-icl (one home: :func:`lowrank_icl.numerics._json.package_version`)."""
+    from lowrank_icl.numerics._json import package_version as version
+    return version()
 
 
 @lru_cache(maxsize=None)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from lowrank_icl.numerics import _json
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -57,42 +58,9 @@ def atomic_write_json(path: str | os.PathLike, obj) -> Path:
     return atomic_write_text(path, dumps_json(obj, indent=1, sort_keys=True) + "\n")
 
 
-def json_ready(obj):
-    """``obj`` with numpy values as Python ones, NaN as None and +-inf as "inf" / "-inf".
-
-    Mappings, sequences and arrays are converted recursively; an mpmath number becomes its decimal
-    string (all its digits), since a JSON number would round it to float64.
-    """
-    if isinstance(obj, Mapping):
-        return {str(k): json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, range)):
-        return [json_ready(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_ready(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return None
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-        return obj
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj
-    if type(obj).__module__.startswith("mpmath"):
-        return str(obj)
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-
-def json_document(parameters: Mapping, result: Mapping) -> dict:
-    """The package's JSON layout: ``{"parameters": inputs, "version": ..., **result}`` (JSON-ready)."""
-    from lowrank_icl.theory import __version__
-    reserved = {"parameters", "version"} & set(result)
-    if reserved:
-        raise ValueError(f"result keys {sorted(reserved)} are reserved for the JSON layout")
-    return json_ready({"parameters": dict(parameters), "version": __version__, **result})
+# one JSON rule for the package (numerics/_json.py); re-exported here for the validation layer
+json_ready = _json.json_ready
+json_document = _json.json_document
 
 
 def dumps_json(obj, indent: int | None = None, sort_keys: bool = False) -> str:

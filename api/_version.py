@@ -1,8 +1,7 @@
 """The package version, read from the installed distribution's metadata.
 
-Its one home is ``[project] version`` in pyproject.toml; the installed metadata carries it, and
-``lowrank_icl.theory``, ``lowrank_icl.numerics`` and ``lowrank_icl.validation`` all re-export this
-``__version__`` (the CLI prints it with ``lowrank-icl --version``). Reinstall after changing it.
+Its one home is ``[project] version`` in pyproject.toml; the installed metadata carries it and
+``lowrank_icl.__version__`` re-exports it. Importing this module loads nothing heavy.
 """
 from importlib.metadata import PackageNotFoundError, version
 
