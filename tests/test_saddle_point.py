@@ -114,7 +114,7 @@ def test_stable_rearrangements_per_atom():
 def test_evaluate_explicit_matches_derived_solution_at_50_digits(pt):
     # the solver's cancellation-free rearrangement equals the sympy-derived solution
     alpha, tau, kappa, r, sg, lam = pt
-    res = solve(alpha, tau, kappa, r, sg, lam, precision=50)
+    res = solve(alpha=alpha, tau=tau, kappa=kappa, rho=r, sigma=sg, lam=lam, precision=50)
     fns = _derived_order_mp()
     with mpmath.workdps(50):
         mo = pool_moments_mp(-res.nu, kappa, r)
@@ -135,14 +135,14 @@ def _derived_order_mp():
 @given(points)
 def test_published_equations_hold_at_50_digits(pt):
     alpha, tau, kappa, r, sg, lam = pt
-    res = solve(alpha, tau, kappa, r, sg, lam, precision=50)
+    res = solve(alpha=alpha, tau=tau, kappa=kappa, rho=r, sigma=sg, lam=lam, precision=50)
     assert bool(res.converged)
     assert res.residual < mpmath.mpf(10) ** -40
 
 
 @given(points)
 def test_stability_factor_positive_at_root(pt):
-    res = solve(*pt)
+    res = solve(**dict(zip(("alpha", "tau", "kappa", "rho", "sigma", "lam"), pt)))
     # E = E_signal/(1 - K/tau) > 0 requires K < tau at the root (proved: K <= 1 - u g <= tau)
     assert np.isfinite(res.training_error) and res.training_error > 0
 
@@ -171,7 +171,7 @@ def test_infinite_pretraining_gives_bayes_optimal_scale():
     # tau, kappa -> infinity at lam = 0: Gamma -> gamma A A^T, gamma = alpha/(alpha + rho(1 + sigma^2))
     # (docs/model.md), so m0 = gamma, q0 = gamma^2 and q_bar = rho gamma^2
     alpha, rho, sigma = 3.0, 0.4, 0.5
-    res = solve(alpha, tau=1e10, kappa=1e10, rho=rho, sigma=sigma, lam=0.0)
+    res = solve(alpha=alpha, tau=1e10, kappa=1e10, rho=rho, sigma=sigma, lam=0.0)
     gamma = alpha / (alpha + rho * (1 + sigma**2))
     assert res.m0 == pytest.approx(gamma, rel=1e-8)
     assert res.q0 == pytest.approx(gamma**2, rel=1e-8)

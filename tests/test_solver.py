@@ -54,7 +54,7 @@ domain = st.tuples(st.floats(-2, 7), st.floats(-2, 3), st.floats(-2, 3), st.floa
 def test_sweep_whole_domain_no_nan_and_converged(pt):
     la, lt, lk, r, s, lam = pt
     tau = 10**lt
-    res = solve(10**la, tau, 10**lk, r, s, lam)
+    res = solve(alpha=10**la, tau=tau, kappa=10**lk, rho=r, sigma=s, lam=lam)
     assert bool(res.converged) and res.residual < 1e-10
     err = res.errors()
     for e in (err.tm, err.idg, err.odg):
@@ -133,8 +133,8 @@ def test_rounding_float64_vs_mpmath_same_algorithm(pt):
     tau = 10**lt
     if lam == 0 and tau == 1:
         return
-    f = solve(10**la, tau, 10**lk, r, s, lam)
-    p = solve(10**la, tau, 10**lk, r, s, lam, precision=50)
+    f = solve(alpha=10**la, tau=tau, kappa=10**lk, rho=r, sigma=s, lam=lam)
+    p = solve(alpha=10**la, tau=tau, kappa=10**lk, rho=r, sigma=s, lam=lam, precision=50)
     for name in ("q", "m", "q_bar", "m_bar", "q0", "m0", "nu"):
         exact = getattr(p, name)
         if exact == 0:
@@ -156,7 +156,7 @@ def test_broadcasting_and_shapes():
     res = solve(alpha=np.array([1.0, 2.0, 4.0])[:, None], tau=np.array([0.5, 2.0]), kappa=1.0, rho=0.5)
     assert res.q.shape == (3, 2) and res.errors().idg.shape == (3, 2)
     assert res.errors(alpha_test=np.array([1.0, 10.0])).tm.shape == (3, 2)
-    scalar = solve(2.0, 2.0, 1.0)
+    scalar = solve(alpha=2.0, tau=2.0, kappa=1.0)
     assert np.ndim(scalar.q) == 0 and isinstance(bool(scalar.converged), bool)
 
 
@@ -186,24 +186,24 @@ def test_rejects_out_of_domain(kwargs, match):
 
 
 def test_rejects_bad_test_values_and_method():
-    res = solve(1.0, 1.5, 1.0)
+    res = solve(alpha=1.0, tau=1.5, kappa=1.0)
     with pytest.raises(ValueError, match="alpha_test must be > 0"):
         res.errors(alpha_test=0)
     with pytest.raises(ValueError, match="sigma_test must be >= 0"):
         res.errors(sigma_test=-1)
     with pytest.raises(ValueError, match="method must be"):
-        solve(1.0, 1.5, 1.0, method="newton")
+        solve(alpha=1.0, tau=1.5, kappa=1.0, method="newton")
 
 
 def test_accepts_forward_params():
     p = ForwardParams(alpha=10, tau=2.0, kappa=0.5, rho=0.3, sigma=0.1, lam=1e-4)
     res = solve(p)
     assert bool(res.converged)
-    assert res.q == solve(10, 2.0, 0.5, 0.3, 0.1, 1e-4).q
+    assert res.q == solve(alpha=10, tau=2.0, kappa=0.5, rho=0.3, sigma=0.1, lam=1e-4).q
     with pytest.raises(ValueError, match="either a ForwardParams"):
-        solve(p, 2.0, 0.5)
+        solve(p, tau=2.0, kappa=0.5)
     with pytest.raises(ValueError, match="needs alpha, tau and kappa"):
-        solve(1.0)
+        solve(alpha=1.0)
 
 
 def test_precision_mode_errors_keep_precision_below_float64():
@@ -226,7 +226,7 @@ def _reference_errors(alpha, tau, kappa, rho, sigma, lam, dps=50):
     not the sum-of-nonnegative-parts form that float64 uses."""
     from lowrank_icl.theory.forward.saddle_point import asymptotic_error
 
-    ref = solve(alpha, tau, kappa, rho, sigma, lam, precision=dps)
+    ref = solve(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam, precision=dps)
     assert bool(ref.converged)
     with mpmath.workdps(dps):
         a, s = mpmath.mpf(alpha), mpmath.mpf(sigma)
@@ -240,7 +240,7 @@ def _reference_errors(alpha, tau, kappa, rho, sigma, lam, dps=50):
 def test_errors_keep_relative_accuracy_where_they_vanish(alpha, tau, kappa, rho):
     # at sigma = 0, lam = 0 the errors vanish like 1/alpha (TM, and IDG for kappa > rho); the
     # defining form 1 - 2m + q loses ~alpha * 1e-16 relative in float64, the nonnegative parts do not
-    res = solve(alpha, tau, kappa, rho, 0.0, 0.0)
+    res = solve(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=0.0, lam=0.0)
     assert bool(res.converged) and res.reason == ""
     ref = _reference_errors(alpha, tau, kappa, rho, 0.0, 0.0)
     err = res.errors()
@@ -266,7 +266,7 @@ def test_errors_match_50_digit_defining_form(pt):
     tau, kappa = 10**lt, 10**lk
     if (lam == 0 and tau == 1) or (kappa == np.inf and lam > 0):
         return
-    res = solve(10**la, tau, kappa, r, s, lam)
+    res = solve(alpha=10**la, tau=tau, kappa=kappa, rho=r, sigma=s, lam=lam)
     if not bool(res.converged):
         assert "ill-conditioned" in res.reason, res.reason
         return
@@ -280,16 +280,20 @@ def test_errors_match_50_digit_defining_form(pt):
 def test_residual_detects_a_wrong_point():
     # the residual test can fail: perturb one order parameter by 1e-8 and it must say so
     from lowrank_icl.numerics.forward.residual import published_residual
+    from lowrank_icl.theory.forward.stieltjes import pool_moments
 
     res = solve(alpha=np.array([3.0, 1e8]), tau=np.array([1.7, 3.0]), kappa=0.7, rho=0.5, sigma=0.0, lam=0.0)
     p = {k: np.atleast_1d(np.asarray(v, float)) * np.ones(2) for k, v in res.params.broadcast().items()}
     sol = {k: np.array(np.broadcast_to(getattr(res, k), (2,)), dtype=float) for k in
            ("q", "m", "chi", "q_bar", "chi_bar", "nu", "training_error")}
-    assert np.all(published_residual(p, sol) < 1e-14)
+    def moments_at(nu, sel):
+        return pool_moments(-nu, p["kappa"][sel], p["rho"][sel])
+
+    assert np.all(published_residual(p, sol, moments_at) < 1e-14)
     for name in ("q", "m", "chi", "q_bar", "chi_bar", "training_error"):
         bad = dict(sol)
         bad[name] = sol[name] * (1 + 1e-8)
-        assert np.all(published_residual(p, bad) > 1e-9), name
+        assert np.all(published_residual(p, bad, moments_at) > 1e-9), name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,7 +374,7 @@ def test_edges_of_the_float64_range_never_nan_with_converged(pt):
     la, lt, lk, lr, s, lam = pt
     if (10**lk == np.inf and lam > 0) or (lam == 0 and 10**lt == 1):
         return
-    res = solve(10**la, 10**lt, 10**lk, 10**lr, s, lam)  # warnings are errors in the suite
+    res = solve(alpha=10**la, tau=10**lt, kappa=10**lk, rho=10**lr, sigma=s, lam=lam)  # warnings are errors in the suite
     err = res.errors()
     values = [getattr(res, k) for k in ORDER_PARAMETERS] + [err.tm, err.idg, err.odg]
     if bool(res.converged):
@@ -419,7 +423,7 @@ def test_reprs_are_concise():
     assert one.count("\n") <= 4 and "converged=True" in one and "idg=" in one
     grid = repr(solve(alpha=np.ones((30, 40)), tau=2.0, kappa=1.0))
     assert grid.count("\n") <= 3 and "converged 1200/1200" in grid
-    assert repr(solve(4, 1.2, 3).errors()).startswith("ForwardErrors(tm=")
+    assert repr(solve(alpha=4, tau=1.2, kappa=3).errors()).startswith("ForwardErrors(tm=")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,11 +448,11 @@ def _check_point(pt):
     tau, kappa = 10**lt, (np.inf if lk == np.inf else 10**lk)
     if (lam == 0 and tau == 1) or (kappa == np.inf and lam > 0):
         return
-    res = solve(10**la, tau, kappa, r, s, lam)
+    res = solve(alpha=10**la, tau=tau, kappa=kappa, rho=r, sigma=s, lam=lam)
     if not bool(res.converged):
         # the only admitted failure: a point float64 cannot resolve, flagged as such and solved by precision=
         assert "ill-conditioned" in res.reason, (pt, res.reason)
-        assert bool(solve(10**la, tau, kappa, r, s, lam, precision=30).converged)
+        assert bool(solve(alpha=10**la, tau=tau, kappa=kappa, rho=r, sigma=s, lam=lam, precision=30).converged)
         return
     err = res.errors()
     ref = _reference_errors(10**la, tau, kappa, r, s, lam)

@@ -37,7 +37,7 @@ class UnconvergedSolve(ArithmeticError):
 
 def converged_errors(alpha, tau, kappa, rho, sigma, lam, protocol):
     """e_protocol from :func:`solve`, or UnconvergedSolve if any point failed its residual test."""
-    res = solve(alpha, tau, kappa, rho, sigma, lam)
+    res = solve(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
     if not np.all(res.converged):
         bad = np.flatnonzero(~np.atleast_1d(res.converged))[0]
         raise UnconvergedSolve(f"solve did not converge: {np.atleast_1d(res.reason)[bad]}")

@@ -17,9 +17,9 @@ from functools import lru_cache
 import numpy as np
 
 from lowrank_icl.numerics.forward.params import ForwardParams
+from lowrank_icl.numerics.forward.core import FLOAT64_TOLERANCE as RESIDUAL_TOLERANCE
 from lowrank_icl.numerics.forward.residual import published_residual
-from lowrank_icl.numerics.forward.results import ForwardSolution, branches, package, residual_reason
-from lowrank_icl.numerics.forward.solver import RESIDUAL_TOLERANCE
+from lowrank_icl.numerics.forward.results import ForwardSolution, branches, build_solution, residual_reason
 from lowrank_icl.theory.forward.saddle_point import numeric_published_map, protocol_parts
 from lowrank_icl.theory.forward.stieltjes import pool_moments, published_g, published_g_derivative
 
@@ -80,15 +80,17 @@ def solve_damped(params: ForwardParams, max_iter: int, damping: float) -> Forwar
         sol.update({k: hats[k] for k in ("q_hat", "m_hat", "chi_hat", "q_bar_hat", "chi_bar_hat")})
         sol.update(m_bar=mo.A1, m0=mo.A1 / rho, q0=sum(parts["q0"][k] for k in ("signal", "noise_T", "noise_R")),
                    nu=-zf, training_error=(1 + prm[3] ** 2) - 2 * x["m"] + x["q"] + c * x["q_bar"])
-        res = published_residual(p, {**sol, **{k: np.where(finite, x[k], 1.0) for k in names}})
+        res = published_residual(p, {**sol, **{k: np.where(finite, x[k], 1.0) for k in names}},
+                                 lambda nu, sel: pool_moments(-nu, prm[2][sel], rho[sel]))
     res = np.where(finite, res, np.nan)
     converged = np.isfinite(res) & (res <= RESIDUAL_TOLERANCE)
     reason = residual_reason(np.where(finite, res, np.inf), RESIDUAL_TOLERANCE, finite, float64=True,
                              hint="; the damped iteration is not at the fixed point: use method='reduced'")
     reason = np.where(converged | finite, reason, "the damped iteration produced a non-finite state")
-    return package(params, sol, parts, converged=converged, residual=res, iters=iters, stopped=stopped,
-                   reason=reason, branch=branches(p["tau"], p["lam"]), method="damped",
-                   tolerance=RESIDUAL_TOLERANCE)
+    parts["errors"] = {"tm": parts["q"], "idg": parts["q0"], "odg": parts["q_bar"]}
+    return build_solution(ForwardSolution, params, sol, parts, converged=converged, residual=res, iters=iters,
+                          stopped=stopped, reason=reason, branch=branches(p["tau"], p["lam"]), method="damped",
+                          tolerance=RESIDUAL_TOLERANCE)
 
 
 @lru_cache(maxsize=None)

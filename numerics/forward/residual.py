@@ -9,20 +9,21 @@ measured relative to the sum of the magnitudes of the terms of its equation:
 * the definition of E mixes signs (it cancels when E is small), so its scale is s2 + 2|m| + q + s2 q_bar/alpha.
 
 Evaluating each equation in working precision therefore contributes at most a few units of
-roundoff (~1e-15 in float64) to the residual, whatever the size of the errors: the tolerance 1e-10
-leaves five orders of magnitude for the solver and cannot be failed by rounding alone.
+roundoff (~1e-15 in float64, ~10^-N with N digits) to the residual, whatever the size of the
+errors: the tolerance (:func:`lowrank_icl.numerics.forward.core.residual_tolerance`) cannot be
+failed by rounding alone.
 
+The pool traces at the state's z come from the solve's moment provider (rank-r closed forms or a
+general spectrum's deterministic equivalent), so one residual serves every task law and precision.
 At lam = 0, tau < 1 (q_hat = 0, chi = +inf) the chi and chi_bar equations are taken in their
 lam -> 0 limit: divided by Delta they become A1 + c g = tau (scale A1 + c g + tau), and z = -nu.
 At the interpolation threshold (errors +inf) the residual is 0 by definition (exact limit).
 """
 from __future__ import annotations
 
-import mpmath
 import numpy as np
 
 from lowrank_icl.theory.forward.saddle_point import numeric_state_equations
-from lowrank_icl.theory.forward.stieltjes import pool_moments, pool_moments_mp
 
 STATE_NAMES = ("q", "m", "chi", "q_bar", "chi_bar")
 
@@ -31,64 +32,55 @@ def _moment_args(mo):
     return (mo.g, mo.dg, mo.A1, mo.B1, mo.A2, mo.Mm, mo.Q3)
 
 
-def _lam_kappa(lam, kappa):
-    with np.errstate(invalid="ignore"):
-        return np.where(lam > 0, lam * kappa, 0.0)
+def published_residual(p: dict, sol: dict, moments_at, be=None) -> np.ndarray:
+    """Max term-relative residual of the published equations at ``sol`` (flat arrays, see module).
 
-
-def published_residual(p: dict, sol: dict) -> np.ndarray:
-    """Max term-relative residual of the published equations at ``sol`` (float64 arrays, see module)."""
-    z_fn, rhs_fns = numeric_state_equations("numpy")
-    alpha, tau, kappa, rho, sigma, lam = (p[k] for k in ("alpha", "tau", "kappa", "rho", "sigma", "lam"))
-    q, m, chi, q_bar, chi_bar, e = (np.asarray(sol[k], dtype=float) for k in (*STATE_NAMES, "training_error"))
+    ``p``: flat parameter arrays (alpha, tau, kappa, sigma, lam); ``moments_at(nu, sel)``: pool traces
+    at effective ridges nu for the points ``sel``; ``be``: the backend of the arrays (float64 default).
+    """
+    if be is None:
+        from lowrank_icl.numerics.forward.core import FLOAT64 as be
+    z_fn, rhs_fns = numeric_state_equations("mpmath" if be.precision else "numpy")
+    alpha, tau, kappa, sigma, lam = (p[k] for k in ("alpha", "tau", "kappa", "sigma", "lam"))
+    q, m, chi, q_bar, chi_bar, e = (be.array(sol[k]) for k in (*STATE_NAMES, "training_error"))
+    zero = 0 * tau
     c = (1 + sigma**2) / alpha
-    lk = _lam_kappa(lam, kappa)
+    with np.errstate(invalid="ignore"):
+        lk = np.where(lam > 0, lam * kappa, zero)
+    finite_e = be.isfinite(e)
+    regular = be.isfinite(chi) & finite_e
+    scaled = ~be.isfinite(chi) & finite_e
     res = np.zeros(tau.shape, dtype=float)
-    finite_e = np.isfinite(e)
-    regular = np.isfinite(chi) & finite_e
-    scaled = ~np.isfinite(chi) & finite_e
+    sel = np.flatnonzero(finite_e)
+    if sel.size == 0:
+        return res
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        e_def = np.abs((1 + sigma**2) - 2 * m + q + c * q_bar - e) / ((1 + sigma**2) + 2 * np.abs(m) + np.abs(q)
-                                                                    + c * np.abs(q_bar) + np.abs(e))
-        z = np.where(regular, z_fn(q, m, chi, q_bar, chi_bar, e, alpha, tau, sigma, lk), -np.asarray(sol["nu"]))
-        ok = finite_e & np.isfinite(z) & (z < 0)
-        mo = pool_moments(np.where(ok, z, -1.0), kappa, rho)
-        args = (q, m, chi, q_bar, chi_bar, e, *_moment_args(mo), alpha, tau, sigma, lk)
-        checks = [e_def]
+        q, m, chi, q_bar, chi_bar, e = (x[sel] for x in (q, m, chi, q_bar, chi_bar, e))
+        alpha, tau, sigma, lk, c = (x[sel] for x in (alpha, tau, sigma, lk, c))
+        regular, scaled = regular[sel], scaled[sel]
+        one = 1 + 0 * tau
+        e_def = abs((1 + sigma**2) - 2 * m + q + c * q_bar - e) / ((1 + sigma**2) + 2 * abs(m) + abs(q)
+                                                                 + c * abs(q_bar) + abs(e))
+        chi_r, chi_bar_r = np.where(regular, chi, one), np.where(regular, chi_bar, one)
+        z = np.where(regular, z_fn(q, m, chi_r, q_bar, chi_bar_r, e, alpha, tau, sigma, lk), -be.array(sol["nu"])[sel])
+        ok = be.isfinite(z) & (z < 0)
+        mo = moments_at(np.where(ok, -z, one), sel)
+        args = (q, m, chi_r, q_bar, chi_bar_r, e, *_moment_args(mo), alpha, tau, sigma, lk)
+        checks = [be.to_float(e_def)]
+
+        def rel(rhs, x):
+            den = abs(rhs) + abs(x)
+            return be.to_float(abs(rhs - x) / np.where(den > 0, den, one))
+
         for name, x in (("q", q), ("m", m), ("q_bar", q_bar)):
-            rhs = rhs_fns[name](*args)
-            checks.append(np.abs(rhs - x) / np.maximum(np.abs(rhs) + np.abs(x), 1e-300))
-        for name, x in (("chi", chi), ("chi_bar", chi_bar)):
-            rhs = rhs_fns[name](*args)
-            checks.append(np.where(regular, np.abs(rhs - x) / np.maximum(np.abs(rhs) + np.abs(x), 1e-300), 0.0))
+            checks.append(rel(rhs_fns[name](*args), x))
+        for name, x in (("chi", chi_r), ("chi_bar", chi_bar_r)):
+            checks.append(np.where(regular, rel(rhs_fns[name](*args), x), 0.0))
         limit = mo.A1 + c * mo.g
-        checks.append(np.where(scaled, np.abs(limit - tau) / (limit + tau), 0.0))
+        checks.append(np.where(scaled, be.to_float(abs(limit - tau) / (limit + tau)), 0.0))
         worst = np.max(checks, axis=0)
-    res[finite_e] = np.where(ok, 2 * worst, np.inf)[finite_e]
+    res[sel] = np.where(ok, 2 * worst, np.inf)
     return res
 
 
-def published_residual_mp(p: dict, sol: dict):
-    """Scalar mpmath twin of :func:`published_residual` (same equations, same scales)."""
-    e = sol["training_error"]
-    if not mpmath.isfinite(e):
-        return mpmath.mpf(0)
-    z_fn, rhs_fns = numeric_state_equations("mpmath")
-    alpha, tau, kappa, rho, sigma, lam = (p[k] for k in ("alpha", "tau", "kappa", "rho", "sigma", "lam"))
-    q, m, chi, q_bar, chi_bar = (sol[k] for k in STATE_NAMES)
-    c = (1 + sigma**2) / alpha
-    lk = lam * kappa if lam > 0 else mpmath.mpf(0)
-    regular = mpmath.isfinite(chi)
-    checks = [abs((1 + sigma**2) - 2 * m + q + c * q_bar - e) / ((1 + sigma**2) + 2 * abs(m) + abs(q)
-                                                                 + c * abs(q_bar) + abs(e))]
-    z = z_fn(q, m, chi, q_bar, chi_bar, e, alpha, tau, sigma, lk) if regular else -sol["nu"]
-    mo = pool_moments_mp(z, kappa, rho)
-    args = (q, m, chi if regular else 0, q_bar, chi_bar if regular else 0, e, *_moment_args(mo), alpha, tau, sigma, lk)
-    names = STATE_NAMES if regular else ("q", "m", "q_bar")
-    for name in names:
-        rhs = rhs_fns[name](*args)
-        checks.append(abs(rhs - sol[name]) / (abs(rhs) + abs(sol[name])))
-    if not regular:
-        limit = mo.A1 + c * mo.g
-        checks.append(abs(limit - tau) / (limit + tau))
-    return 2 * max(checks)
+__all__ = ["published_residual"]

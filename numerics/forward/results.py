@@ -128,10 +128,14 @@ class ForwardSolution:
     def errors(self, alpha_test=None, sigma_test=None) -> ForwardErrors:
         """TM, IDG and ODG errors at test context ratio alpha_test = L~/D and test noise std sigma_test.
 
-        e_X = sigma_t^2 + 1 - 2 m_X + q_X + (1 + sigma_t^2) q_bar / alpha_t with (m_X, q_X) =
-        (m, q), (m0, q0), (m_bar, q_bar), evaluated as the sum of nonnegative terms
-        sigma_t^2 + misfit_X + noise_T + noise_R + (1 + sigma_t^2) q_bar/alpha_t.
-        Defaults: the training alpha and sigma. Broadcasts against the solution's shape.
+        e_X = sigma_t^2 + mean_X - 2 m_X + q_X + (mean_X + sigma_t^2) q_bar / alpha_t with (m_X, q_X) =
+        (m, q) for TM, (m0, q0) for IDG and (m_bar, q_bar) for ODG (for a general spectrum: the train
+        law for TM/IDG and its test law for "odg"); mean_X = E|w|^2/D of the protocol's tasks (1 for the
+        rank-r model). Evaluated as the sum of nonnegative terms
+        sigma_t^2 + misfit_X + noise_T + noise_R + (mean_X + sigma_t^2) q_bar/alpha_t
+        (:func:`lowrank_icl.theory.forward.saddle_point.error_from_parts`), so the relative accuracy
+        holds even where the errors vanish. Defaults: the training alpha and sigma. Broadcasts
+        against the solution's shape; with ``precision=N`` the values are N-digit mpmath numbers.
         """
         a_t = self.params.alpha if alpha_test is None else check_real("alpha_test", alpha_test, lower=0.0)
         s_t = self.params.sigma if sigma_test is None else check_real(
@@ -140,8 +144,8 @@ class ForwardSolution:
             if self.precision:
                 a_t, s_t = to_mp(a_t), to_mp(s_t)
             with np.errstate(invalid="ignore"):
-                vals = {name: unwrap(error_from_parts(self._parts[key], self.q_bar, a_t, s_t))
-                        for name, key, _m in PROTOCOLS}
+                vals = {name: unwrap(error_from_parts(self._parts["errors"][name], self.q_bar, a_t, s_t))
+                        for name in ("tm", "idg", "odg")}
         return ForwardErrors(**vals, precision=self.precision)
 
     def decomposition(self) -> Decomposition:
@@ -163,25 +167,40 @@ class ForwardSolution:
         """The order parameters as a dict keyed like the CLI JSON."""
         return {k: getattr(self, k) for k in ORDER_PARAMETERS}
 
-    def to_dict(self, alpha_test=None, sigma_test=None) -> dict:
-        """JSON-ready dict: order_parameters, errors, converged, residual, stopped, reason, branch, method.
+    def parameters(self) -> dict:
+        """The inputs of the solve, as reported in ``to_dict()["parameters"]``."""
+        return {k: getattr(self.params, k) for k in ForwardParams.field_names()}
 
-        float64 values are floats (NaN becomes None; +inf stays a float); with ``precision=N``
-        order parameters and errors are decimal strings of N significant digits.
+    def to_dict(self, alpha_test=None, sigma_test=None) -> dict:
+        """JSON-ready dict (the package's JSON rule, :mod:`lowrank_icl.numerics._json`).
+
+        Keys: ``parameters``, ``version``, ``order_parameters``, ``errors``, ``converged``,
+        ``residual``, ``stopped``, ``reason``, ``iterations``, ``branch``, ``method``, ``precision``,
+        ``tolerance``. With ``precision=N`` every order parameter and error is a decimal string of N
+        significant digits; NaN is null and +-inf the strings "inf"/"-inf".
         """
-        return {"order_parameters": {k: jsonable(v, self.precision) for k, v in self.order_parameters().items()},
-                "errors": self.errors(alpha_test, sigma_test).to_dict(),
-                "converged": jsonable(self.converged), "residual": jsonable(self.residual),
-                "stopped": jsonable(self.stopped), "reason": jsonable(self.reason),
-                "branch": jsonable(self.branch), "method": self.method, "precision": self.precision}
+        from lowrank_icl.numerics._json import json_document
+
+        err = self.errors(alpha_test, sigma_test)
+        result = {"order_parameters": self.order_parameters(),
+                  "errors": {k: getattr(err, k) for k in ("tm", "idg", "odg")},
+                  "converged": self.converged, "residual": self.residual, "stopped": self.stopped,
+                  "reason": self.reason, "iterations": self.iterations, "branch": self.branch,
+                  "method": self.method, "precision": self.precision, "tolerance": self.tolerance}
+        return json_document(self.parameters(), result, self.precision)
+
+    def _describe(self) -> str:
+        """Extra words for the repr (the task law of a general spectrum)."""
+        return ""
 
     def __repr__(self):
         conv = np.asarray(self.converged)
         res = np.asarray(self.residual, dtype=float)
         shape = self.params.shape
-        head = f"ForwardSolution(method={self.method!r}" + (f", precision={self.precision}" if self.precision else "")
+        head = f"{type(self).__name__}(method={self.method!r}" + (f", precision={self.precision}" if self.precision else "")
+        head += self._describe()
         if not shape:
-            p = ", ".join(f"{k}={float(getattr(self.params, k)):.6g}" for k in ForwardParams.field_names())
+            p = ", ".join(f"{k}={float(v):.6g}" for k, v in self.parameters().items())
             status = f"converged={bool(conv)}, residual={float(res):.2g}, branch={str(self.branch)!r}"
             if not bool(conv):
                 status += f", reason={str(self.reason)!r}"
@@ -191,20 +210,25 @@ class ForwardSolution:
                 f"  fields: {', '.join(ORDER_PARAMETERS)}; errors() gives tm, idg, odg")
 
 
-def package(params, sol, parts, *, converged, residual, iters, stopped, reason, branch, method,
-            precision=None, tolerance=1e-10) -> ForwardSolution:
-    """Reshape flat per-point arrays to the parameters' broadcast shape (scalars for scalar input)."""
+def build_solution(solution_type, params, sol, parts, *, converged, residual, iters, stopped, reason, branch, method,
+                   precision=None, tolerance=1e-10, extra=None):
+    """A ``solution_type`` from flat per-point arrays, reshaped to the parameters' broadcast shape
+    (scalars for scalar input)."""
     shape = params.shape
 
     def shaped(x):
         x = np.asarray(x)
-        return x.reshape(shape)[()] if x.size == int(np.prod(shape, dtype=int)) else x
+        return x.reshape(shape)[()]
 
-    return ForwardSolution(params=params, **{k: shaped(v) for k, v in sol.items()},
-                           converged=shaped(converged), residual=shaped(residual), iterations=shaped(iters),
-                           stopped=shaped(stopped), reason=shaped(reason), branch=shaped(branch), method=method,
-                           precision=precision, tolerance=tolerance,
-                           _parts={k: {pn: shaped(v) for pn, v in d.items()} for k, d in parts.items()})
+    def shaped_parts(d):
+        return {k: shaped_parts(v) if isinstance(v, dict) else shaped(v) for k, v in d.items()}
+
+    return solution_type(params=params, **{k: shaped(v) for k, v in sol.items()},
+                         converged=shaped(converged), residual=shaped(residual), iterations=shaped(iters),
+                         stopped=shaped(stopped), reason=shaped(reason), branch=shaped(branch), method=method,
+                         precision=precision, tolerance=tolerance, _parts=shaped_parts(parts),
+                         **{k: v if k == "spectrum" else (shaped_parts(v) if isinstance(v, dict) else shaped(v))
+                            for k, v in (extra or {}).items()})
 
 
 def residual_reason(residual, tolerance, finite, float64: bool, hint: str | None = None):

@@ -275,9 +275,13 @@ def _is_infinite(x) -> bool:
 
 def error_from_parts(part, q_bar, alpha_test, sigma_test):
     """Test error of one protocol as a sum of nonnegative terms (cancellation-free form of
-    :func:`asymptotic_error`): sigma_t^2 + misfit + noise_T + noise_R + (1 + sigma_t^2) q_bar/alpha_t."""
+    :func:`asymptotic_error`): sigma_t^2 + misfit + noise_T + noise_R + (mean + sigma_t^2) q_bar/alpha_t.
+
+    ``part`` holds misfit, noise_T, noise_R and optionally ``mean`` = E|w|^2/D of the protocol's
+    tasks (default 1, the rank-r model; a general spectrum's law has its own mean)."""
+    mean = part.get("mean", 1)
     return (sigma_test**2 + part["misfit"] + part["noise_T"] + part["noise_R"]
-            + (1 + sigma_test**2) * q_bar / alpha_test)
+            + (mean + sigma_test**2) * q_bar / alpha_test)
 
 
 def asymptotic_error(m_x, q_x, q_bar, alpha_test, sigma_test):

@@ -126,7 +126,7 @@ def distance_crossover(kappas, to_dmmse, to_gmmse) -> float:
 def _series_for_rank(rho, kappas, dim, seeds, prompts, progress):
     p = POINT
     out = {}
-    th = solve(p["alpha"], p["tau"], np.asarray(kappas), rho, p["sigma"], p["lam"]).errors()
+    th = solve(alpha=p["alpha"], tau=p["tau"], kappa=np.asarray(kappas), rho=rho, sigma=p["sigma"], lam=p["lam"]).errors()
     out["ridge theory"] = {q: [(float(v), float("nan")) for v in getattr(th, q)] for q in ("tm", "idg", "odg")}
     g = gmmse_limit_errors(p["alpha"], rho, p["sigma"])
     out["GMMSE theory"] = {q: [(g[q], float("nan"))] * len(kappas) for q in ("tm", "idg", "odg")}
