@@ -19,7 +19,7 @@ def test_json_contract_full_precision():
     assert set(data["order_parameters"]) == KEYS
     assert set(data["errors"]) == {"tm", "idg", "odg"}
     assert data["converged"] is True and data["residual"] < 1e-10
-    res = solve(4, 1.2, 3, 0.5, 0.9, 0.1)
+    res = solve(alpha=4, tau=1.2, kappa=3, rho=0.5, sigma=0.9, lam=0.1)
     # floats round-trip exactly: the CLI prints repr-precision numbers
     assert data["order_parameters"]["q"] == float(res.q)
     assert data["errors"]["idg"] == float(res.errors(alpha_test=8).idg)
@@ -42,4 +42,5 @@ def test_human_readable_output():
     out = subprocess.run(CMD + ARGS, capture_output=True, text=True, check=True)
     assert "idg" in out.stdout and "converged: True" in out.stdout
     idg_line = [ln for ln in out.stdout.splitlines() if ln.strip().startswith("idg")][0]
-    assert float(idg_line.split()[1]) == float(solve(4, 1.2, 3, 0.5, 0.9, 0.1).errors().idg)
+    expected = solve(alpha=4, tau=1.2, kappa=3, rho=0.5, sigma=0.9, lam=0.1).errors().idg
+    assert float(idg_line.split()[1]) == float(expected)

@@ -36,7 +36,8 @@ def test_steepest_point_is_an_inflection_of_log_error(boundary):
     for a, k, lo, hi in zip(boundary.alpha, boundary.kappa_star, boundary.kappa_lo, boundary.kappa_hi):
         x = np.log(np.array([lo, k, hi]))
         h = 1e-4 * (x[2] - x[0])
-        f = lambda xx: np.log(solve(a, TAU, np.exp(xx), RHO, SIGMA, 0.0).errors().idg)  # noqa: E731
+        f = lambda xx: np.log(solve(alpha=a, tau=TAU, kappa=np.exp(xx), rho=RHO, sigma=SIGMA,  # noqa: E731
+                                    lam=0.0).errors().idg)
         s = (f(x + h) - f(x - h)) / (2 * h)
         assert s[1] < s[0] and s[1] < s[2]
         assert s[0] == pytest.approx(s[1] / 2, rel=1e-4) and s[2] == pytest.approx(s[1] / 2, rel=1e-4)
@@ -47,7 +48,7 @@ def test_alpha_infinity_limits(kappa):
     # docs/derivations.md (lam = 0, tau > 1): leading behaviour as alpha -> infinity; corrections are
     # O(alpha^-1/2) at worst (the kappa = rho edge is excluded), so at alpha = 1e10 a 1e-4 match
     alpha, tau, sigma, rho = 1e10, 2.6, 0.3, RHO
-    res = solve(alpha, tau, kappa, rho, sigma, 0.0)
+    res = solve(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=0.0)
     mn = min(kappa, rho)
     assert res.m == pytest.approx(1, rel=1e-4)
     assert res.m_bar == pytest.approx(mn, rel=1e-4)
@@ -68,7 +69,7 @@ def test_alpha_infinity_limits(kappa):
 def test_published_check_point():
     # the published alpha -> infinity check point: alpha = 1.8e6, lam = 0, tau = 2.6, kappa = 0.4, sigma = 0.01 (rho < kappa and rho > kappa)
     for rho in (0.2, 0.6):
-        res = solve(1.8e6, 2.6, 0.4, rho, 0.01, 0.0)
+        res = solve(alpha=1.8e6, tau=2.6, kappa=0.4, rho=rho, sigma=0.01, lam=0.0)
         assert res.converged
         assert res.m0 == pytest.approx(min(0.4, rho) / rho, rel=1e-3)
 
@@ -110,7 +111,8 @@ def test_optimal_context_interior_below_rho_and_infinite_above():
     below = optimal_context_length(tau=2.0, kappa=0.1, rho=0.3, sigma=0.3)
     assert below.converged and not below.at_boundary
     # an interior minimum: the error rises on both sides (1% steps in alpha)
-    e = [solve(below.alpha * f, 2.0, 0.1, 0.3, 0.3, 0.0).errors().idg for f in (0.99, 1.0, 1.01)]
+    e = [solve(alpha=below.alpha * f, tau=2.0, kappa=0.1, rho=0.3, sigma=0.3, lam=0.0).errors().idg
+         for f in (0.99, 1.0, 1.01)]
     assert e[1] <= e[0] and e[1] <= e[2]
     assert e[1] == pytest.approx(below.error, rel=1e-12)
     above = optimal_context_length(tau=2.0, kappa=0.5, rho=0.3, sigma=0.3)
@@ -120,7 +122,8 @@ def test_optimal_context_interior_below_rho_and_infinite_above():
 def test_token_allocation_is_a_minimum_on_its_side_of_the_threshold():
     opt = optimal_token_allocation(30.0, kappa=1.0, rho=0.3, sigma=0.3)
     assert opt.converged and opt.tau * opt.alpha == pytest.approx(30.0, rel=1e-12)
-    e = [solve(opt.alpha * f, 30.0 / (opt.alpha * f), 1.0, 0.3, 0.3, 0.0).errors().idg for f in (0.99, 1.01)]
+    e = [solve(alpha=opt.alpha * f, tau=30.0 / (opt.alpha * f), kappa=1.0, rho=0.3, sigma=0.3, lam=0.0).errors().idg
+         for f in (0.99, 1.01)]
     assert opt.error <= min(e)
 
 
@@ -169,7 +172,7 @@ def test_callers_never_consume_unconverged_solutions(monkeypatch):
     for opt in (optimal_context_length(tau=2.0, kappa=0.1, rho=0.3, sigma=0.3),
                 optimal_token_allocation(30.0, kappa=1.0, rho=0.3, sigma=0.3)):
         assert not opt.converged and np.isnan(opt.error) and "forced failure" in opt.reason
-    res = failing(4.0, 1.2, 3.0, 0.5, 0.9, 0.1)
+    res = failing(alpha=4.0, tau=1.2, kappa=3.0, rho=0.5, sigma=0.9, lam=0.1)
     assert isinstance(res, results.ForwardSolution)
     with pytest.raises(ValueError, match="converged solution"):
         prediction_law(res, "idg")

@@ -37,7 +37,7 @@ CASES = [(10 ** rng.uniform(-0.5, 2), t, 10 ** rng.uniform(-1, 1.5), 10 ** rng.u
 @pytest.mark.parametrize("alpha,tau,kappa,rho_lu", CASES)
 def test_published_closed_forms_match_general_solver(alpha, tau, kappa, rho_lu):
     p = ForwardParams.from_full_rank(alpha, tau, kappa, rho_lu, lam_lu=0.0)
-    res = solve(p.alpha, p.tau, p.kappa, p.rho, p.sigma, p.lam)
+    res = solve(alpha=p.alpha, tau=p.tau, kappa=p.kappa, rho=p.rho, sigma=p.sigma, lam=p.lam)
     err = res.errors()
     ours_tm, ours_icl = fr.full_rank_ridgeless_errors(alpha, tau, kappa, rho_lu)
     assert ours_tm == pytest.approx(err.tm, rel=1e-12)
@@ -54,7 +54,7 @@ def test_published_closed_forms_match_general_solver(alpha, tau, kappa, rho_lu):
 @pytest.mark.parametrize("alpha,tau,kappa,sigma", [(2.0, 0.5, 0.7, 0.25), (10.0, 0.2, 0.5, 0.125), (1.3, 0.9, 4.0, 0.5),
                                                    (2.0, 1.7, 0.5, 0.25), (10.0, 3.0, 4.0, 0.5), (1.3, 1.2, 2.0, 0.125)])
 def test_published_icl_at_50_digits(alpha, tau, kappa, sigma):
-    res = solve(alpha, tau, kappa, 1.0, sigma, 0.0, precision=50)
+    res = solve(alpha=alpha, tau=tau, kappa=kappa, rho=1.0, sigma=sigma, lam=0.0, precision=50)
     with mpmath.workdps(50):
         a, t, k, r = (mpmath.mpf(v) for v in (alpha, tau, kappa, sigma**2))
         published = (fr.published_ridgeless_icl_tau_lt_1 if tau < 1 else fr.published_ridgeless_icl_tau_gt_1)
@@ -101,7 +101,8 @@ def test_lu_ridge_convention_against_their_estimator(rng):
     theory = float(solve(p).errors().odg)
     assert abs(e_inf - theory) < 3 * se_inf, (e_inf, se_inf, theory)
     for wrong_lam in (lam_lu, lam_lu * kappa / tau):
-        wrong = float(solve(alpha, tau, kappa, 1.0, np.sqrt(rho_lu), wrong_lam).errors().odg)
+        wrong = float(solve(alpha=alpha, tau=tau, kappa=kappa, rho=1.0, sigma=np.sqrt(rho_lu),
+                            lam=wrong_lam).errors().odg)
         assert abs(e_inf - wrong) > 3 * se_inf, wrong
 
 
@@ -111,7 +112,7 @@ def test_full_rank_closed_form_accurate_at_large_alpha():
     for alpha in (1e4, 1e8, 1e12, 1e14):
         for tau, kappa in ((3.0, 0.5), (3.0, 2.0), (0.3, 0.5), (0.5, 2.0)):
             tm, icl = fr.full_rank_ridgeless_errors(alpha, tau, kappa, 0.01)
-            ref = solve(alpha, tau, kappa, 1.0, 0.1, 0.0, precision=40).errors()
+            ref = solve(alpha=alpha, tau=tau, kappa=kappa, rho=1.0, sigma=0.1, lam=0.0, precision=40).errors()
             assert abs(float(tm / ref.tm - 1)) < 1e-13 and abs(float(icl / ref.odg - 1)) < 1e-13, (alpha, tau, kappa)
 
 

@@ -12,7 +12,8 @@ Everything here is written once and is generic in two directions:
 * **the task law**, through a *moment provider*: an object whose ``moments(nu, sel)`` returns the
   pool traces g, dg, A1, B1, A2, Mm, Q3, W at effective ridges ``nu`` for the points ``sel``
   (:class:`lowrank_icl.theory.forward.stieltjes.PoolMoments` fields; ``root_moments`` the subset
-  g, dg, A1, B1 that the root search evaluates at every iterate), and whose ``finish`` adds the
+  g, dg, A1, B1 that the root search evaluates at every iterate; ``state_moments`` those the residual
+  test evaluates at the state's own z), and whose ``finish`` adds the
   test-law traces and restores the original units. The rank-r pool (closed forms,
   :class:`lowrank_icl.numerics.forward.solver.RankRPool`) and a general spectrum (deterministic
   equivalent, :class:`lowrank_icl.numerics.forward.general.SpectrumPool`) are two providers.
@@ -281,7 +282,7 @@ def solve_core(provider, be, max_iter: int, params, method: str = "reduced", sol
         cond = be.to_float(np.where(on_root, be.eps * scale / (u_safe * dG), 0 * u))
         sol = dict(q=order["q"], m=order["m"], q_bar=order["q_bar"], m_bar=order["m_bar"], q0=order["q0"],
                    m0=order["m0"], nu=nu, training_error=order["E"], **conjugates(order, mo, u, p, lk, c))
-        residual = np.maximum(be.to_float(published_residual(p, sol, provider.moments, be)), g_res)
+        residual = np.maximum(be.to_float(published_residual(p, sol, provider.state_moments, be)), g_res)
         sol, parts, more = provider.finish(sol, parts, order, mo, u)
         residual = np.maximum(residual, more.pop("extra_residual", 0.0))
         finite = np.all([~np.isnan(be.to_float(v)) & ~np.isneginf(be.to_float(v)) for v in sol.values()], axis=0)

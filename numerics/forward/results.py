@@ -200,7 +200,7 @@ class ForwardSolution:
         head = f"{type(self).__name__}(method={self.method!r}" + (f", precision={self.precision}" if self.precision else "")
         head += self._describe()
         if not shape:
-            p = ", ".join(f"{k}={float(v):.6g}" for k, v in self.parameters().items())
+            p = ", ".join(f"{k}={float(v):.6g}" for k, v in self.parameters().items() if k != "spectrum")
             status = f"converged={bool(conv)}, residual={float(res):.2g}, branch={str(self.branch)!r}"
             if not bool(conv):
                 status += f", reason={str(self.reason)!r}"
@@ -216,8 +216,12 @@ def build_solution(solution_type, params, sol, parts, *, converged, residual, it
     (scalars for scalar input)."""
     shape = params.shape
 
+    size = int(np.prod(shape, dtype=int))
+
     def shaped(x):
         x = np.asarray(x)
+        if x.ndim == 0:  # a per-solution constant (e.g. the mean of a task law)
+            x = np.broadcast_to(x, (size,))
         return x.reshape(shape)[()]
 
     def shaped_parts(d):

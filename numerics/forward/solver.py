@@ -119,6 +119,8 @@ class RankRPool:
         return PoolMoments(**{name: np.array([getattr(m, name) for m in rows] or [], dtype=object)
                               for name in PoolMoments.__dataclass_fields__})
 
+    state_moments = moments
+
     def root_moments(self, nu, sel):
         if self.be.precision is None:
             return pool_root_moments(-nu, self.params["kappa"][sel], self.params["rho"][sel])

@@ -22,10 +22,24 @@ import numpy as np
 from lowrank_icl.numerics._checks import check_real
 
 
-def _as_atoms(name: str, value) -> np.ndarray:
+# Scale limits: atoms at most ATOM_MAX and mean(s) inside MEAN_RANGE, with max(s)/mean(s) <= ATOM_MAX.
+# The solver normalizes s by its mean and forms s^3 and nu^2 products, which stay inside float64's
+# exponent range there (atoms of 1e308, or a mean of 1e-300 that turns sigma^2/mean into 1e300, do not).
+ATOM_MAX = 1e30
+MEAN_RANGE = (1e-30, 1e30)
+# Most atoms a spectrum may hold (three float64 arrays of 24 MB); merge finer spectra into cells.
+MAX_ATOMS = 1_000_000
+
+
+def _as_atoms(name: str, value, ranged: bool = True) -> np.ndarray:
     arr = check_real(name, value, lower=0.0, lower_inclusive=True)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array of nonnegative numbers (got shape {arr.shape})")
+    if arr.size > MAX_ATOMS:
+        raise ValueError(f"{name} has {arr.size} atoms, more than the limit {MAX_ATOMS}: merge atoms into cells")
+    if ranged and np.any(arr > ATOM_MAX):
+        raise ValueError(f"{name} atoms must be <= {ATOM_MAX:g} (got {float(arr.max()):g}); rescale the spectrum "
+                         "(the errors scale with its mean)")
     return arr
 
 
@@ -54,7 +68,7 @@ class TaskSpectrum:
         if self.weights is None:
             p = np.full(s.shape, 1.0 / s.size)
         else:
-            p = _as_atoms("weights", self.weights)
+            p = _as_atoms("weights", self.weights, ranged=False)
             if p.shape != s.shape:
                 raise ValueError(f"weights must have the length of train (got {p.size} and {s.size})")
             if not p.sum() > 0:
@@ -64,6 +78,11 @@ class TaskSpectrum:
         s, t, p = s[keep], t[keep], p[keep]
         if not float(np.dot(p, s)) > 0:
             raise ValueError("train must have a positive mean (the pretraining tasks would all be zero)")
+        mean = float(np.dot(p, s))
+        if not MEAN_RANGE[0] <= mean <= MEAN_RANGE[1] or float(s.max()) / mean > ATOM_MAX:
+            raise ValueError(f"train must have a mean in [{MEAN_RANGE[0]:g}, {MEAN_RANGE[1]:g}] and atoms at most "
+                             f"{ATOM_MAX:g} times the mean (got mean {mean:g}, largest atom {float(s.max()):g}); "
+                             "rescale the spectrum (the errors scale with its mean)")
         for name, arr in (("train", s), ("test", t), ("weights", p)):
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
@@ -167,8 +186,8 @@ class TaskSpectrum:
         """
         a = float(check_real("exponent", exponent, upper=1.0, upper_inclusive=False))
         n = int(atoms)
-        if n < 1:
-            raise ValueError(f"atoms must be an integer >= 1 (got {atoms})")
+        if n < 1 or n > MAX_ATOMS:
+            raise ValueError(f"atoms must be an integer >= 1 and <= {MAX_ATOMS} (got {atoms})")
         edges = (np.arange(n + 1) / n) ** (1.0 - a)
         spec = cls(train=n * np.diff(edges))
         return _with_named_test(spec, test)
@@ -254,4 +273,4 @@ def _with_named_test(spec: TaskSpectrum, test: str) -> TaskSpectrum:
     raise ValueError(f"test must be 'isotropic' or 'aligned' (got {test!r})")
 
 
-__all__ = ["TaskSpectrum"]
+__all__ = ["TaskSpectrum", "ATOM_MAX", "MEAN_RANGE", "MAX_ATOMS"]
