@@ -375,3 +375,47 @@ def test_property_converges_and_splitting_an_atom_changes_nothing(atoms, alpha, 
     err2 = solve(alpha=alpha, tau=tau, kappa=kappa, sigma=sigma, lam=lam, spectrum=split).errors()
     for name in ERRORS:
         assert rel(getattr(err2, name), getattr(err, name)) < 1e-11
+
+
+# ------------------------------------------------------------------------------------------------
+# kappa = inf, scale and size limits
+
+def test_kappa_inf_spectrum_is_the_rank_r_population_limit():
+    # a fresh task per prompt: the pool is the population law (delta = 0); no warnings (they are errors here)
+    kw = dict(alpha=np.array([0.5, 4.0, 1e4]), tau=np.array([0.3, 1.7, 9.0]), kappa=np.inf, sigma=0.2)
+    general = solve(**kw, spectrum=TaskSpectrum.low_rank(0.3))
+    rank_r = solve(**kw, rho=0.3)
+    assert np.all(general.converged) and np.all(general.stopped) and np.all(general.reason == "")
+    eg, er = general.errors(), rank_r.errors()
+    for name in ERRORS:
+        assert np.max(rel(getattr(eg, name), getattr(er, name))) < 1e-13, name
+
+
+@pytest.mark.parametrize("train,match", [([1e308, 1.0], "atoms must be <= 1e"),
+                                         ([1e-300, 1e-300], "mean in \\[1e-30, 1e\\+30\\]"),
+                                         ([1e29, 1e-5, 1e-5], None)])
+def test_spectrum_scale_outside_float64_is_refused_by_name(train, match):
+    if match is None:  # inside the limits: solved, converged, finite
+        res = solve(alpha=2.0, tau=1.5, kappa=0.5, sigma=0.1, lam=0.01, spectrum=TaskSpectrum(train=train))
+        assert bool(res.converged) and np.isfinite(res.errors().idg)
+        return
+    with pytest.raises(ValueError, match=match):
+        TaskSpectrum(train=train)
+
+
+def test_spectrum_size_is_refused_up_front():
+    import time
+
+    from lowrank_icl.numerics.forward.general import MAX_WORK
+    from lowrank_icl.numerics.forward.spectrum import MAX_ATOMS
+
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=f"atoms must be an integer >= 1 and <= {MAX_ATOMS}"):
+        TaskSpectrum.parse("power:0.6,100000000")
+    spec = TaskSpectrum.power_law(0.6, atoms=MAX_ATOMS)
+    points = int(MAX_WORK / MAX_ATOMS) + 1
+    with pytest.raises(ValueError, match="point-atoms, above the float64 limit"):
+        solve(alpha=np.ones(points), tau=2.0, kappa=1.0, spectrum=spec)
+    with pytest.raises(ValueError, match="above the precision=30 limit"):
+        solve(alpha=1.0, tau=2.0, kappa=1.0, spectrum=spec, precision=30)
+    assert time.perf_counter() - t0 < 10  # refused before any work

@@ -124,13 +124,6 @@ def derive_ridgeless_root_quadratic() -> sp.Poly:
 
 
 @lru_cache(maxsize=None)
-def derive_ridgeless_tau_lt_1():
-    """(e_TM, e_ODG) at rho = 1, lam = 0, tau < 1 as expressions in x, tau, kappa, rho_Lu and the root u."""
-    e_tm, e_odg = _rho1_errors(-(x + u), (1 - tau) / u, extra_subs={spm.tau: tau})
-    return sp.simplify(e_tm), sp.simplify(e_odg)
-
-
-@lru_cache(maxsize=None)
 def _root_coefficients():
     return [sp.lambdify((x, tau, kappa), cf, modules="numpy") for cf in derive_ridgeless_root_quadratic().all_coeffs()]
 
