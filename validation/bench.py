@@ -7,14 +7,17 @@ r"""``lowrank-icl bench``: speed and memory of training one Gamma_hat.
 2. D = 128, 256 (and 512 with ``--large``): sampling + automatic solve, each in a fresh process,
    reporting seconds, the peak of numpy-traced memory (tracemalloc) and the process peak RSS
    (resource.getrusage ru_maxrss).
-3. General task spectra (:mod:`lowrank_icl.validation.forward.spectrum_bench`): a 1,000-atom spectrum
+3. The forward solver (:func:`forward_speed`): a 100 x 100 (alpha, kappa) grid at lam > 0 solved by the
+   reduced method and by the published damped iteration (the baseline), both in this run: seconds
+   (best of three) and their ratio.
+4. General task spectra (:mod:`lowrank_icl.validation.forward.spectrum_bench`): a 1,000-atom spectrum
    on a 10^4-point grid against per-point baselines measured in the same run, and the lam = 0 values
    beside the sampled-resolvent estimator of the published alignment code.
 
 ``run_bench(dims=..., ratio_dim=...)`` chooses other sizes (``dims=[8], ratio_dim=8`` is a smoke run);
 every size is checked against the memory and time limits of
 :mod:`lowrank_icl.validation.forward.resources` before it starts. The report is a JSON document
-(``parameters``, ``version``, ``speed_ratio``, ``sizes``, ``spectrum``,
+(``parameters``, ``version``, ``speed_ratio``, ``sizes``, ``forward``, ``spectrum``,
 ``spectrum_vs_sampled_resolvent``). ``lowrank-icl bench --quick`` runs every section at tiny sizes.
 """
 from __future__ import annotations
@@ -90,9 +93,49 @@ def _fresh_process(dim: int, timeout: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# sizes of the spectrum sections in a smoke run (``lowrank-icl bench --quick``)
+# sizes of the solver sections in a smoke run (``lowrank-icl bench --quick``)
 QUICK_SPECTRUM_SIZES = {"speed": {"atoms": 20, "points": 100, "baseline_points": 2},
-                        "side_by_side": {"repeats": 2, "dim": 8, "draws": 2}}
+                        "side_by_side": {"repeats": 2, "dim": 8, "draws": 2},
+                        "forward": {"side": 10}}
+
+FORWARD_GRID = {"tau": 2.0, "rho": 0.5, "sigma": 0.3, "lam": 0.1}
+
+
+def forward_speed(side: int = 100, repeats: int = 3) -> dict:
+    """The reduced solver against the published damped iteration on a side x side grid, same run.
+
+    alpha in [0.1, 1e3] and kappa in [0.1, 10] (log-spaced), tau = 2, rho = 0.5, sigma = 0.3, lam = 0.1.
+    Each method is timed ``repeats`` times after one warm-up call (one-time sympy compilation
+    excluded); the best time counts. Returns seconds, converged counts, iterations and the ratio
+    damped/reduced.
+    """
+    import numpy as np
+
+    from lowrank_icl.numerics import solve
+
+    alpha, kappa = np.meshgrid(np.logspace(-1, 3, side), np.logspace(-1, 1, side), indexing="ij")
+    out = {"side": int(side), "points": int(alpha.size), **FORWARD_GRID}
+    for method in ("reduced", "damped"):
+        solve(alpha=1.0, kappa=1.0, method=method, **FORWARD_GRID)
+        best, res = float("inf"), None
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            res = solve(alpha=alpha, kappa=kappa, method=method, **FORWARD_GRID)
+            best = min(best, time.perf_counter() - t0)
+        out[method] = {"seconds": best, "converged": int(np.sum(res.converged)),
+                       "mean_iterations": float(np.mean(res.iterations)), "max_iterations": int(np.max(res.iterations))}
+    out["ratio"] = out["damped"]["seconds"] / out["reduced"]["seconds"]
+    return out
+
+
+def print_forward_speed(r: dict, stream) -> None:
+    print(f"forward solver, {r['side']} x {r['side']} (alpha, kappa) grid, tau={r['tau']:g} rho={r['rho']:g} "
+          f"sigma={r['sigma']:g} lam={r['lam']:g}:", file=stream)
+    for method in ("reduced", "damped"):
+        m = r[method]
+        print(f"  {method:8s} {m['seconds'] * 1e3:8.1f} ms  converged {m['converged']}/{r['points']}  "
+              f"iterations mean {m['mean_iterations']:.1f} max {m['max_iterations']}", file=stream)
+    print(f"  speed ratio damped/reduced: {r['ratio']:.1f}x", file=stream, flush=True)
 
 
 def run_bench(dims=(128, 256), ratio_dim: int = 64, as_json: bool = False, stream=None,
@@ -100,7 +143,8 @@ def run_bench(dims=(128, 256), ratio_dim: int = 64, as_json: bool = False, strea
     """Run the benchmark, print its table (unless ``as_json``) and return the JSON document.
 
     ``spectrum_sizes`` ({"speed": kwargs of spectrum_speed, "side_by_side": kwargs of
-    letey_side_by_side}) shrinks the spectrum sections (:data:`QUICK_SPECTRUM_SIZES`)."""
+    letey_side_by_side, "forward": kwargs of forward_speed}) shrinks the solver sections
+    (:data:`QUICK_SPECTRUM_SIZES`)."""
     stream = stream if stream is not None else sys.stdout
     dims = [int(d) for d in dims] + ([512] if large and 512 not in dims else [])
     p = BENCH_POINT
@@ -129,6 +173,9 @@ def run_bench(dims=(128, 256), ratio_dim: int = 64, as_json: bool = False, strea
     from lowrank_icl.validation.forward.spectrum_bench import (letey_side_by_side, print_letey_side_by_side,
                                                                print_spectrum_speed, spectrum_speed)
     spectrum_sizes = dict(spectrum_sizes or {})
+    report["forward"] = forward_speed(**spectrum_sizes.get("forward", {}))
+    if not as_json:
+        print_forward_speed(report["forward"], stream)
     report["spectrum"] = spectrum_speed(**spectrum_sizes.get("speed", {}))
     report["spectrum_vs_sampled_resolvent"] = letey_side_by_side(**spectrum_sizes.get("side_by_side", {}))
     if not as_json:

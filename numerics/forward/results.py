@@ -32,9 +32,14 @@ THRESHOLD = "interpolation threshold"    # lam = 0, tau = 1: errors are +inf
 PROTOCOLS = (("tm", "q", "m"), ("idg", "q0", "m0"), ("odg", "q_bar", "m_bar"))
 
 
+_BRANCH_LABELS = np.array([RIDGE, RIDGELESS_UNDER, RIDGELESS_OVER, THRESHOLD])
+
+
 def branches(tau, lam):
     """Branch label of each point (see the constants above)."""
-    return np.where(lam > 0, RIDGE, np.where(tau > 1, RIDGELESS_UNDER, np.where(tau < 1, RIDGELESS_OVER, THRESHOLD)))
+    tau, lam = np.asarray(tau, dtype=float), np.asarray(lam, dtype=float)
+    code = np.where(lam > 0, 0, np.where(tau > 1, 1, np.where(tau < 1, 2, 3)))
+    return _BRANCH_LABELS[code]
 
 
 @dataclass(frozen=True)
