@@ -93,10 +93,13 @@ class ForwardSolution:
 
     Diagnostics: ``residual`` is the largest residual of the published equations at the returned
     point, each measured relative to the sum of the magnitudes of its terms (so its own rounding is
-    bounded by a few units of the working precision); ``converged`` is ``residual <= tolerance``
-    (1e-10 in float64, 10^-(N-10) with ``precision=N``) and all values finite. ``stopped`` says the
-    iteration ended by its own stop rule (for ``method="damped"`` this differs from ``converged``).
-    ``reason`` is "" where converged, else why not. At lam = 0, tau < 1 the conjugates vanish and
+    bounded by a few units of the working precision), and of the reduced equation G(u) = 0;
+    ``converged`` is ``residual <= tolerance`` (1e-10 in float64, 10^-(N-10) with ``precision=N``:
+    :func:`lowrank_icl.numerics.forward.core.residual_tolerance`) and all values finite.
+    ``stopped`` says the iteration ended by its own stop rule (for ``method="damped"`` this differs
+    from ``converged``); ``iterations`` counts its steps. ``reason`` is "" where converged, else why
+    not and what to do. ``to_dict()`` gives the package's JSON layout with ``parameters`` and
+    ``version``; the repr is a few lines whatever the shape. At lam = 0, tau < 1 the conjugates vanish and
     chi, chi_bar are +inf; at lam = 0, tau = 1 the errors are +inf (``branch``).
     """
 

@@ -35,23 +35,43 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
           spectrum=None) -> ForwardSolution:
     r"""Solve the forward saddle point of low-rank linear-attention ICL.
 
-    Parameters (docs/model.md; all broadcast), in the project's order: alpha = L/D > 0,
-    tau = M/D^2 > 0, kappa = M0/D > 0 or ``inf`` (a fresh task for every prompt; then lam must be
-    0), rho = r/D in (0, 1], sigma >= 0 the label-noise std, lam >= 0 the ridge (penalty
-    lam M0 ||Gamma||_F^2). Instead of the six values a :class:`ForwardParams` may be passed alone.
+    Parameters
+    ----------
+    params : ForwardParams, optional
+        The six parameters as one object (the only positional argument); otherwise pass them by keyword.
+    alpha, tau, kappa, rho, sigma, lam : float or array
+        docs/model.md; all broadcast, keyword-only: alpha = L/D > 0, tau = M/D^2 > 0,
+        kappa = M0/D > 0 or ``inf`` (a fresh task for every prompt; then lam must be 0),
+        rho = r/D in (0, 1], sigma >= 0 the label-noise std, lam >= 0 the ridge (penalty
+        lam M0 ||Gamma||_F^2).
+    method : {"reduced", "damped"}
+    precision : int, optional
+        mpmath digits, 20 to 1000 (reduced method).
+    max_iter : int, optional
+        Iteration cap (default 200 reduced, 1000 damped).
+    damping : float
+        Damping of the published iteration (method="damped").
+    spectrum : TaskSpectrum, optional
+        A general train/test task spectrum instead of rho.
+
+    Returns
+    -------
+    ForwardSolution
+        (a :class:`~lowrank_icl.numerics.forward.general.SpectrumSolution` with ``spectrum=``).
 
     ``method="reduced"`` (default) solves G(u) = tau - 1 + u g(-c-u) - lam kappa/u = 0 and
     evaluates every order parameter explicitly; ``method="damped"`` runs the published damped
     fixed-point iteration (baseline: its own stop rule is ``stopped``, our residual test
     ``converged``). ``precision=N`` uses mpmath with N significant digits (reduced method; fields
     are mpmath numbers, object arrays for array input), evaluated in a local N-digit context.
+    Both precisions and every task law run the one solver core (:mod:`lowrank_icl.numerics.forward.core`).
 
     float64 (the default) accepts the parameters inside :data:`ForwardParams.FLOAT64_RANGE` and
     refuses the rest with a ValueError that names the range; its errors are sums of nonnegative
     terms, accurate to ~1e-13 relative even where they vanish. A point float64 cannot resolve
     comes back with ``converged=False`` and a ``reason``: solve it again with ``precision=``.
 
-    Returns a :class:`ForwardSolution`; ``result.errors(alpha_test, sigma_test)`` gives TM/IDG/ODG.
+    ``result.errors(alpha_test, sigma_test)`` gives TM/IDG/ODG.
     ``spectrum=TaskSpectrum(...)`` replaces rho by a general train/test task spectrum
     (:mod:`lowrank_icl.numerics.forward.general`; "odg" is then the error on its test law).
 
@@ -60,7 +80,8 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
     (True, 1.647853)
     """
     if isinstance(params, ForwardParams):
-        if any(v is not None for v in (alpha, tau, kappa)) or (rho, sigma, lam) != (1.0, 0.0, 0.0):
+        defaults = ((rho, 1.0), (sigma, 0.0), (lam, 0.0))
+        if any(v is not None for v in (alpha, tau, kappa)) or any(np.ndim(v) or v != d for v, d in defaults):
             raise ValueError("pass either a ForwardParams or the parameters alpha, tau, kappa, rho, sigma, lam")
         alpha, tau, kappa, rho, sigma, lam = (getattr(params, k) for k in ForwardParams.field_names())
     elif params is not None:
