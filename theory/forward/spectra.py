@@ -108,17 +108,4 @@ def derive_one_atom_slope() -> dict:
             "xp_positive_form": (x / kappa) * s / (x * s + nu) ** 2 / dn}
 
 
-def law_error(mean_law, m_law, q_law, q_bar, alpha_test, sigma_test):
-    r"""D -> infinity test error on a test law C (mean_law = tr C/D, m_law = tr(C Gamma)/D,
-    q_law = tr(Gamma C Gamma^T)/D, q_bar = tr(Gamma Gamma^T)/D):
-
-        e_C = sigma_t^2 + mean_law - 2 m_law + q_law + (mean_law + sigma_t^2) q_bar / alpha_t.
-
-    From e(Gamma) = sigma_t^2 + (1/D)[tr C - 2 tr(Gamma C) + tr(Gamma Mt Gamma^T)],
-    Mt = (1 + 1/L~) C + ((tr C + sigma_t^2 D)/L~) I. With mean_law = 1 it is the rank-r formula.
-    """
-    return sigma_test**2 + mean_law - 2 * m_law + q_law + (mean_law + sigma_test**2) * q_bar / alpha_test
-
-
-__all__ = ["derive_inner_equation", "derive_positive_forms", "derive_one_atom_slope", "law_error",
-           "stieltjes_trace"]
+__all__ = ["derive_inner_equation", "derive_positive_forms", "derive_one_atom_slope", "stieltjes_trace"]
