@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from lowrank_icl.numerics.forward.params import ForwardParams
-from lowrank_icl.numerics.forward.core import FLOAT64_TOLERANCE as RESIDUAL_TOLERANCE
+from lowrank_icl.numerics.forward.core import residual_tolerance
 from lowrank_icl.numerics.forward.residual import published_residual
 from lowrank_icl.numerics.forward.results import ForwardSolution, branches, build_solution, residual_reason
 from lowrank_icl.theory.forward.saddle_point import numeric_published_map, protocol_parts
@@ -83,14 +83,14 @@ def solve_damped(params: ForwardParams, max_iter: int, damping: float) -> Forwar
         res = published_residual(p, {**sol, **{k: np.where(finite, x[k], 1.0) for k in names}},
                                  lambda nu, sel: pool_moments(-nu, prm[2][sel], rho[sel]))
     res = np.where(finite, res, np.nan)
-    converged = np.isfinite(res) & (res <= RESIDUAL_TOLERANCE)
-    reason = residual_reason(np.where(finite, res, np.inf), RESIDUAL_TOLERANCE, finite, float64=True,
+    converged = np.isfinite(res) & (res <= residual_tolerance(None))
+    reason = residual_reason(np.where(finite, res, np.inf), residual_tolerance(None), finite, float64=True,
                              hint="; the damped iteration is not at the fixed point: use method='reduced'")
     reason = np.where(converged | finite, reason, "the damped iteration produced a non-finite state")
     parts["errors"] = {"tm": parts["q"], "idg": parts["q0"], "odg": parts["q_bar"]}
     return build_solution(ForwardSolution, params, sol, parts, converged=converged, residual=res, iters=iters,
                           stopped=stopped, reason=reason, branch=branches(p["tau"], p["lam"]), method="damped",
-                          tolerance=RESIDUAL_TOLERANCE)
+                          tolerance=residual_tolerance(None))
 
 
 @lru_cache(maxsize=None)

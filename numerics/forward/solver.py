@@ -26,10 +26,6 @@ from lowrank_icl.numerics.forward.params import ForwardParams
 from lowrank_icl.numerics.forward.results import ForwardSolution
 from lowrank_icl.theory.forward.stieltjes import PoolMoments, pool_moments, pool_moments_mp, pool_root_moments
 
-RESIDUAL_TOLERANCE = core.FLOAT64_TOLERANCE
-CONDITION_LIMIT = core.CONDITION_LIMIT
-
-
 def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.0, lam=0.0, method: str = "reduced",
           precision: int | None = None, max_iter: int | None = None, damping: float = 0.5,
           spectrum=None) -> ForwardSolution:
@@ -153,4 +149,4 @@ class RankRPool:
         return sol, parts, {}
 
 
-__all__ = ["solve", "RankRPool", "RESIDUAL_TOLERANCE", "CONDITION_LIMIT"]
+__all__ = ["solve", "RankRPool"]
