@@ -119,7 +119,10 @@ def test_evaluate_explicit_matches_derived_solution_at_50_digits(pt):
     # the derived form divides by tau - K, which cancels near tau = 1 at lam = 0 (it loses
     # log10(1/|tau - 1|) digits): evaluate it with 30 spare digits so the reference keeps 50
     with mpmath.workdps(80):
-        mo = pool_moments_mp(-res.nu, kappa, r)
+        # at lam = 0, tau > 1 the root is u = 0 exactly: the reference needs nu = c to 80 digits too
+        # (its E moves by (tau - 1)^-1 times a change of nu)
+        nu = (1 + mpmath.mpf(sg) ** 2) / mpmath.mpf(alpha) if (lam == 0 and tau > 1) else res.nu
+        mo = pool_moments_mp(-nu, kappa, r)
         vals = [mo.g, mo.dg, mo.dg_tilde, mo.A1, mo.B1, mo.A2, mo.Mm, mo.Q3,
                 *(mpmath.mpf(v) for v in (alpha, tau, kappa, r, sg))]
         for name, fn in fns.items():

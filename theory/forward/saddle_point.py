@@ -284,18 +284,16 @@ def error_from_parts(part, q_bar, alpha_test, sigma_test):
             + (mean + sigma_test**2) * q_bar / alpha_test)
 
 
-def asymptotic_error(m_x, q_x, q_bar, alpha_test, sigma_test, mean=1):
+def asymptotic_error(m_x, q_x, q_bar, alpha_test, sigma_test):
     """D -> infinity test error of a protocol X (TM, IDG or ODG), in its defining form:
 
-    e_X = sigma_t^2 + mean - 2 m_X + q_X + (mean + sigma_t^2) q_bar / alpha_t,
+    e_X = sigma_t^2 + 1 - 2 m_X + q_X + (1 + sigma_t^2) q_bar / alpha_t,
 
-    with (m_X, q_X) = (m, q) for TM, (m0, q0) for IDG, (m_bar, q_bar) for ODG (docs/model.md), and
-    mean = tr C/D of the protocol's task law C (1 for the rank-r model; a general spectrum's test law
-    has its own). It follows from e(Gamma) = sigma_t^2 + (1/D)[tr C - 2 tr(Gamma C) + tr(Gamma Mt Gamma^T)],
-    Mt = (1 + 1/L~) C + ((tr C + sigma_t^2 D)/L~) I. Units: squared label units. This form cancels
-    when the error is small; numerics use :func:`error_from_parts`, and this one is the independent check.
+    with (m_X, q_X) = (m, q) for TM, (m0, q0) for IDG, (m_bar, q_bar) for ODG (docs/model.md).
+    Units: squared label units; the label variance is 1 + sigma_t^2. This form cancels when the
+    error is small; numerics use :func:`error_from_parts`, and this one is the independent check.
     """
-    return sigma_test**2 + mean - 2 * m_x + q_x + (mean + sigma_test**2) * q_bar / alpha_test
+    return sigma_test**2 + 1 - 2 * m_x + q_x + (1 + sigma_test**2) * q_bar / alpha_test
 
 
 @lru_cache(maxsize=None)
