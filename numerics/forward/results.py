@@ -17,6 +17,7 @@ import numpy as np
 
 from lowrank_icl.numerics._checks import check_real
 from lowrank_icl.numerics.forward.params import ForwardParams
+from lowrank_icl.numerics.results import ProtocolErrors
 from lowrank_icl.theory.forward.saddle_point import error_from_parts
 
 ORDER_PARAMETERS = ("q", "m", "chi", "q_bar", "chi_bar", "q_hat", "m_hat", "chi_hat", "q_bar_hat",
@@ -37,20 +38,20 @@ def branches(tau, lam):
     return np.where(lam > 0, RIDGE, np.where(tau > 1, RIDGELESS_UNDER, np.where(tau < 1, RIDGELESS_OVER, THRESHOLD)))
 
 
-@dataclass(frozen=True)
-class ForwardErrors:
-    """Asymptotic test errors (squared label units): task memorization, in- and out-of-distribution."""
+@dataclass(frozen=True, repr=False)
+class ForwardErrors(ProtocolErrors):
+    """Asymptotic test errors (squared label units): task memorization, in- and out-of-distribution.
 
-    tm: np.ndarray | float
-    idg: np.ndarray | float
-    odg: np.ndarray | float
+    Numbers (floats, arrays, or mpmath numbers of a ``precision=N`` solution) in the
+    :class:`lowrank_icl.numerics.results.ProtocolErrors` family; ``to_dict`` writes mpmath values as
+    decimal strings of ``precision`` significant digits.
+    """
+
     precision: int | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        return {k: jsonable(getattr(self, k), self.precision) for k in ("tm", "idg", "odg")}
-
-    def __repr__(self):
-        return "ForwardErrors(" + ", ".join(f"{k}={_short(getattr(self, k))}" for k in ("tm", "idg", "odg")) + ")"
+        from lowrank_icl.numerics._json import json_ready
+        return {p: json_ready(v, self.precision) for p, v in self.items()}
 
 
 @dataclass(frozen=True)
