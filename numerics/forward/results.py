@@ -29,8 +29,8 @@ RIDGELESS_UNDER = "ridgeless tau>1"      # lam = 0, more prompts than weights: u
 RIDGELESS_OVER = "ridgeless tau<1"       # lam = 0, fewer prompts than weights: min-norm interpolator
 THRESHOLD = "interpolation threshold"    # lam = 0, tau = 1: errors are +inf
 
-# (protocol name, key of its q in the parts, name of its overlap m, name of its q)
-PROTOCOLS = (("tm", "q", "m"), ("idg", "q0", "m0"), ("odg", "q_bar", "m_bar"))
+# (protocol name, key of its q in the parts, name of its overlap m)
+PROTOCOL_ORDER_PARAMETERS = (("tm", "q", "m"), ("idg", "q0", "m0"), ("odg", "q_bar", "m_bar"))
 
 
 def branches(tau, lam):
@@ -142,7 +142,7 @@ class ForwardSolution:
                 a_t, s_t = to_mp(a_t), to_mp(s_t)
             with np.errstate(invalid="ignore"):
                 vals = {name: unwrap(error_from_parts(self._parts[key], self.q_bar, a_t, s_t))
-                        for name, key, _m in PROTOCOLS}
+                        for name, key, _m in PROTOCOL_ORDER_PARAMETERS}
         return ForwardErrors(**vals, precision=self.precision)
 
     def decomposition(self) -> Decomposition:

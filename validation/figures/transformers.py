@@ -21,8 +21,8 @@ import textwrap
 import numpy as np
 
 from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
+from lowrank_icl.numerics.results import PROTOCOLS
 
-PROTOCOLS = ("tm", "idg", "odg")
 MODELS = ("linear", "softmax", "mlp")
 COLORS = {"tm": "tab:blue", "idg": "tab:orange", "odg": "tab:green"}
 MARKERS = {"linear": "s", "softmax": "o", "mlp": "^"}

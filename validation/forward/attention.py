@@ -83,6 +83,7 @@ from lowrank_icl.theory import SecondMoment, exact_test_error
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_contexts
 from lowrank_icl.validation.parallel import run_parallel
+from lowrank_icl.numerics.results import PROTOCOLS
 
 OPTIMIZERS = ("lbfgs", "gd")
 # scaled gradient ||grad F|| ||theta|| / F below which a fit counts as converged: at D = 6-10 going
@@ -415,8 +416,6 @@ def sampled_test_error(V, W, law: TaskLaw, context_length, sigma_test=0.0, n_pro
 
 # ----------------------------------------------------------------------------------------------
 # one seed: full attention and reduced ridge on the same prompts
-
-PROTOCOLS = ("tm", "idg", "odg")
 
 
 def compare_with_ridge(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, seed=0, alpha_tests=None,

@@ -19,8 +19,8 @@ import numpy as np
 
 from lowrank_icl.validation.forward.attention import TaskLaw, attention_test_error
 from lowrank_icl.validation.forward.transformers.models import tokens
+from lowrank_icl.numerics.results import PROTOCOLS
 
-PROTOCOLS = ("tm", "idg", "odg")
 _SCORE_BUDGET = 1 << 23      # floats in one chunk's attention scores (chunk * T * T)
 
 
