@@ -132,6 +132,13 @@ class EstimatedErrors(ProtocolErrors):
         return f"EstimatedErrors({self})"
 
 
+def mean_and_sem(value) -> tuple:
+    """(mean, sem) of an :class:`Estimate`, or (value, 0.0) for an exact number."""
+    if isinstance(value, Estimate):
+        return value.mean, value.sem
+    return float(value), 0.0
+
+
 def format_mean_sem(mean: float, sem: float) -> str:
     """'0.61234 ± 0.0051': the mean to the digit of the SE's second significant figure."""
     if not np.isfinite(sem) or sem <= 0 or not np.isfinite(mean):
