@@ -170,10 +170,10 @@ def _fit_and_score(name: str, model: InverseModel, K: int, seed: int, n_test: in
     mse, sem = float(e.mean()), float(e.std(ddof=1) / np.sqrt(e.size))
     if name.startswith("LT-"):
         tr = est.train_
-        extra["init_loss"] = tr.init_value
+        extra["init_loss"] = tr.initial_loss
         extra["evaluations"] = tr.evaluations
         extra["stop"] = tr.message
-        return RunResult(name, seed, mse, sem, tr.seconds, tr.converged, tr.iterations, tr.value, tr.residual,
+        return RunResult(name, seed, mse, sem, tr.seconds, tr.converged, tr.iterations, tr.loss, tr.residual,
                          extra), arrays
     return RunResult(name, seed, mse, sem, seconds, extra=extra), arrays
 
