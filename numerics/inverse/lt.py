@@ -261,7 +261,7 @@ def lt_loss_and_grad(theta, d: int, K: int, loss: str, X, Y, W=None, X_val=None,
     return obj(theta)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LTTrainResult:
     """Training record of :class:`LT`: final loss, convergence and cost.
 
@@ -301,6 +301,10 @@ class LTTrainResult:
             "iterations": self.iterations, "evaluations": self.evaluations, "grad_norm": self.grad_norm,
             "seconds": self.seconds, "n_tasks": self.n_tasks, "flops_per_evaluation": self.flops_per_evaluation,
             "init": self.init})
+
+    def __repr__(self) -> str:
+        return (f"LTTrainResult({self.objective}: loss {self.initial_loss:.6g} -> {self.loss:.6g}, "
+                f"converged={self.converged}, residual={self.residual:.2g}, iterations={self.iterations})")
 
 
 class _Converged(Exception):
