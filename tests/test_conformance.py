@@ -392,3 +392,58 @@ def test_simulate_on_a_spectrum_records_tau_as_given(capsys):
                  "lowrank:0.5", "--seeds", "0-1", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["parameters"]["tau"] == 1.2 and doc["sizes"]["M"] == 77      # M = round(1.2 * 64), M/D^2 != 1.2
+
+
+# ---------------------------------------------------------------------------------------------------
+# one home for the protocol names and for the power-law fit
+
+def test_protocols_have_one_home():
+    import pathlib
+    import re
+    import lowrank_icl.numerics as numerics
+    root = pathlib.Path(numerics.__file__).resolve().parent.parent
+    homes = [str(p.relative_to(root)) for p in root.rglob("*.py")
+             if ".git" not in p.parts and "tests" not in p.parts
+             and re.search(r"^_?PROTOCOLS\s*=", p.read_text(), flags=re.M)]
+    assert homes == [str(pathlib.Path("theory/forward/protocols.py"))], homes
+
+
+def test_power_law_fit_recovers_an_exact_law_and_its_interval_covers_a_noisy_one():
+    from lowrank_icl.numerics.power_law import log_log_fit
+    x = np.geomspace(1, 100, 7)
+    exact = log_log_fit(x, 3.0 * x**-0.75)
+    assert exact.exponent == pytest.approx(-0.75, abs=1e-13) and exact.prefactor == pytest.approx(3.0, rel=1e-13)
+    assert exact.exponent_se < 1e-12 and exact.n == 7
+    # 400 fits with Gaussian noise in log y: the t interval of the unweighted fit is exact, so it covers
+    # the true exponent in 95% of them (+- 3 binomial SE); the weighted one, widened by the Birge
+    # ratio when chi^2/dof > 1, covers at least as often
+    rng = np.random.default_rng(0)
+    hits = {"unweighted": 0, "weighted": 0}
+    for _ in range(400):
+        y = 3.0 * x**-0.75 * np.exp(0.05 * rng.standard_normal(x.size))
+        for kind, fit in (("unweighted", log_log_fit(x, y)), ("weighted", log_log_fit(x, y, 0.05 * y))):
+            hits[kind] += fit.exponent_ci[0] <= -0.75 <= fit.exponent_ci[1]
+    band = 3 * np.sqrt(0.95 * 0.05 / 400)
+    assert abs(hits["unweighted"] / 400 - 0.95) <= band, hits
+    assert hits["weighted"] / 400 >= 0.95 - band, hits
+
+
+def test_the_three_power_law_fits_are_one_fit():
+    from lowrank_icl.numerics import fit_power_law
+    from lowrank_icl.numerics.power_law import log_log_fit
+    from lowrank_icl.validation.figures.attention import excess_power_law
+    from lowrank_icl.validation.inverse.experiments import fit_loglog_slope
+    from lowrank_icl.validation.stats import Estimate
+    rng = np.random.default_rng(3)
+    x = np.array([8.0, 12.0, 16.0, 24.0, 32.0])
+    y = 2.0 * x**-1.1 * np.exp(0.05 * rng.standard_normal(x.size))
+    sem = 0.05 * y
+    unweighted, weighted = log_log_fit(x, y), log_log_fit(x, y, sem)
+    crossover = fit_power_law(x, y)               # y = A x^(-exponent)
+    assert (crossover.exponent, crossover.ci_low, crossover.ci_high) == (
+        -unweighted.exponent, -unweighted.exponent_ci[1], -unweighted.exponent_ci[0])
+    slope = fit_loglog_slope(x, y, sem)
+    assert (slope.slope, slope.se, slope.ci) == (weighted.exponent, weighted.exponent_se, weighted.exponent_ci)
+    ests = [Estimate((v - s, v + s)) for v, s in zip(y, sem * np.sqrt(2))]   # mean v, sem s
+    amp, b, b_se = excess_power_law(x, ests)
+    assert b == pytest.approx(-weighted.exponent, rel=1e-12) and b_se == pytest.approx(weighted.exponent_se, rel=1e-12)

@@ -31,6 +31,7 @@ from lowrank_icl.numerics import (
     mse_per_coordinate,
     ore_risk,
 )
+from lowrank_icl.numerics.power_law import log_log_fit
 
 ESTIMATOR_ORDER = ("RE", "TRE", "LT-unsupervised", "LT-heldout", "LT-supervised", "ORE")
 BASELINES = ("RE", "TRE", "ORE")
@@ -362,24 +363,10 @@ class SlopeFit:
 
 
 def fit_loglog_slope(x, mean, sem) -> SlopeFit:
-    from scipy import stats
-    x, mean, sem = (np.asarray(a, dtype=float) for a in (x, mean, sem))
-    ok = (mean > 0) & np.isfinite(mean) & (x > 0)
-    x, mean, sem = x[ok], mean[ok], sem[ok]
-    n = x.size
-    if n < 3:
-        return SlopeFit(float("nan"), float("nan"), (float("nan"), float("nan")), float("nan"), n)
-    lx, ly = np.log(x), np.log(mean)
-    sd = np.maximum(sem / mean, 1e-12)
-    A = np.column_stack([np.ones(n), lx]) / sd[:, None]
-    coef, *_ = np.linalg.lstsq(A, ly / sd, rcond=None)
-    cov = np.linalg.inv(A.T @ A)
-    chi2 = float(np.sum(((ly - coef[0] - coef[1] * lx) / sd) ** 2))
-    dof = n - 2
-    inflate = max(1.0, np.sqrt(chi2 / dof))
-    se = float(np.sqrt(cov[1, 1]) * inflate)
-    t = float(stats.t.ppf(0.975, dof))
-    return SlopeFit(float(coef[1]), se, (float(coef[1] - t * se), float(coef[1] + t * se)), chi2 / dof, n)
+    fit = log_log_fit(x, mean, sem)
+    if fit.n < 3:
+        return SlopeFit(float("nan"), float("nan"), (float("nan"), float("nan")), float("nan"), fit.n)
+    return SlopeFit(fit.exponent, fit.exponent_se, fit.exponent_ci, fit.chi2_dof, fit.n)
 
 
 __all__ = ["SCALES", "Scale", "get_scale", "LTSettings", "RunCache", "RunResult", "EstimatorScore", "Comparison",
