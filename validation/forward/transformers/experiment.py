@@ -278,8 +278,8 @@ def train_transformer(*, model, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=
         parameter_count=_models.parameter_count(fit.weights), weights=fit.weights, sampled=sampled)
 
 
-def _linear_token_predictor(params, dim):
-    V, W = params["V"], params["W"]
+def _linear_token_predictor(weights, dim):
+    V, W = weights["V"], weights["W"]
 
     def predict_tokens(Z):
         S, xq, _ = context_statistics(Z[:, :, :dim], Z[:, :, dim])
@@ -288,13 +288,13 @@ def _linear_token_predictor(params, dim):
     return predict_tokens
 
 
-def _jax_token_predictor(predict, params_np):
+def _jax_token_predictor(predict, weights_np):
     jax, jnp, _ = require_jax()
     with x64(False):
-        params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float32), params_np)
+        weights = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float32), weights_np)
     fn = jax.jit(predict)
 
     def predict_tokens(Z):
         with x64(False):
-            return np.asarray(fn(params, jnp.asarray(Z, dtype=jnp.float32)))
+            return np.asarray(fn(weights, jnp.asarray(Z, dtype=jnp.float32)))
     return predict_tokens
