@@ -146,13 +146,14 @@ def test_gmmse_theory_routes_and_limits():
 
 def test_bayes_errors_kappa_inf_and_reproducibility():
     kw = dict(alpha=2.0, rho=0.5, sigma=0.3, seeds=[0, 1, 2], prompts=200)
-    inf = bayes.bayes_errors(12, kappa=float("inf"), estimator="gmmse", **kw)
-    assert inf.parameters["kappa"] == "inf" and inf.sizes["M0"] is None
+    res = bayes.bayes_errors(dim=12, kappa=float("inf"), estimator="gmmse", **kw)
+    assert res.parameters["kappa"] == "inf" and res.sizes["M0"] is None
+    inf = res.errors()
     assert abs(inf.tm.mean - inf.idg.mean) < 4 * np.hypot(inf.tm.sem, inf.idg.sem)
-    a = bayes.bayes_errors(12, kappa=1.0, estimator="dmmse", **kw)
-    assert a.to_dict() | {"seconds": 0} == bayes.bayes_errors(12, kappa=1.0, estimator="dmmse", **kw).to_dict() | {"seconds": 0}
+    a = bayes.bayes_errors(dim=12, kappa=1.0, estimator="dmmse", **kw)
+    assert a.to_dict() | {"seconds": 0} == bayes.bayes_errors(dim=12, kappa=1.0, estimator="dmmse", **kw).to_dict() | {"seconds": 0}
     with pytest.raises(ValueError, match="gmmse"):
-        bayes.bayes_errors(12, kappa="inf", estimator="dmmse", **kw)
+        bayes.bayes_errors(dim=12, kappa="inf", estimator="dmmse", **kw)
 
 
 def _cli(*args):
@@ -167,12 +168,12 @@ def test_cli_contract_and_bad_inputs(capsys):
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     for k in ("tm", "idg", "odg"):
-        assert set(data[k]) >= {"mean", "sem"} and np.isfinite(data[k]["mean"])
+        assert set(data["errors"][k]) >= {"mean", "sem", "n"} and np.isfinite(data["errors"][k]["mean"])
     assert data["parameters"]["kappa"] == "inf" and data["parameters"]["estimator"] == "gmmse"
     assert "version" in data
     assert main(["bayes", "--estimator", "dmmse", "--dim", "8", "--alpha", "2", "--kappa", "1", "--seeds", "3",
                  "--prompts", "20", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["tm"]["sem"] is None     # NaN -> null
+    assert json.loads(capsys.readouterr().out)["errors"]["tm"]["sem"] is None     # NaN -> null
     for bad in (["--kappa", "inf"], ["--kappa", "-1"], ["--kappa", "x"], ["--kappa", "1", "--sigma", "-1"],
                 ["--kappa", "1", "--prompts", "0"], ["--kappa", "1", "--seeds", "2,2"]):
         assert main(["bayes", "--estimator", "dmmse", "--dim", "8", "--alpha", "2", *bad]) == 2, bad

@@ -45,7 +45,7 @@ def test_solve_and_simulate_share_the_layout(capsys):
             {"alpha": 2.0, "tau": 1.5, "kappa": 1.0, "rho": 0.5, "sigma": 0.2, "lam": 0.1}
         assert set(doc["errors"]) == {"tm", "idg", "odg"}
     assert isinstance(solve_doc["errors"]["idg"], float)
-    assert set(sim_doc["errors"]["idg"]) == {"mean", "sem", "values"} and len(sim_doc["errors"]["idg"]["values"]) == 3
+    assert set(sim_doc["errors"]["idg"]) == {"mean", "sem", "n", "values"} and len(sim_doc["errors"]["idg"]["values"]) == 3
     assert set(sim_doc["order_parameters"]) == {"q", "m", "q_bar", "m_bar", "q0", "m0"}
     assert sim_doc["parameters"]["seeds"] == [0, 1, 2] and sim_doc["parameters"]["dim"] == 8
 
@@ -138,16 +138,17 @@ def test_simulate_spectrum_on_the_cli(capsys):
             "--lam", "0.1", "--spectrum", "spiked:4,0.5", "--seeds", "0-2", "--json"]
     quiet = run_json(base, capsys)
     noisy = run_json(base + ["--sigma-test", "0.7", "--alpha-test", "3"], capsys)
-    api = simulate_spectrum(8, 2.0, 1.5, 1.0, 0.2, 0.1, spectrum=TaskSpectrum.spiked(4.0, 0.5), seeds=range(3))
+    api = simulate_spectrum(dim=8, alpha=2.0, tau=1.5, kappa=1.0, sigma=0.2, lam=0.1,
+                            spectrum=TaskSpectrum.spiked(4.0, 0.5), seeds=range(3))
     assert quiet["parameters"]["spectrum"] == "spiked:4,0.5" and quiet["sizes"] == {"D": 8, "L": 16, "M": 96, "M0": 8}
     assert quiet["converged"] is True and 0 <= quiet["residual"] < 1e-6
-    assert quiet["errors"]["odg"]["values"] == list(api.errors()["odg"].values)
+    assert quiet["errors"]["odg"]["values"] == list(api.errors().odg.values)
     # sigma_t^2 enters as sigma_t^2 (1 + q_bar / alpha_t): the two documents differ by that per seed
     q_bar = np.array([r["q_bar"] for r in api.per_seed])
     lt = 24 / 8
     quiet3 = api.errors(alpha_test=3.0)
     for k in ("tm", "idg", "odg"):
-        expected = np.array(quiet3[k].values) + (0.7**2 - 0.2**2) * (1 + q_bar / lt)
+        expected = np.array(getattr(quiet3, k).values) + (0.7**2 - 0.2**2) * (1 + q_bar / lt)
         np.testing.assert_allclose(noisy["errors"][k]["values"], expected, rtol=1e-12)
     theory = api.theory()
     th_q_bar = float(theory.q_bar)

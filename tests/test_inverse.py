@@ -230,7 +230,7 @@ def test_lt_unsupervised_losses_train_without_w(rng, loss):
     m = small_model(rng, d=12, N=8, r=2, sigma=0.1)
     train = m.sample(600, rng)
     lt = LT(K=2, loss=loss, maxiter=100).fit(train.X, train.Y)   # no W given
-    assert lt.train_.iterations >= 1 and lt.train_.seconds > 0 and np.isfinite(lt.train_.value)
+    assert lt.train_.iterations >= 1 and lt.train_.seconds > 0 and np.isfinite(lt.train_.loss)
     assert lt.predict(train.X[:3], train.Y[:3]).shape == (3, 12)
 
 

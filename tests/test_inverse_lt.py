@@ -78,7 +78,7 @@ def test_training_reports_convergence_honestly(rng):
     assert done.converged and done.residual < 1e-5 and "rtol" in done.message
     cut = LT(K=2, loss="supervised", rtol=1e-5, maxiter=3, init="gd").fit(c.X, c.Y, c.W).train_
     assert not cut.converged and cut.iterations <= 3
-    assert done.value <= min(done.init_value, cut.value)
+    assert done.loss <= min(done.initial_loss, cut.loss)
 
 
 def test_warm_start_is_the_one_layer_optimum_for_many_tasks(rng):
@@ -129,7 +129,7 @@ def test_preconditioned_training_reaches_the_plain_minimum(rng, loss):
     c = m.sample(600, rng)
     fits = [LT(K=1, loss=loss, precondition=p).fit(c.X, c.Y, c.W).train_ for p in (True, False)]
     assert all(f.converged for f in fits)
-    assert abs(fits[0].value - fits[1].value) <= 1e-5 * fits[1].value
+    assert abs(fits[0].loss - fits[1].loss) <= 1e-5 * fits[1].loss
 
 
 def test_training_settings_are_validated_and_threads_stay_out_of_the_run_key():

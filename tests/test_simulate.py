@@ -84,7 +84,7 @@ def test_cli_simulate_json_and_bad_input():
            "--seeds", "0-2", "--json", "--quiet"]
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout)
     for k in ("tm", "idg", "odg"):
-        assert set(out["errors"][k]) == {"mean", "sem", "values"} and len(out["errors"][k]["values"]) == 3
+        assert set(out["errors"][k]) == {"mean", "sem", "n", "values"} and len(out["errors"][k]["values"]) == 3
     assert set(out["order_parameters"]) == {"q", "m", "q_bar", "m_bar", "q0", "m0"} and out["seconds"] > 0
     bad = subprocess.run(cmd[:-2] + ["--seeds", "4-1"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "seeds" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
@@ -230,3 +230,47 @@ def test_corrupt_cache_entry_is_recomputed_with_a_note(tmp_path, capsys):
     b = simulate(dim=8, **POINT, seeds=[0], cache_dir=tmp_path)
     assert "discarding corrupt cache entry" in capsys.readouterr().err
     assert a.q0.values == b.q0.values
+
+
+@pytest.mark.parametrize("mode, argument", [
+    ({"y2_column": True}, {"alpha_test": 3.0}), ({"y2_column": True}, {"sigma_test": 0.5}),
+    ({"y2_column": True}, {"workers": 2}), ({"y2_column": True}, {"cache_dir": "."}),
+    ({"y2_column": True}, {"pool_repeats": 2}), ({"spectrum": "spiked"}, {"rho": 0.5}),
+    ({"spectrum": "spiked"}, {"pool_repeats": 2}), ({"spectrum": "spiked"}, {"cache_dir": "."}),
+])
+def test_a_mode_refuses_an_argument_it_cannot_honour(mode, argument):
+    from lowrank_icl.numerics import TaskSpectrum
+    if "spectrum" in mode:
+        mode = {"spectrum": TaskSpectrum.spiked(4.0, 0.5)}
+    name = next(iter(argument))
+    with pytest.raises(ValueError, match=f"cannot honour {name}"):
+        simulate(dim=8, alpha=2.0, tau=2.0, kappa=1.0, seeds=2, **mode, **argument)
+
+
+def test_the_spectrum_mode_honours_alpha_test_and_records_the_inputs():
+    from lowrank_icl.numerics import TaskSpectrum
+    spec = TaskSpectrum.spiked(4.0, 0.5)
+    res = simulate(dim=8, alpha=2.0, tau=1.2, kappa=1.0, sigma=0.2, seeds=2, spectrum=spec, alpha_test=3.0)
+    assert res.errors().odg.values == res.errors(alpha_test=3.0).odg.values
+    assert res.errors().odg.values != res.errors(alpha_test=2.0).odg.values
+    doc = res.to_dict()
+    # tau as given, not the simulated M/D^2 = 77/64
+    assert doc["parameters"]["tau"] == 1.2 and doc["parameters"]["alpha_test"] == 3.0 and doc["test"]["L"] == 24
+
+
+def test_simulators_take_keywords_only():
+    from lowrank_icl.numerics import TaskSpectrum
+    from lowrank_icl.validation.forward.spectrum_simulate import simulate_spectrum
+    from lowrank_icl.validation.forward.y2_column import simulate_y2_column
+    with pytest.raises(TypeError):
+        simulate_spectrum(8, 2.0, 1.5, 1.0, spectrum=TaskSpectrum.spiked(4.0, 0.5))
+    with pytest.raises(TypeError):
+        simulate_y2_column(8, 2.0, 2.0, 1.0)
+
+
+def test_text_output_summarizes_the_seeds(capsys):
+    from lowrank_icl.validation.cli.main import main
+    assert main(["simulate", "--dim", "4", "--alpha", "2", "--tau", "1", "--kappa", "1", "--seeds", "0-40",
+                 "--quiet", "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "41 seeds" in out and "[0, 1, 2" not in out and "e_IDG  = " in out and " ± " in out

@@ -20,14 +20,14 @@ def agreement(spec, dims, seeds):
     """Deviation (simulation - finite-D theory) per D, extrapolated in 1/D to 0; returns comparisons."""
     dev = {k: ([], []) for k in ("tm", "idg", "odg")}
     for dim in dims:
-        sim = simulate_spectrum(dim, **POINT, spectrum=spec, seeds=range(seeds))
+        sim = simulate_spectrum(dim=dim, **POINT, spectrum=spec, seeds=range(seeds))
         assert sim.converged
         theory = sim.theory()
         assert np.all(theory.converged)
         err, th = sim.errors(), theory.errors()
         for k in dev:
-            dev[k][0].append(err[k].mean - float(getattr(th, k)))
-            dev[k][1].append(err[k].sem)
+            dev[k][0].append(getattr(err, k).mean - float(getattr(th, k)))
+            dev[k][1].append(getattr(err, k).sem)
     return {k: compare(0.0, extrapolate(dims, *v)) for k, v in dev.items()}
 
 
@@ -43,9 +43,9 @@ def test_simulate_dispatches_on_spectrum():
     from lowrank_icl.validation.forward.simulate import simulate
     spec = TaskSpectrum.spiked(4.0, 0.5)
     a = simulate(dim=8, alpha=2.0, tau=1.5, kappa=1.0, sigma=0.2, lam=0.1, spectrum=spec, seeds=[3])
-    b = simulate_spectrum(8, 2.0, 1.5, 1.0, 0.2, 0.1, spectrum=spec, seeds=[3])
-    assert a.errors()["odg"].values == b.errors()["odg"].values
-    with pytest.raises(ValueError, match="no rho"):
+    b = simulate_spectrum(dim=8, alpha=2.0, tau=1.5, kappa=1.0, sigma=0.2, lam=0.1, spectrum=spec, seeds=[3])
+    assert a.errors().odg.values == b.errors().odg.values
+    with pytest.raises(ValueError, match="cannot honour rho"):
         simulate(dim=8, alpha=2.0, tau=1.5, kappa=1.0, rho=0.5, spectrum=spec, seeds=[0])
 
 

@@ -64,7 +64,7 @@ def test_population_excess_extrapolates_to_the_1_over_m0_theory():
 
 
 def test_trained_column_learns_the_pool_mean_and_costs_about_1_over_m0():
-    r = simulate_y2_column(16, 10.0, 10.0, 0.5, 1.0, 0.1, 2e-5, seeds=range(6))
+    r = simulate_y2_column(dim=16, alpha=10.0, tau=10.0, kappa=0.5, rho=1.0, sigma=0.1, lam=2e-5, seeds=range(6))
     assert r.converged
     assert r.b_cosine.mean > 0.5                           # b points along the pool mean
     # paired excess of the trained models vs the infinite-pretraining excess of the same pools
@@ -79,7 +79,7 @@ def test_trained_column_learns_the_pool_mean_and_costs_about_1_over_m0():
 
 def test_simulate_hook_returns_the_side_by_side_result():
     r = simulate(dim=8, alpha=4.0, tau=4.0, kappa=0.5, rho=1.0, sigma=0.2, lam=1e-3, seeds=range(2), y2_column=True)
-    direct = simulate_y2_column(8, 4.0, 4.0, 0.5, 1.0, 0.2, 1e-3, seeds=range(2))
+    direct = simulate_y2_column(dim=8, alpha=4.0, tau=4.0, kappa=0.5, rho=1.0, sigma=0.2, lam=1e-3, seeds=range(2))
     assert r.excess.odg.values == direct.excess.odg.values and r.converged
 
 
@@ -111,5 +111,6 @@ def test_cli_simulate_y2_column_json(capsys):
                  "--seeds", "0-1", "--y2-column", "--quiet", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["parameters"]["y2_column"] is True and "version" in out
-    for part in ("reduced", "y2_column", "excess", "population_excess"):
+    for part in ("reduced", "errors", "excess", "population_excess"):
         assert set(out[part]) == {"tm", "idg", "odg"}
+        assert set(out[part]["odg"]) >= {"mean", "sem", "n"} and out[part]["odg"]["n"] == 2

@@ -259,10 +259,10 @@ def run_inverse_bench(n_s: int = 10_000, loss: str = "supervised", converge: boo
                          ("current", dict(kernel="fast", dtype=np.float32, workers=threads))):
             fit = LT(K=K, loss=loss, rtol=rtol, **kw).fit(data.X, data.Y, data.W).train_
             report["to_convergence"][name] = {"seconds": fit.seconds, "iterations": fit.iterations,
-                                              "evaluations": fit.evaluations, "loss": fit.value,
+                                              "evaluations": fit.evaluations, "loss": fit.loss,
                                               "converged": fit.converged, "init": fit.init, "stop": fit.message}
             say(f"  to convergence, {name}: {fit.seconds:.1f} s, {fit.iterations} iterations, "
-                f"{fit.evaluations} evaluations, start '{fit.init}', final loss {fit.value:.6g}, "
+                f"{fit.evaluations} evaluations, start '{fit.init}', final loss {fit.loss:.6g}, "
                 f"converged={fit.converged}")
         c = report["to_convergence"]
         report["to_convergence"]["ratio"] = c["previous"]["seconds"] / c["current"]["seconds"]

@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from lowrank_icl.numerics.results import PROTOCOLS, ProtocolErrors
+
 PASS_N_SE = 3.0
 
 
@@ -80,11 +82,14 @@ class Estimate:
     def _is_scalar(self) -> bool:
         return not self.values or np.ndim(self.values[0]) == 0
 
-    def to_dict(self) -> dict:
-        """{"mean", "sem", "values"} as floats or nested lists (NaN stays NaN: see validation.io)."""
+    def to_dict(self, values: bool = True) -> dict:
+        """{"mean", "sem", "n", "values"} as floats or nested lists (NaN stays NaN: the JSON rule of
+        :mod:`lowrank_icl.numerics._json` turns it into null); ``values=False`` leaves out the draws."""
         if self._is_scalar():
-            return {"mean": self.mean, "sem": self.sem, "values": list(self.values)}
-        return {"mean": self.mean.tolist(), "sem": self.sem.tolist(), "values": np.asarray(self.values).tolist()}
+            out = {"mean": self.mean, "sem": self.sem, "n": self.n}
+            return {**out, "values": list(self.values)} if values else out
+        out = {"mean": self.mean.tolist(), "sem": self.sem.tolist(), "n": self.n}
+        return {**out, "values": np.asarray(self.values).tolist()} if values else out
 
     def __str__(self) -> str:
         if self._is_scalar():
@@ -95,6 +100,43 @@ class Estimate:
         if self._is_scalar():
             return f"Estimate({self}, n={self.n})"
         return f"Estimate(shape={np.shape(self.values[0])}, n={self.n}: {self})"
+
+
+@dataclass(frozen=True, repr=False)
+class EstimatedErrors(ProtocolErrors):
+    """TM/IDG/ODG test errors of a sampled model: each field an :class:`Estimate` (mean, sem, values).
+
+    The draws are documented by the result that returns it (seeds of independent pretraining
+    draws for ``simulate`` and ``bayes_errors``, fresh test prompts for a trained transformer).
+    """
+
+    @classmethod
+    def of(cls, rows, key=None) -> "EstimatedErrors":
+        """From per-draw mappings {"tm", "idg", "odg"} (``rows[i][key]`` when ``key`` is given)."""
+        rows = [r if key is None else r[key] for r in rows]
+        return cls(**{p: Estimate.of([r[p] for r in rows]) for p in PROTOCOLS})
+
+    @property
+    def n(self) -> int:
+        """Number of draws (the same for the three protocols)."""
+        return self.tm.n
+
+    def to_dict(self, values: bool = True) -> dict:
+        """{"tm", "idg", "odg"}, each {"mean", "sem", "n"} (and "values" unless ``values=False``)."""
+        return {p: v.to_dict(values) for p, v in self.items()}
+
+    def __str__(self) -> str:
+        return ", ".join(f"{p} = {v}" for p, v in self.items()) + f" (n = {self.n})"
+
+    def __repr__(self) -> str:
+        return f"EstimatedErrors({self})"
+
+
+def mean_and_sem(value) -> tuple:
+    """(mean, sem) of an :class:`Estimate`, or (value, 0.0) for an exact number."""
+    if isinstance(value, Estimate):
+        return value.mean, value.sem
+    return float(value), 0.0
 
 
 def format_mean_sem(mean: float, sem: float) -> str:

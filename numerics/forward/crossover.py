@@ -23,10 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
 from lowrank_icl.numerics._checks import check_real
 from lowrank_icl.numerics.forward.solver import solve
+from lowrank_icl.numerics.power_law import log_log_fit
 
 PROTOCOL_NAMES = ("idg", "odg", "tm")
 
@@ -204,12 +205,10 @@ class ScalingFit:
 
 def fit_power_law(alpha, y) -> ScalingFit:
     """Fit log y = log A - exponent log alpha; CI from the t distribution of the slope."""
-    lx, ly = np.log(np.asarray(alpha, float)), np.log(np.asarray(y, float))
-    if lx.size < 3:
+    if np.asarray(alpha).size < 3:
         raise ValueError("fit_power_law needs at least 3 points")
-    fit = stats.linregress(lx, ly)
-    t = stats.t.ppf(0.975, lx.size - 2)
-    return ScalingFit(-fit.slope, -fit.slope - t * fit.stderr, -fit.slope + t * fit.stderr, float(np.exp(fit.intercept)))
+    fit = log_log_fit(alpha, y)
+    return ScalingFit(-fit.exponent, -fit.exponent_ci[1], -fit.exponent_ci[0], fit.prefactor)
 
 
 def crossover_scaling(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg"):

@@ -17,6 +17,7 @@ import numpy as np
 
 from lowrank_icl.numerics._checks import check_real
 from lowrank_icl.numerics.forward.params import ForwardParams
+from lowrank_icl.numerics.results import PROTOCOLS, ProtocolErrors
 from lowrank_icl.theory.forward.saddle_point import error_from_parts
 
 ORDER_PARAMETERS = ("q", "m", "chi", "q_bar", "chi_bar", "q_hat", "m_hat", "chi_hat", "q_bar_hat",
@@ -28,10 +29,6 @@ RIDGELESS_UNDER = "ridgeless tau>1"      # lam = 0, more prompts than weights: u
 RIDGELESS_OVER = "ridgeless tau<1"       # lam = 0, fewer prompts than weights: min-norm interpolator
 THRESHOLD = "interpolation threshold"    # lam = 0, tau = 1: errors are +inf
 
-# (protocol name, key of its q in the parts, name of its overlap m, name of its q)
-PROTOCOLS = (("tm", "q", "m"), ("idg", "q0", "m0"), ("odg", "q_bar", "m_bar"))
-
-
 _BRANCH_LABELS = np.array([RIDGE, RIDGELESS_UNDER, RIDGELESS_OVER, THRESHOLD])
 
 
@@ -42,20 +39,20 @@ def branches(tau, lam):
     return _BRANCH_LABELS[code]
 
 
-@dataclass(frozen=True)
-class ForwardErrors:
-    """Asymptotic test errors (squared label units): task memorization, in- and out-of-distribution."""
+@dataclass(frozen=True, repr=False)
+class ForwardErrors(ProtocolErrors):
+    """Asymptotic test errors (squared label units): task memorization, in- and out-of-distribution.
 
-    tm: np.ndarray | float
-    idg: np.ndarray | float
-    odg: np.ndarray | float
+    Numbers (floats, arrays, or mpmath numbers of a ``precision=N`` solution) in the
+    :class:`lowrank_icl.numerics.results.ProtocolErrors` family; ``to_dict`` writes mpmath values as
+    decimal strings of ``precision`` significant digits.
+    """
+
     precision: int | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        return {k: jsonable(getattr(self, k), self.precision) for k in ("tm", "idg", "odg")}
-
-    def __repr__(self):
-        return "ForwardErrors(" + ", ".join(f"{k}={_short(getattr(self, k))}" for k in ("tm", "idg", "odg")) + ")"
+        from lowrank_icl.numerics._json import json_ready
+        return {p: json_ready(v, self.precision) for p, v in self.items()}
 
 
 @dataclass(frozen=True)
@@ -153,7 +150,7 @@ class ForwardSolution:
                 a_t, s_t = to_mp(a_t), to_mp(s_t)
             with np.errstate(invalid="ignore"):
                 vals = {name: unwrap(error_from_parts(self._parts["errors"][name], self.q_bar, a_t, s_t))
-                        for name in ("tm", "idg", "odg")}
+                        for name in PROTOCOLS}
         return ForwardErrors(**vals, precision=self.precision)
 
     def decomposition(self) -> Decomposition:

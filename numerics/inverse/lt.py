@@ -35,7 +35,7 @@ from the training contexts.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -261,17 +261,19 @@ def lt_loss_and_grad(theta, d: int, K: int, loss: str, X, Y, W=None, X_val=None,
     return obj(theta)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LTTrainResult:
     """Training record of :class:`LT`: final loss, convergence and cost.
 
+    ``objective`` names the training loss (one of ``LT_LOSSES``) and ``loss`` is its final value.
     ``converged`` is True when the stated criterion held (:class:`LT`); ``residual`` is the
     relative loss decrease over the last ``window`` iterations at the end; ``grad_norm`` the
-    largest |gradient| entry.
+    largest |gradient| entry; ``message`` says why the iteration stopped and ``reason`` is ""
+    when converged, else that message. ``parameters``: the settings of the fit.
     """
 
-    loss: str
-    value: float            # final training loss
+    objective: str
+    loss: float             # final training loss
     converged: bool
     residual: float         # relative loss decrease over the last window of iterations
     grad_norm: float        # max |gradient| at the end
@@ -282,7 +284,27 @@ class LTTrainResult:
     n_tasks: int
     flops_per_evaluation: float   # dominant multiply-adds x 2 of one loss+gradient evaluation
     init: str = "lt1"
-    init_value: float = float("nan")   # training loss at the start
+    initial_loss: float = float("nan")   # training loss at the start
+    parameters: dict = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return "" if self.converged else (self.message or "not converged")
+
+    def to_dict(self) -> dict:
+        """JSON document: ``parameters`` (the fit's settings), ``version``, the losses, the convergence
+        words and the cost."""
+        from lowrank_icl.numerics._json import json_document
+        return json_document(self.parameters, {
+            "objective": self.objective, "loss": self.loss, "initial_loss": self.initial_loss,
+            "converged": self.converged, "residual": self.residual, "reason": self.reason, "message": self.message,
+            "iterations": self.iterations, "evaluations": self.evaluations, "grad_norm": self.grad_norm,
+            "seconds": self.seconds, "n_tasks": self.n_tasks, "flops_per_evaluation": self.flops_per_evaluation,
+            "init": self.init})
+
+    def __repr__(self) -> str:
+        return (f"LTTrainResult({self.objective}: loss {self.initial_loss:.6g} -> {self.loss:.6g}, "
+                f"converged={self.converged}, residual={self.residual:.2g}, iterations={self.iterations})")
 
 
 class _Converged(Exception):
@@ -492,7 +514,11 @@ class LT:
         self.train_ = LTTrainResult(self.loss, float(res.fun), bool(converged),
                                     float(rel) if rel is not None else float("nan"), float(np.max(np.abs(g))),
                                     iterations, evaluations[0], seconds, message, n, flops,
-                                    init_label, init_value)
+                                    init_label, init_value,
+                                    parameters={"K": K, "loss": self.loss, "rtol": self.rtol, "gtol": self.gtol,
+                                                "window": self.window, "maxiter": self.maxiter, "init": self.init,
+                                                "holdout": self.holdout, "kernel": self.kernel,
+                                                "precondition": self.precondition})
         return self
 
     def predict(self, X, Y) -> np.ndarray:

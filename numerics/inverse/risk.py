@@ -22,7 +22,7 @@ ore_theory(model), lt1_theory(model)             per-coordinate risks for an Inv
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -68,7 +68,9 @@ class OreRisk:
     risk, sem        Monte Carlo over the r x r Gram A^T A ~ Wishart_r(U^T Sigma_x U, N) (exact in law)
     small_noise      sigma^2 tr((U^T Sigma_x U)^{-1})/(N - r - 1) (nan unless N > r + 1)
     deterministic    Marchenko-Pastur deterministic equivalent sigma^2 tr Q (r, N -> infinity)
-    n_samples        Monte Carlo draws; converged/residual/iterations refer to the fixed point.
+    n_samples        Monte Carlo draws; converged/residual/iterations refer to the fixed point of the
+                     deterministic equivalent (residual: its fixed-point residual; converged: below 1e-9 max(1, delta)).
+    parameters       the scalar inputs (sigma, N, n_samples, seed) and the sizes d, r.
     """
     risk: float
     sem: float
@@ -78,6 +80,25 @@ class OreRisk:
     converged: bool
     residual: float
     iterations: int
+    parameters: dict = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        if self.converged:
+            return ""
+        return f"the deterministic-equivalent fixed point stopped at residual {self.residual:.2g} after {self.iterations} iterations"
+
+    @property
+    def message(self) -> str:
+        return "converged" if self.converged else f"not converged: {self.reason}"
+
+    def to_dict(self) -> dict:
+        """JSON document: ``parameters``, ``version``, the risks and the convergence words."""
+        from lowrank_icl.numerics._json import json_document
+        return json_document(self.parameters, {
+            "risk": self.risk, "sem": self.sem, "small_noise": self.small_noise, "deterministic": self.deterministic,
+            "n_samples": self.n_samples, "converged": self.converged, "residual": self.residual,
+            "reason": self.reason, "message": self.message, "iterations": self.iterations})
 
 
 def ore_risk(Sigma_x, U, Lambda, sigma, N, n_samples: int = 20_000, seed: int = 0) -> OreRisk:
@@ -89,15 +110,16 @@ def ore_risk(Sigma_x, U, Lambda, sigma, N, n_samples: int = 20_000, seed: int = 
     r = U.shape[1]
     S = U.T @ Sigma_x @ U
     rng = np.random.default_rng(seed)
+    inputs = {"sigma": sigma, "N": N, "n_samples": n_samples, "seed": seed, "d": U.shape[0], "r": r}
     if sigma == 0.0 and r <= N:   # A has rank r almost surely: Sigma_post = 0
-        return OreRisk(0.0, 0.0, 0.0, 0.0, n_samples, True, 0.0, 0)
+        return OreRisk(0.0, 0.0, 0.0, 0.0, n_samples, True, 0.0, 0, parameters=inputs)
     if sigma == 0.0:              # r > N: the unidentified part of the prior, via the pseudo-inverse limit
         vals = np.concatenate([_T.ore_conditional_risk(
             rng.standard_normal((min(2000, n_samples - k), N, r)) @ np.linalg.cholesky(S).T, Lambda, 0.0)
             for k in range(0, n_samples, 2000)])
         return OreRisk(float(vals.mean()), float(vals.std(ddof=1) / np.sqrt(vals.size)), np.nan,
                        float(np.sum(Lambda) * (1 - N / r)) if np.allclose(S, np.eye(r)) else np.nan,
-                       n_samples, True, 0.0, 0)
+                       n_samples, True, 0.0, 0, parameters=inputs)
     # per-draw traces for an honest standard error of the trace
     s1 = s2 = 0.0
     D = sigma**2 * np.diag(1.0 / Lambda)
@@ -111,7 +133,7 @@ def ore_risk(Sigma_x, U, Lambda, sigma, N, n_samples: int = 20_000, seed: int = 
     small = float(_T.ore_risk_small_noise(S, sigma, N)) if N > r + 1 else np.nan
     Q, delta, it, res = _T.ore_deterministic_equivalent(S, Lambda, sigma, N)
     return OreRisk(float(mean), float(sem), small, float(sigma**2 * np.trace(Q)), n_samples,
-                   bool(res < 1e-9 * max(1.0, delta)), float(res), int(it))
+                   bool(res < 1e-9 * max(1.0, delta)), float(res), int(it), parameters=inputs)
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,7 @@ import numpy as np
 import sympy as sp
 
 from lowrank_icl.theory.forward.stieltjes import pool_transforms
-
-PROTOCOLS = ("tm", "idg", "odg")
+from lowrank_icl.theory.forward.protocols import PROTOCOLS
 
 
 @lru_cache(maxsize=None)

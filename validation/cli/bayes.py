@@ -1,34 +1,16 @@
 """``lowrank-icl bayes``: test errors of the Bayes baselines dMMSE (finite pool prior) and GMMSE
 (Gaussian population prior), by sampled test prompts.
 
-Contract: with --json, one JSON object {"tm": {"mean", "sem", "values"}, "idg": ..., "odg": ...,
-"parameters": {...}, "version": ..., "sizes", "seeds", "prompts", "seconds"}; a NaN (the SE of a
-single seed) is written as null. ``--kappa inf`` is accepted with --estimator gmmse.
+Contract: with --json, the result's ``to_dict()``: {"parameters": {...}, "version": ...,
+"errors": {"tm": {"mean", "sem", "n", "values"}, "idg": ..., "odg": ...}, "estimator", "sizes",
+"seeds", "prompts", "converged", "residual", "reason", "message", "iterations", "seconds"}; a NaN
+(the SE of a single seed) is written as null. ``--kappa inf`` is accepted with --estimator gmmse.
 """
 from __future__ import annotations
 
 import json
-import math
 
 from lowrank_icl.validation.cli.simulate import parse_seeds
-
-
-def _version() -> str:
-    import lowrank_icl
-    if hasattr(lowrank_icl, "__version__"):
-        return str(lowrank_icl.__version__)
-    from importlib.metadata import version
-    return version("lowrank-icl")
-
-
-def _null_nan(obj):
-    if isinstance(obj, dict):
-        return {k: _null_nan(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_null_nan(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    return obj
 
 
 def _kappa(text: str):
@@ -42,20 +24,19 @@ def _kappa(text: str):
 
 def _cmd_bayes(args) -> int:
     from lowrank_icl.validation.forward.bayes import bayes_errors
-    res = bayes_errors(args.dim, alpha=args.alpha, kappa=_kappa(args.kappa), rho=args.rho, sigma=args.sigma,
+    res = bayes_errors(dim=args.dim, alpha=args.alpha, kappa=_kappa(args.kappa), rho=args.rho, sigma=args.sigma,
                        estimator=args.estimator, seeds=parse_seeds(args.seeds), prompts=args.prompts,
                        alpha_test=args.alpha_test, sigma_test=args.sigma_test)
-    out = {**res.to_dict(), "parameters": res.parameters, "version": _version()}
-    out = _null_nan(out)
+    out = res.to_dict()
     if args.json:
         print(json.dumps(out, allow_nan=False))
         return 0
     s = out["sizes"]
     print(f"{args.estimator}: D={s['D']} L={s['L']} M0={s['M0'] if s['M0'] is not None else 'inf'} r={s['r']}  "
-          f"seeds={out['seeds']} x {out['prompts']} prompts ({out['seconds']:.1f} s)")
+          f"{len(out['seeds'])} seeds x {out['prompts']} prompts ({out['seconds']:.1f} s)")
     for k in ("tm", "idg", "odg"):
-        sem = out[k]["sem"]
-        print(f"  e_{k.upper():<4} = {out[k]['mean']:.6f} +- " + ("n/a (one seed)" if sem is None else f"{sem:.6f}"))
+        sem = out["errors"][k]["sem"]
+        print(f"  e_{k.upper():<4} = {out['errors'][k]['mean']:.6f} +- " + ("n/a (one seed)" if sem is None else f"{sem:.6f}"))
     return 0
 
 

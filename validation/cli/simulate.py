@@ -1,7 +1,7 @@
 """``lowrank-icl simulate``: Monte Carlo of the trained reduced attention at one parameter point.
 
 With --json, one JSON object: ``parameters`` (the inputs), ``version``, ``errors`` and
-``order_parameters`` (each quantity as {"mean", "sem", "values"}), ``sizes``, ``converged``,
+``order_parameters`` (each quantity as {"mean", "sem", "n", "values"}), ``sizes``, ``converged``,
 ``residual``, ``iterations``, ``methods``, ``seconds``. Per-seed results are cached in the user
 cache folder (``--cache-dir``, ``$LOWRANK_ICL_CACHE_DIR``; ``--no-cache`` to skip).
 """
@@ -58,7 +58,7 @@ def _cmd_simulate(args) -> int:
         print_json(out)
         return 0
     s = out["sizes"]
-    print(f"D={s['D']} L={s['L']} M={s['M']} M0={s['M0']} r={s['r']}  seeds={out['parameters']['seeds']}  "
+    print(f"D={s['D']} L={s['L']} M={s['M']} M0={s['M0']} r={s['r']}  {len(res.seeds)} seeds  "
           f"({out['seconds']:.1f} s, solver {','.join(out['methods'])}, max residual {res.residual:.1e})")
     err = res.errors()
     for k in ("tm", "idg", "odg"):
@@ -70,23 +70,18 @@ def _cmd_simulate(args) -> int:
 
 def _cmd_simulate_y2_column(args, simulate, seeds) -> int:
     """--y2-column: the model with the label-power column beside the reduced one (same prompts)."""
-    from lowrank_icl.validation.io import json_document
     res = simulate(dim=args.dim, **forward_parameters(args), seeds=seeds, method=args.method,
                    progress=not args.quiet, y2_column=True)
-    out = dict(res.to_dict())
-    out.pop("parameters", None)
-    out.pop("version", None)
-    out = json_document({"dim": args.dim, **forward_parameters(args), "seeds": list(res.seeds),
-                         "method": args.method, "y2_column": True}, out)
     if args.json:
-        print_json(out)
+        print_json(res.to_dict())
         return 0
-    print(f"label-power column vs reduced model, D={out['sizes']['D']} M0={out['sizes']['M0']} seeds={out['seeds']}")
+    print(f"label-power column vs reduced model, D={res.sizes.dim} M0={res.sizes.n_tasks} {len(res.seeds)} seeds "
+          f"({res.message})")
     for k in ("tm", "idg", "odg"):
-        sem = out["excess"][k]["sem"]
-        print(f"  e_{k.upper():<4} reduced {out['reduced'][k]['mean']:.6f}  with column {out['y2_column'][k]['mean']:.6f}"
-              f"  excess {out['excess'][k]['mean']:+.6f} +- {float('nan') if sem is None else sem:.6f}"
-              f"  (infinite pretraining {out['population_excess'][k]['mean']:+.6f})")
+        exc = getattr(res.excess, k)
+        print(f"  e_{k.upper():<4} reduced {getattr(res.reduced, k).mean:.6f}  with column "
+              f"{getattr(res.y2_column, k).mean:.6f}  excess {exc}"
+              f"  (infinite pretraining {getattr(res.population_excess, k).mean:+.6f})")
     return 0
 
 
@@ -108,9 +103,9 @@ def _cmd_simulate_spectrum(args, seeds) -> int:
         print_json(out)
         return 0
     z = out["sizes"]
-    print(f"spectrum {args.spectrum}: D={z['D']} L={z['L']} M={z['M']} M0={z['M0']}  seeds={list(res.seeds)}  "
+    print(f"spectrum {args.spectrum}: D={z['D']} L={z['L']} M={z['M']} M0={z['M0']}  {len(res.seeds)} seeds  "
           f"({res.seconds:.1f} s, converged {res.converged}, max residual {res.residual:.1e})")
     err = res.errors(args.alpha_test, args.sigma_test)
     for k in ("tm", "idg", "odg"):
-        print(f"  e_{k.upper():<4} = {err[k]}   theory {out['theory']['errors'][k]:.6g}")
+        print(f"  e_{k.upper():<4} = {getattr(err, k)}   theory {out['theory']['errors'][k]:.6g}")
     return 0

@@ -42,7 +42,8 @@ def _cmd_solve(args) -> int:
     out.pop("version", None)
     if args.json:
         from lowrank_icl.validation.io import json_document
-        print_json(json_document({**params, "alpha_test": args.alpha_test, "sigma_test": args.sigma_test,
+        given = {k: v for k, v in params.items() if not (k == "rho" and spectrum is not None)}  # the spectrum sets rho
+        print_json(json_document({**given, "alpha_test": args.alpha_test, "sigma_test": args.sigma_test,
                                   "method": args.method, "precision": args.precision,
                                   "spectrum": args.spectrum}, out))
         return 0

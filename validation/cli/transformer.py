@@ -1,10 +1,12 @@
 """``lowrank-icl transformer``: train a linear, softmax or MLP transformer on the forward model's
 pretraining prompts (JAX, Adam) and print its TM/IDG/ODG test errors beside the linear theory.
 
-JSON contract (--json): ``tm``, ``idg``, ``odg`` each {"mean", "sem", "method"} ("exact" with sem 0
-for the linear attention, "sampled" on fresh prompts otherwise); ``theory`` {"tm", "idg", "odg"}
-(asymptotic, :func:`lowrank_icl.numerics.solve`); ``reduced`` (the ridge-trained reduced model on the
-same prompts, exact); ``train`` {"steps", "final_loss", "seconds", ...}; ``parameters``; ``version``.
+JSON contract (--json): the result's ``to_dict()``: ``parameters``, ``version``, ``errors`` {"tm",
+"idg", "odg"} (numbers for the linear attention, whose errors are exact; {"mean", "sem", "n"} over
+fresh prompts otherwise, ``error_method`` says which); ``theory`` (asymptotic,
+:func:`lowrank_icl.numerics.solve`); ``reduced`` (the ridge-trained reduced model on the same
+prompts, exact); the training's ``converged``, ``residual``, ``reason``, ``message``, ``iterations``,
+``loss``; ``train`` (settings and timings); ``by_alpha_test``.
 Progress goes to stderr. Without jax/optax: one line on stderr and exit 2.
 """
 from __future__ import annotations
@@ -47,7 +49,7 @@ def _cmd_transformer(args) -> int:
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer (got {args.seed})")
     res = train_transformer(
-        args.model, args.dim, alpha=args.alpha, tau=args.tau, kappa=args.kappa, rho=args.rho, sigma=args.sigma,
+        model=args.model, dim=args.dim, alpha=args.alpha, tau=args.tau, kappa=args.kappa, rho=args.rho, sigma=args.sigma,
         lam=args.lam, steps=args.steps, seed=args.seed, learning_rate=args.learning_rate,
         attention_dim=args.attention_dim, width=args.width, n_layers=args.layers, batch_size=args.batch_size,
         alpha_tests=None if args.alpha_test is None else [args.alpha_test], sigma_test=args.sigma_test,
@@ -56,13 +58,5 @@ def _cmd_transformer(args) -> int:
     if args.json:
         print(json.dumps(out, allow_nan=False))
         return 0
-    s, t = out["sizes"], out["train"]
-    print(f"{args.model}: D={s['D']} L={s['L']} M={s['M']} M0={s['M0']} r={s['r']}  {out['parameter_count']} "
-          f"parameters, {t['steps']} Adam steps in {t['seconds']:.1f} s, loss {t['initial_loss']:.4g} -> "
-          f"{t['final_loss']:.4g} (converged {t['converged']}, residual {t['residual']:.1e})")
-    print(f"  {'':5} {'trained':>22} {'reduced (same data)':>20} {'theory':>10}")
-    for k in ("tm", "idg", "odg"):
-        e = out[k]
-        print(f"  {k.upper():5} {e['mean']:>12.5f} +- {e['sem']:<7.5f} {out['reduced'][k]:>20.5f} "
-              f"{out['theory'][k]:>10.5f}")
+    print(res)
     return 0

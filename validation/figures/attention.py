@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 from lowrank_icl.numerics import solve
+from lowrank_icl.numerics.power_law import log_log_fit
+from lowrank_icl.numerics.results import PROTOCOLS
 from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
-from lowrank_icl.validation.forward.attention import PROTOCOLS, run_comparisons
+from lowrank_icl.validation.forward.attention import run_comparisons
 from lowrank_icl.validation.forward.sampling import Sizes
 from lowrank_icl.validation.stats import Estimate, compare, extrapolate
 
@@ -58,14 +60,8 @@ def excess_power_law(dims, estimates):
     keep = y > 2 * se
     if keep.sum() < 2:
         return float("nan"), float("nan"), float("nan")
-    X = np.column_stack([np.ones(keep.sum()), -np.log(d[keep])])
-    ly = np.log(y[keep])
-    w = (y[keep] / se[keep]) ** 2
-    cov = np.linalg.inv(X.T @ (w[:, None] * X))
-    coef = cov @ (X.T @ (w * ly))
-    dof = int(keep.sum()) - 2
-    scale = max(1.0, float(np.sqrt(np.sum(w * (ly - X @ coef) ** 2) / dof))) if dof > 0 else 1.0
-    return float(np.exp(coef[0])), float(coef[1]), float(np.sqrt(cov[1, 1]) * scale)
+    fit = log_log_fit(d[keep], y[keep], se[keep])
+    return fit.prefactor, -fit.exponent, fit.exponent_se
 
 
 def _point_rows(p, dims, by_dim, i_train, excess):

@@ -135,16 +135,16 @@ def _series_for_rank(rho, kappas, dim, seeds, prompts, progress):
         progress(f"rho={rho} kappa={kappa:.3g}")
         res = simulate(dim=dim, alpha=p["alpha"], tau=p["tau"], kappa=kappa, rho=rho, sigma=p["sigma"], lam=p["lam"],
                        seeds=seeds).errors()
-        d = bayes_errors(dim, alpha=p["alpha"], kappa=kappa, rho=rho, sigma=p["sigma"], estimator="dmmse",
-                         seeds=seeds, prompts=prompts)
+        d = bayes_errors(dim=dim, alpha=p["alpha"], kappa=kappa, rho=rho, sigma=p["sigma"], estimator="dmmse",
+                         seeds=seeds, prompts=prompts).errors()
         for q in ("tm", "idg", "odg"):
             sim[q].append((getattr(res, q).mean, getattr(res, q).sem))
             dm[q].append((getattr(d, q).mean, getattr(d, q).sem))
     out["ridge simulation"] = sim
     out["dMMSE"] = dm
     out["ridge simulation"]["distance"] = _ridge_distances(rho, kappas, dim, seeds, prompts)
-    gs = bayes_errors(dim, alpha=p["alpha"], kappa=float("inf"), rho=rho, sigma=p["sigma"], estimator="gmmse",
-                      seeds=seeds, prompts=prompts)
+    gs = bayes_errors(dim=dim, alpha=p["alpha"], kappa=float("inf"), rho=rho, sigma=p["sigma"], estimator="gmmse",
+                      seeds=seeds, prompts=prompts).errors()
     out["GMMSE sampled (kappa=inf)"] = {q: [(getattr(gs, q).mean, getattr(gs, q).sem)] for q in ("tm", "idg", "odg")}
     return out
 

@@ -28,9 +28,9 @@ from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_f
 from lowrank_icl.validation.forward.simulate import collect, make_jobs, run_jobs
 from lowrank_icl.validation.parallel import available_cores
 from lowrank_icl.validation.stats import compare, extrapolate
+from lowrank_icl.numerics.results import PROTOCOLS
 
 TABLE_HEADER = ("point", "quantity", "dims", "e_inf", "se", "theory", "z", "pass", "mean_at_max_D", "sem_at_max_D")
-PROTOCOLS = ("tm", "idg", "odg")
 COLORS = {"tm": "tab:blue", "idg": "tab:orange", "odg": "tab:green", "q": "tab:blue", "m": "tab:cyan",
           "q_bar": "tab:green", "m_bar": "tab:olive", "q0": "tab:red", "m0": "tab:pink"}
 

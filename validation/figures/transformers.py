@@ -21,13 +21,14 @@ import textwrap
 import numpy as np
 
 from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
+from lowrank_icl.numerics.results import PROTOCOLS
+from lowrank_icl.validation.stats import mean_and_sem
 
-PROTOCOLS = ("tm", "idg", "odg")
 MODELS = ("linear", "softmax", "mlp")
 COLORS = {"tm": "tab:blue", "idg": "tab:orange", "odg": "tab:green"}
 MARKERS = {"linear": "s", "softmax": "o", "mlp": "^"}
 TABLE_HEADER = ("model", "rho", "kappa", "alpha_test", "protocol", "trained", "trained_se", "method", "reduced",
-                "theory", "final_loss", "train_seconds")
+                "theory", "loss", "train_seconds")
 
 
 def _settings(quick: bool) -> dict:
@@ -55,14 +56,14 @@ def _run(model, rho, kappa, cfg, progress, alpha_tests=None):
            cfg["learning_rate"].get(model), cfg["n_test"], cfg["seed"],
            None if alpha_tests is None else tuple(alpha_tests))
     if key not in _MEMO:
-        res = train_transformer(model, p["dim"], alpha=p["alpha"], tau=p["tau"], kappa=kappa, rho=rho,
+        res = train_transformer(model=model, dim=p["dim"], alpha=p["alpha"], tau=p["tau"], kappa=kappa, rho=rho,
                                 sigma=p["sigma"], lam=0.0, steps=cfg["steps"][model], seed=cfg["seed"],
                                 batch_size=cfg["batch"].get(model), alpha_tests=alpha_tests,
                                 learning_rate=cfg["learning_rate"].get(model),
                                 n_test_prompts=cfg["n_test"])
         progress(f"{model} rho={rho} kappa={kappa}: trained {res.train['seconds']:.1f} s, loss "
-                 f"{res.train['final_loss']:.4g}, IDG {res.errors[res.alpha_tests[0]]['idg']['mean']:.4g} "
-                 f"(theory {res.theory[res.alpha_tests[0]]['idg']:.4g})")
+                 f"{res.loss:.4g}, IDG {mean_and_sem(res.errors().idg)[0]:.4g} "
+                 f"(theory {float(res.theory_errors().idg):.4g})")
         _MEMO[key] = res
     return _MEMO[key]
 
@@ -76,8 +77,8 @@ def _alpha_tests(cfg, rho, kappa):
 
 def _rows(res, rho, kappa, alpha_test=None):
     a = res.alpha_tests[0] if alpha_test is None else alpha_test
-    return [(res.model, rho, kappa, a, p, res.errors[a][p]["mean"], res.errors[a][p]["sem"],
-             res.errors[a][p]["method"], res.reduced[a][p], res.theory[a][p], res.train["final_loss"],
+    return [(res.model, rho, kappa, a, p, *mean_and_sem(getattr(res.errors(a), p)),
+             res.error_method, getattr(res.reduced_errors(a), p), float(getattr(res.theory_errors(a), p)), res.loss,
              res.train["seconds"]) for p in PROTOCOLS]
 
 
@@ -106,21 +107,19 @@ def _draw(ax, xs_by_model, res_by_model, xgrid, theory, alpha_test=None):
         xs, rs = xs_by_model[m], res_by_model[m]
         for q in PROTOCOLS:
             if alpha_test is None:
-                y = [r.errors[r.alpha_tests[0]][q]["mean"] for r in rs]
-                e = [r.errors[r.alpha_tests[0]][q]["sem"] for r in rs]
+                y, e = zip(*(mean_and_sem(getattr(r.errors(), q)) for r in rs))
             else:
-                y = [rs[0].errors[a][q]["mean"] for a in xs]
-                e = [rs[0].errors[a][q]["sem"] for a in xs]
+                y, e = zip(*(mean_and_sem(getattr(rs[0].errors(a), q)) for a in xs))
             ax.errorbar(xs, y, yerr=e, fmt=MARKERS[m], color=COLORS[q], ms=5, capsize=2,
                         mfc="white" if m == "linear" else COLORS[q], label=f"{m} {q.upper()}" if q == "tm" else None)
     for q in PROTOCOLS:
         if alpha_test is None:
-            red = [r.reduced[r.alpha_tests[0]][q] for r in res_by_model["linear"]]
+            red = [getattr(r.reduced_errors(), q) for r in res_by_model["linear"]]
             ax.plot(xs_by_model["linear"], red, "x", color=COLORS[q], ms=6,
                     label="reduced ridge (same data)" if q == "tm" else None)
         else:
             r0 = res_by_model["linear"][0]
-            ax.plot(xs_by_model["linear"], [r0.reduced[a][q] for a in xs_by_model["linear"]], "x", color=COLORS[q],
+            ax.plot(xs_by_model["linear"], [getattr(r0.reduced_errors(a), q) for a in xs_by_model["linear"]], "x", color=COLORS[q],
                     ms=6, label="reduced ridge (same data)" if q == "tm" else None)
     ax.set_yscale("log")
     ax.set_ylabel("test error")

@@ -74,15 +74,18 @@ Public API
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.optimize as sopt
 from lowrank_icl.numerics import check_int, check_real, single_threaded_blas
+from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics.results import ConvergenceReport
 from lowrank_icl.theory import SecondMoment, exact_test_error
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_contexts
 from lowrank_icl.validation.parallel import run_parallel
+from lowrank_icl.numerics.results import PROTOCOLS
 
 OPTIMIZERS = ("lbfgs", "gd")
 # scaled gradient ||grad F|| ||theta|| / F below which a fit counts as converged: at D = 6-10 going
@@ -178,12 +181,14 @@ def loss_and_grad(V, W, S, x_query, y_query, penalty):
 # ----------------------------------------------------------------------------------------------
 # training
 
-@dataclass(frozen=True)
-class AttentionFit:
+@dataclass(frozen=True, repr=False)
+class AttentionFit(ConvergenceReport):
     """A trained attention: V, W (value, key_query), its effective Gamma and optimizer diagnostics.
 
-    ``residual`` = ||grad F|| / ||grad F at the initialization|| at the returned point; ``loss`` the
-    final objective F; ``bypass_norm`` = ||(v_x, w_yx)|| / ||Gamma_eff||_F (0 for the reduced model).
+    ``residual`` = the scaled gradient ||grad F|| ||theta|| / F at the returned point; ``converged``
+    means residual <= 1e-3 and a finite F; ``reason`` says what failed ("" when converged); ``loss``
+    the final objective F; ``bypass_norm`` = ||(v_x, w_yx)|| / ||Gamma_eff||_F (0 for the reduced
+    model). ``parameters``: the settings of the fit (lam, n_tasks, seed, init_scale, optimizer, tol).
     """
 
     value: np.ndarray
@@ -195,6 +200,20 @@ class AttentionFit:
     iterations: int
     seconds: float
     optimizer: str
+    reason: str = ""
+    parameters: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON document: ``parameters``, ``version``, loss, convergence words, V, W and Gamma_eff."""
+        return json_document(self.parameters, {
+            "loss": self.loss, "converged": self.converged, "residual": self.residual, "reason": self.reason,
+            "message": self.message, "iterations": self.iterations, "seconds": self.seconds,
+            "optimizer": self.optimizer, "bypass_norm": self.bypass_norm, "value": self.value,
+            "key_query": self.key_query, "gamma": self.gamma})
+
+    def __repr__(self) -> str:
+        return (f"AttentionFit(D={self.gamma.shape[0]}, loss={self.loss:.6g}, converged={self.converged}, "
+                f"residual={self.residual:.2g}, iterations={self.iterations}, optimizer={self.optimizer!r})")
 
     @property
     def bypass_norm(self) -> float:
@@ -267,10 +286,15 @@ def train_attention(S, x_query, y_query, lam, n_tasks, *, seed=0, init_scale=1e-
     residual = _scaled_gradient(F, g, theta)
     V = theta[:n].reshape(dim + 1, dim + 1) * sV
     W = theta[n:].reshape(dim + 1, dim + 1) * sW
-    return AttentionFit(value=V, key_query=W, gamma=effective_gamma(V, W), loss=F,
-                        converged=bool(np.isfinite(F) and residual <= CONVERGED_RESIDUAL),
+    converged = bool(np.isfinite(F) and residual <= CONVERGED_RESIDUAL)
+    reason = "" if converged else (
+        "non-finite objective" if not np.isfinite(F) else
+        f"scaled gradient {residual:.2g} > {CONVERGED_RESIDUAL:g} after {it} iterations; raise max_iter or lower tol")
+    return AttentionFit(value=V, key_query=W, gamma=effective_gamma(V, W), loss=F, converged=converged,
                         residual=residual, iterations=it, seconds=time.perf_counter() - start,
-                        optimizer=optimizer)
+                        optimizer=optimizer, reason=reason,
+                        parameters={"lam": lam, "n_tasks": n_tasks, "seed": seed, "init_scale": init_scale,
+                                    "optimizer": optimizer, "tol": tol, "max_iter": max_iter})
 
 
 def _scaled_gradient(F, g, theta) -> float:
@@ -415,8 +439,6 @@ def sampled_test_error(V, W, law: TaskLaw, context_length, sigma_test=0.0, n_pro
 
 # ----------------------------------------------------------------------------------------------
 # one seed: full attention and reduced ridge on the same prompts
-
-PROTOCOLS = ("tm", "idg", "odg")
 
 
 def compare_with_ridge(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, seed=0, alpha_tests=None,

@@ -52,10 +52,11 @@ import numpy as np
 from lowrank_icl.numerics import check_int, check_real
 from lowrank_icl.theory import SecondMoment
 from lowrank_icl.validation.forward.sampling import Sizes, pretraining_pool
-from lowrank_icl.validation.stats import Estimate
+from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics.results import PROTOCOLS, ConvergenceReport
+from lowrank_icl.validation.stats import EstimatedErrors
 
 ESTIMATORS = ("dmmse", "gmmse")
-PROTOCOLS = ("tm", "idg", "odg")
 _CHUNK_FLOATS = 1 << 22       # bound on the largest temporary per chunk (32 MB)
 _TEST_STREAM = 3              # index of the test-prompt stream among SeedSequence(seed).spawn(4)
 
@@ -247,28 +248,56 @@ def draw_contexts(tasks, context_length, sigma, rng):
     return X, y
 
 
-@dataclass(frozen=True)
-class BayesErrors:
-    """TM/IDG/ODG errors of a Bayes estimator: Estimates over seeds (each the mean over ``prompts``)."""
+@dataclass(frozen=True, repr=False)
+class BayesResult(ConvergenceReport):
+    """TM/IDG/ODG errors of a Bayes estimator over seeds (each seed the mean over ``prompts`` prompts).
+
+    ``errors()`` gives the :class:`EstimatedErrors`. The posterior means are closed forms (no
+    iteration), so ``residual`` is 0 and ``iterations`` 0; ``converged`` means every error is
+    finite, and ``reason`` names the protocols whose error is not (for example GMMSE at sigma = 0
+    and alpha = rho). ``parameters`` are the inputs as given.
+    """
 
     estimator: str
-    tm: Estimate
-    idg: Estimate
-    odg: Estimate
+    estimates: EstimatedErrors
     parameters: dict
     sizes: dict
     seeds: tuple
     prompts: int
     seconds: float
 
+    def errors(self) -> EstimatedErrors:
+        """The TM/IDG/ODG Estimates over seeds (at the alpha_test and sigma_test given)."""
+        return self.estimates
+
+    @property
+    def converged(self) -> bool:
+        return not self.reason
+
+    @property
+    def residual(self) -> float:
+        return 0.0
+
+    @property
+    def iterations(self) -> int:
+        return 0
+
+    @property
+    def reason(self) -> str:
+        bad = [p for p, e in self.estimates.items() if not all(np.isfinite(e.values))]
+        return f"non-finite {', '.join(bad)} error (the estimator's error diverges at these parameters)" if bad else ""
+
     def to_dict(self) -> dict:
-        return {"tm": self.tm.to_dict(), "idg": self.idg.to_dict(), "odg": self.odg.to_dict(),
-                "estimator": self.estimator, "sizes": self.sizes, "seeds": list(self.seeds),
-                "prompts": self.prompts, "seconds": self.seconds}
+        """The JSON document: ``parameters``, ``version``, ``errors`` (each {"mean", "sem", "n", "values"}),
+        ``estimator``, ``sizes``, ``seeds``, ``prompts``, the convergence words and ``seconds``."""
+        return json_document(self.parameters, {
+            "errors": self.estimates.to_dict(), "estimator": self.estimator, "sizes": self.sizes,
+            "seeds": list(self.seeds), "prompts": self.prompts, "converged": self.converged,
+            "residual": self.residual, "reason": self.reason, "message": self.message,
+            "iterations": self.iterations, "seconds": self.seconds})
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{k}={getattr(self, k).mean:.4g}±{getattr(self, k).sem:.2g}" for k in PROTOCOLS)
-        return f"BayesErrors({self.estimator}: {parts}; {len(self.seeds)} seeds x {self.prompts} prompts)"
+        return f"BayesResult({self.estimator}: {self.estimates}; {len(self.seeds)} seeds x {self.prompts} prompts)"
 
 
 def _is_infinite(kappa) -> bool:
@@ -311,14 +340,19 @@ def bayes_seed_errors(estimator, dim, *, alpha, kappa, rho, sigma, seed, prompts
     return out
 
 
-def bayes_errors(dim, *, alpha, kappa, rho=1.0, sigma=0.0, estimator: str = "dmmse", seeds=range(8),
-                 prompts: int = 1000, alpha_test=None, sigma_test=None) -> BayesErrors:
+def bayes_errors(*, dim, alpha, kappa, rho=1.0, sigma=0.0, estimator: str = "dmmse", seeds=range(8),
+                 prompts: int = 1000, alpha_test=None, sigma_test=None) -> BayesResult:
     r"""TM/IDG/ODG test errors of the dMMSE or GMMSE estimator (module docstring), mean ± SE over seeds.
 
     ``dim`` = D; context L = round(alpha_test D) (alpha_test defaults to alpha: the Bayes estimators are
     not trained, so alpha is the context ratio); M0 = round(kappa D) pool tasks (kappa = inf allowed
     for gmmse), r = round(rho D). ``sigma`` is the noise std the posterior assumes and the test labels
     carry (``sigma_test`` overrides the latter). Keyword-only parameters: there is no tau or lam here.
+
+    Returns
+    -------
+    BayesResult
+        ``errors()`` the TM/IDG/ODG Estimates over seeds, with the inputs in ``parameters``.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS} (got {estimator!r})")
@@ -358,9 +392,8 @@ def bayes_errors(dim, *, alpha, kappa, rho=1.0, sigma=0.0, estimator: str = "dmm
               "prompts": prompts, "seeds": list(seeds)}
     if infinite:
         params["kappa"] = "inf"
-    est = {p: Estimate.of([r[p] for r in per_seed]) for p in PROTOCOLS}
-    return BayesErrors(estimator=estimator, **est, parameters=params, sizes=sizes, seeds=seeds,
-                       prompts=prompts, seconds=time.perf_counter() - start)
+    return BayesResult(estimator=estimator, estimates=EstimatedErrors.of(per_seed), parameters=params, sizes=sizes,
+                       seeds=seeds, prompts=prompts, seconds=time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,8 +24,7 @@ from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import sample_pretraining, sample_test_prompts, sizes, task_pool
 from lowrank_icl.validation.stats import compare, extrapolate
 from scipy import stats
-
-_PROTOCOLS = ("tm", "idg", "odg")
+from lowrank_icl.numerics.results import PROTOCOLS as _PROTOCOLS
 
 
 def prediction_samples(dim: int, params: ForwardParams, seed: int, protocol: str, n_test: int,

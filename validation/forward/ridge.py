@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
 from lowrank_icl.numerics import check_int, check_real, single_threaded_blas
+from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics.results import ConvergenceReport
 
 METHODS = ("auto", "primal", "dual", "cg", "dual-cg")
 _CHUNK = 8192          # rows per block in matrix-free applies (bounds temporaries to ~chunk x D)
@@ -49,9 +51,15 @@ _MIXED_MIN_DIM = 96
 _DENSE_MAX_BYTES = 1 << 30   # largest primal design (M x D^2 float64) the automatic rule builds
 
 
-@dataclass(frozen=True)
-class RidgeFit:
-    """A trained Gamma (D x D) with the solver's diagnostics."""
+@dataclass(frozen=True, repr=False)
+class RidgeFit(ConvergenceReport):
+    """A trained Gamma (D x D') with the solver's diagnostics.
+
+    ``residual`` is the relative normal-equation residual ||N(Gamma) - B||_F / ||B||_F at the
+    returned Gamma; ``converged`` means an iterative method reached ``tol`` (a direct solve: residual
+    below 1e-6) and Gamma is finite; ``reason`` says what failed ("" when converged).
+    ``parameters``: the settings of the fit (lam, n_tasks, the method asked for, tol, max_iter).
+    """
 
     gamma: np.ndarray
     method: str
@@ -59,6 +67,20 @@ class RidgeFit:
     residual: float
     iterations: int
     seconds: float
+    reason: str = ""
+    parameters: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON document: ``parameters``, ``version``, the method, the convergence words, the shape of
+        Gamma and ``gamma`` itself (nested lists)."""
+        return json_document(self.parameters, {
+            "method": self.method, "converged": self.converged, "residual": self.residual, "reason": self.reason,
+            "message": self.message, "iterations": self.iterations, "seconds": self.seconds,
+            "shape": list(self.gamma.shape), "gamma": self.gamma})
+
+    def __repr__(self) -> str:
+        return (f"RidgeFit(gamma {self.gamma.shape[0]}x{self.gamma.shape[1]}, method={self.method!r}, "
+                f"converged={self.converged}, residual={self.residual:.2g}, iterations={self.iterations})")
 
 
 def normal_apply(X: np.ndarray, H: np.ndarray, gamma: np.ndarray, penalty: float) -> np.ndarray:
@@ -338,5 +360,12 @@ def fit_ridge(x, h, y, lam, n_tasks, *, method: str = "auto", tol: float = 1e-10
     if chosen in ("primal", "dual", "cg->primal"):
         # direct solves: converged unless the normal equations are visibly violated
         converged = bool(np.isfinite(residual) and residual < 1e-6)
+    reason = ""
+    if not np.all(np.isfinite(gamma)) or not np.isfinite(residual):
+        converged, reason = False, "non-finite value in Gamma"
+    elif not converged:
+        reason = (f"{chosen} stopped at relative residual {residual:.2g} (tol {tol:g}) after {int(it)} iterations; "
+                  "raise max_iter or use a direct method ('primal' or 'dual')")
     return RidgeFit(gamma=gamma, method=chosen, converged=bool(converged), residual=residual,
-                    iterations=int(it), seconds=time.perf_counter() - start)
+                    iterations=int(it), seconds=time.perf_counter() - start, reason=reason,
+                    parameters={"lam": lam, "n_tasks": n_tasks, "method": method, "tol": tol, "max_iter": max_iter})

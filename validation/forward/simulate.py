@@ -41,7 +41,6 @@ the seed, the solver settings and a fingerprint of the code that computes it.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -53,7 +52,9 @@ from lowrank_icl.validation.forward.resources import check_resources, format_byt
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_pretraining
 from lowrank_icl.validation.parallel import check_workers, run_parallel
-from lowrank_icl.validation.stats import Estimate, format_mean_sem
+from lowrank_icl.numerics._json import json_document
+from lowrank_icl.validation.forward.results import MonteCarloResult, emit_progress, fit_report
+from lowrank_icl.validation.stats import Estimate, EstimatedErrors, format_mean_sem
 
 ORDER_FIELDS = ("q", "m", "q_bar", "m_bar", "q0", "m0")
 _QUADRATIC = ("q", "q_bar", "q0")
@@ -64,29 +65,16 @@ CACHE_NAMESPACE = "simulate"
 _SEED_FIELDS = (*ORDER_FIELDS, "t_tm", "converged", "residual", "iterations", "method", "seconds")
 
 
-@dataclass(frozen=True)
-class SimulatedErrors:
-    """Exact finite-D test errors of each trained Gamma: TM, IDG, ODG (Estimates over seeds)."""
-
-    tm: Estimate
-    idg: Estimate
-    odg: Estimate
-
-    def to_dict(self) -> dict:
-        return {"tm": self.tm.to_dict(), "idg": self.idg.to_dict(), "odg": self.odg.to_dict()}
-
-    def __repr__(self) -> str:
-        return f"SimulatedErrors(tm={self.tm}, idg={self.idg}, odg={self.odg})"
-
-
 @dataclass(frozen=True, repr=False)
-class SimulationResult:
+class SimulationResult(MonteCarloResult):
     """Per-seed order parameters of trained Gammas, with the solver diagnostics.
 
     Fields named as in :class:`lowrank_icl.numerics.ForwardSolution`: q, m (pool tasks),
     q_bar, m_bar (isotropic), q0, m0 (task subspace), each an :class:`Estimate` over seeds.
-    ``t_tm`` = tr(S)/D of each pool (1 on average). ``converged`` is True if every fit converged,
-    ``residual`` the largest relative normal-equation residual, ``iterations`` the largest count.
+    ``t_tm`` = tr(S)/D of each pool (1 on average). ``converged`` is True if every ridge fit met its
+    tolerance and every value is finite; ``residual`` is the largest relative normal-equation
+    residual ||N(Gamma) - B||_F / ||B||_F of the fits, ``iterations`` the largest iteration count,
+    ``reason`` "" or what failed (``message`` one line).
     ``parts`` (pool_repeats > 1 only) maps "q", "q_bar", "q0" to {"signal", "noise"} Estimates.
     """
 
@@ -111,6 +99,7 @@ class SimulationResult:
     method: str = "auto"
     tol: float = 1e-8
     pool_repeats: int = 1
+    reason: str = ""
 
     def _test_setting(self, alpha_test, sigma_test):
         a_t = alpha_test if alpha_test is not None else (
@@ -130,7 +119,7 @@ class SimulationResult:
         v = np.asarray(values, dtype=float)
         return v.reshape(v.shape + (1,) * grid_ndim)
 
-    def errors(self, alpha_test=None, sigma_test=None) -> SimulatedErrors:
+    def errors(self, alpha_test=None, sigma_test=None) -> EstimatedErrors:
         """Exact e(Gamma_hat) per seed at test context ratio alpha_test and test noise sigma_test.
 
         Defaults: the values given to :func:`simulate`, else the training alpha and sigma.
@@ -148,7 +137,7 @@ class SimulationResult:
             e = error_from_summaries(P(t), P(m.values), P(q.values), P(self.q_bar.values), D, Lt, s_t)
             return Estimate.of(e * np.ones(grid.shape))
         ones = np.ones(len(self.seeds))
-        return SimulatedErrors(tm=err(self.t_tm.values, self.m, self.q),
+        return EstimatedErrors(tm=err(self.t_tm.values, self.m, self.q),
                                idg=err(ones, self.m0, self.q0),
                                odg=err(ones, self.m_bar, self.q_bar))
 
@@ -211,14 +200,14 @@ class SimulationResult:
 
         Strictly JSON-ready (NaN as null, inf as "inf"): see :func:`lowrank_icl.validation.io.json_document`.
         """
-        from lowrank_icl.validation.io import json_document
         s = self.sizes
         return json_document(self.parameters(), {
             "errors": self.errors(alpha_test, sigma_test).to_dict(),
             "order_parameters": {k: getattr(self, k).to_dict() for k in ORDER_FIELDS},
             "sizes": {"D": s.dim, "L": s.context_length, "M": s.n_prompts,
                       "M0": "inf" if s.fresh_tasks else s.n_tasks, "r": s.rank},
-            "converged": self.converged, "residual": self.residual, "iterations": self.iterations,
+            "converged": self.converged, "residual": self.residual, "reason": self.reason,
+            "message": self.message, "iterations": self.iterations,
             "methods": list(self.methods), "seconds": self.seconds})
 
     def __repr__(self) -> str:
@@ -227,9 +216,11 @@ class SimulationResult:
         m0 = "inf" if s.fresh_tasks else s.n_tasks
         lines = [f"SimulationResult(D={s.dim}, L={s.context_length}, M={s.n_prompts}, M0={m0}, r={s.rank}; "
                  f"{len(self.seeds)} seeds; converged={self.converged}, residual={self.residual:.1e})",
-                 "  errors: " + ", ".join(f"{k} = {getattr(err, k)}" for k in ("tm", "idg", "odg")),
+                 f"  errors: {err}",
                  "  " + ", ".join(f"{k} = {format_mean_sem(getattr(self, k).mean, getattr(self, k).sem)}"
                                   for k in ORDER_FIELDS)]
+        if not self.converged:
+            lines.append(f"  reason: {self.reason}")
         return "\n".join(lines)
 
 
@@ -340,13 +331,6 @@ def _parse_seeds(seeds) -> tuple:
     return out
 
 
-def _emit(progress, text: str) -> None:
-    if callable(progress):
-        progress(text)
-    elif progress:
-        print(text, file=sys.stderr, flush=True)
-
-
 def run_jobs(jobs: list, workers: int = 1, cache_dir=None, progress: bool | Callable[[str], None] = False) -> list:
     """Run seed jobs (dicts as in :func:`run_seed`) in up to ``workers`` processes, in input order.
 
@@ -374,7 +358,7 @@ def run_jobs(jobs: list, workers: int = 1, cache_dir=None, progress: bool | Call
                                  workers=workers, n_seeds=1) for key in sizes]
     est_bytes = max(e.bytes for e in estimates) * min(workers, len(todo))
     est_seconds = sum(e.seconds for e in estimates) * len(todo) / len(sizes) / min(workers, len(todo))
-    _emit(progress, f"  simulate: {len(todo)} seed(s) to train ({len(jobs) - len(todo)} cached), {workers} "
+    emit_progress(progress, f"  simulate: {len(todo)} seed(s) to train ({len(jobs) - len(todo)} cached), {workers} "
                     f"worker(s), about {format_bytes(est_bytes)} and {format_seconds(est_seconds)}")
     t0 = time.perf_counter()
     done = [0]
@@ -386,7 +370,7 @@ def run_jobs(jobs: list, workers: int = 1, cache_dir=None, progress: bool | Call
             cache.store(jobs[i], r)
         done[0] += 1
         j = jobs[i]
-        _emit(progress, f"  simulate D={j['dim']} seed={j['seed']} [{done[0]}/{len(todo)}] {r['method']} "
+        emit_progress(progress, f"  simulate D={j['dim']} seed={j['seed']} [{done[0]}/{len(todo)}] {r['method']} "
                         f"{r['seconds']:.1f}s (elapsed {time.perf_counter() - t0:.0f}s)")
 
     run_parallel(run_seed, [jobs[i] for i in todo], workers, finished)
@@ -413,10 +397,11 @@ def collect(dim, params: ForwardParams, seeds, results: list, alpha_test=None, s
     if "q_signal" in results[0]:
         parts = {q: {p: Estimate.of([r[f"{q}_{p}"] for r in results]) for p in ("signal", "noise")}
                  for q in _QUADRATIC}
+    converged, residual, iterations, reason = fit_report(
+        [{**{k: r[k] for k in ("converged", "residual", "iterations", *ORDER_FIELDS, "t_tm")}, "seed": sd}
+         for sd, r in zip(seeds, results)])
     return SimulationResult(params=params, sizes=sizes, seeds=tuple(seeds), **est,
-                            converged=all(r["converged"] for r in results),
-                            residual=max(r["residual"] for r in results),
-                            iterations=max(r["iterations"] for r in results),
+                            converged=converged, residual=residual, iterations=iterations, reason=reason,
                             seconds=float(seconds), methods=tuple(sorted({r["method"] for r in results})),
                             alpha_test=alpha_test, sigma_test=sigma_test, parts=parts,
                             method=method, tol=float(tol), pool_repeats=int(pool_repeats))
@@ -425,40 +410,79 @@ def collect(dim, params: ForwardParams, seeds, results: list, alpha_test=None, s
 def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=None, sigma_test=None,
              seeds: Iterable[int] | int = range(5), method: str = "auto", tol: float = 1e-8,
              workers: int = 1, cache_dir=None, progress: bool | Callable[[str], None] = False,
-             pool_repeats: int = 1, y2_column: bool = False, spectrum=None) -> SimulationResult:
+             pool_repeats: int = 1, y2_column: bool = False, spectrum=None) -> MonteCarloResult:
     """Train Gamma_hat at dimension ``dim`` for each seed and measure it (module docstring).
 
-    Keyword-only. Model parameters as in :func:`lowrank_icl.numerics.solve` (alpha, tau, kappa,
-    rho, sigma, lam: scalars; kappa may be ``inf``, with lam = 0) plus ``dim`` = D, ``seeds``
-    (distinct integers >= 0, or a count), the ridge ``method`` and ``tol``
-    (:func:`lowrank_icl.validation.forward.ridge.fit_ridge`; the default relative residual 1e-8
-    changes the errors by far less than one Monte Carlo SE), ``workers`` (processes, at most the
-    available cores), ``cache_dir`` (a folder for the per-seed cache; None: no cache),
-    ``progress`` (stderr, or a callable taking a line) and ``pool_repeats`` (signal/noise split).
-    ``alpha_test``/``sigma_test`` set the defaults of ``result.errors()``.
+    Parameters
+    ----------
+    dim : int
+        Token dimension D.
+    alpha, tau, kappa, rho, sigma, lam : float
+        Model parameters as in :func:`lowrank_icl.numerics.solve` (scalars); ``kappa`` may be
+        ``inf`` (a fresh task for every prompt), which needs ``lam = 0``.
+    alpha_test, sigma_test : float, optional
+        Defaults of ``result.errors()`` (the training alpha and sigma when None).
+    seeds : int or sequence of int
+        Distinct integers >= 0, or a count.
+    method, tol
+        Ridge solver and its relative residual (:func:`lowrank_icl.validation.forward.ridge.fit_ridge`;
+        the default 1e-8 changes the errors by far less than one Monte Carlo SE).
+    workers : int
+        Processes (at most the available cores).
+    cache_dir : path, optional
+        Folder of the per-seed cache (None: no cache).
+    progress : bool or callable
+        One line per seed on stderr (True) or to a callable.
+    pool_repeats : int
+        K >= 2 splits the order parameters into signal and noise (module docstring).
+    y2_column : bool
+        Train the full-rank paper's model (the extra feature (1/L) sum_l y_l^2 times the query)
+        beside the reduced one on the same prompts.
+    spectrum : TaskSpectrum, optional
+        Draw tasks from N(0, Sigma) in a Haar eigenbasis instead of the rank-r law (D <= 256).
 
-    ``y2_column=True`` trains the full-rank paper's model (the extra feature (1/L) sum_l y_l^2 times the
-    query) beside the reduced one on the same prompts and returns a
-    :class:`lowrank_icl.validation.forward.y2_column.Y2ColumnResult` (seeds, method, progress only).
+    Returns
+    -------
+    MonteCarloResult
+        :class:`SimulationResult`; with ``spectrum=`` a
+        :class:`lowrank_icl.validation.forward.spectrum_simulate.SpectrumSimulation`; with
+        ``y2_column=True`` a :class:`lowrank_icl.validation.forward.y2_column.Y2ColumnResult`. All
+        share ``errors()`` (EstimatedErrors), the convergence words and ``to_dict()``.
 
-    ``spectrum=TaskSpectrum(...)`` (instead of rho) draws tasks from N(0, Sigma) in a Haar eigenbasis and
-    returns a :class:`lowrank_icl.validation.forward.spectrum_simulate.SpectrumSimulation` (D <= 256;
-    exact TM, IDG and test-law errors; see that module).
+    Raises
+    ------
+    ValueError
+        For an invalid parameter, naming it, and for an argument the chosen mode cannot honour
+        (``y2_column=True`` takes no alpha_test, sigma_test, workers, cache_dir or pool_repeats;
+        ``spectrum=`` no rho, workers, cache_dir or pool_repeats).
     """
     if y2_column and spectrum is not None:
         raise ValueError("give y2_column=True or spectrum=, not both")
+    if y2_column or spectrum is not None:
+        mode = "y2_column=True" if y2_column else "spectrum="
+        unsupported = {"workers": workers != 1, "cache_dir": cache_dir is not None, "pool_repeats": pool_repeats != 1}
+        if y2_column:
+            unsupported.update(alpha_test=alpha_test is not None, sigma_test=sigma_test is not None)
+        else:
+            unsupported["rho"] = rho != 1.0
+        given = [name for name, bad in unsupported.items() if bad]
+        if given:
+            raise ValueError(f"simulate({mode}) cannot honour {', '.join(given)}: "
+                             + ("the spectrum sets the task law and runs in one process without a cache"
+                                if spectrum is not None else
+                                "the label-power model is measured at the training context and noise, "
+                                "in one process without a cache"))
     if y2_column:
         from lowrank_icl.validation.forward.y2_column import simulate_y2_column
         if _is_inf(kappa):
             raise ValueError("y2_column needs a finite kappa (the label-power model is trained on a task pool)")
-        return simulate_y2_column(dim, alpha, tau, kappa, rho, sigma, lam, seeds=_parse_seeds(seeds),
-                                  method=method, progress=progress)
+        return simulate_y2_column(dim=dim, alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam,
+                                  seeds=_parse_seeds(seeds), method=method, tol=tol, progress=progress)
     if spectrum is not None:
         from lowrank_icl.validation.forward.spectrum_simulate import simulate_spectrum
-        if rho != 1.0 or pool_repeats != 1 or workers != 1 or cache_dir is not None:
-            raise ValueError("simulate(spectrum=...) takes no rho, pool_repeats, workers or cache_dir")
-        return simulate_spectrum(dim, alpha, tau, kappa, sigma, lam, spectrum=spectrum, seeds=_parse_seeds(seeds),
-                                 method=method, tol=tol)
+        return simulate_spectrum(dim=dim, alpha=alpha, tau=tau, kappa=kappa, sigma=sigma, lam=lam, spectrum=spectrum,
+                                 alpha_test=alpha_test, sigma_test=sigma_test, seeds=_parse_seeds(seeds),
+                                 method=method, tol=tol, progress=progress)
     dim = check_int("dim", dim, lower=1)
     params = _forward_params(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
     if params.shape != ():

@@ -31,6 +31,9 @@ from lowrank_icl.numerics import (
     mse_per_coordinate,
     ore_risk,
 )
+from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics.power_law import log_log_fit
+from lowrank_icl.numerics.results import ConvergenceReport
 
 ESTIMATOR_ORDER = ("RE", "TRE", "LT-unsupervised", "LT-heldout", "LT-supervised", "ORE")
 BASELINES = ("RE", "TRE", "ORE")
@@ -130,8 +133,13 @@ def test_contexts(model: InverseModel, seed: int, n_test: int):
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """One estimator, one training seed: test MSE mean and its test-context SE, training record."""
+class RunResult(ConvergenceReport):
+    """One estimator, one training seed: test MSE mean and its test-context SE, training record.
+
+    ``converged``, ``iterations``, ``residual`` (the relative loss decrease over the last window)
+    and ``train_loss`` describe an LT's training; the closed-form estimators (RE, TRE, ORE) are
+    converged with 0 iterations and residual 0. ``reason`` is "" when converged, else the stop message.
+    """
 
     estimator: str
     seed: int
@@ -141,8 +149,19 @@ class RunResult:
     converged: bool = True
     iterations: int = 0
     train_loss: float | None = None
-    residual: float | None = None
+    residual: float | None = 0.0
     extra: dict = field(default_factory=dict)     # e.g. TRE's rank, LT init loss
+
+    @property
+    def reason(self) -> str:
+        return "" if self.converged else str(self.extra.get("stop") or "training stopped before its criterion held")
+
+    def to_dict(self) -> dict:
+        """JSON document: the estimator and seed as ``parameters``, ``version``, the scores and the training."""
+        return json_document({"estimator": self.estimator, "seed": self.seed}, {
+            "mse": self.mse, "sem": self.sem, "seconds": self.seconds, "converged": self.converged,
+            "residual": self.residual, "reason": self.reason, "message": self.message,
+            "iterations": self.iterations, "train_loss": self.train_loss, "extra": self.extra})
 
 
 def _fit_and_score(name: str, model: InverseModel, K: int, seed: int, n_test: int, lt: LTSettings, train=None,
@@ -170,10 +189,10 @@ def _fit_and_score(name: str, model: InverseModel, K: int, seed: int, n_test: in
     mse, sem = float(e.mean()), float(e.std(ddof=1) / np.sqrt(e.size))
     if name.startswith("LT-"):
         tr = est.train_
-        extra["init_loss"] = tr.init_value
+        extra["init_loss"] = tr.initial_loss
         extra["evaluations"] = tr.evaluations
         extra["stop"] = tr.message
-        return RunResult(name, seed, mse, sem, tr.seconds, tr.converged, tr.iterations, tr.value, tr.residual,
+        return RunResult(name, seed, mse, sem, tr.seconds, tr.converged, tr.iterations, tr.loss, tr.residual,
                          extra), arrays
     return RunResult(name, seed, mse, sem, seconds, extra=extra), arrays
 
@@ -229,7 +248,7 @@ class RunCache:
 
 # --- several estimators and seeds ----------------------------------------------------------------
 @dataclass(frozen=True)
-class EstimatorScore:
+class EstimatorScore(ConvergenceReport):
     """Test error of one estimator over training seeds.
 
     mean      mean over seeds of the per-seed test MSE
@@ -247,6 +266,19 @@ class EstimatorScore:
     converged: bool = True
     train_loss: float = float("nan")
     per_seed: tuple = ()
+    residual: float = 0.0       # largest training residual over the seeds (0 for closed-form estimators)
+    unconverged: int = 0        # seeds whose training did not converge
+
+    @property
+    def reason(self) -> str:
+        return "" if self.converged else f"the training of {self.unconverged} of {self.seeds} seeds did not converge"
+
+    def to_dict(self) -> dict:
+        """JSON document: the number of seeds as ``parameters``, ``version``, the scores and the training."""
+        return json_document({"seeds": self.seeds}, {
+            "mean": self.mean, "sem": self.sem, "sem_test": self.sem_test, "train_seconds": self.train_seconds,
+            "converged": self.converged, "residual": self.residual, "reason": self.reason, "message": self.message,
+            "iterations": self.iterations, "train_loss": self.train_loss, "per_seed": list(self.per_seed)})
 
 
 def aggregate(runs: list[RunResult]) -> EstimatorScore:
@@ -257,7 +289,9 @@ def aggregate(runs: list[RunResult]) -> EstimatorScore:
     return EstimatorScore(float(m.mean()), sem, float(s.mean()), len(runs),
                           float(np.mean([r.seconds for r in runs])), int(np.mean([r.iterations for r in runs])),
                           all(r.converged for r in runs), float(np.mean(losses)) if losses else float("nan"),
-                          tuple(float(x) for x in m))
+                          tuple(float(x) for x in m),
+                          residual=max((float(r.residual) for r in runs if r.residual is not None), default=0.0),
+                          unconverged=sum(not r.converged for r in runs))
 
 
 @dataclass(frozen=True, eq=False)
@@ -362,24 +396,10 @@ class SlopeFit:
 
 
 def fit_loglog_slope(x, mean, sem) -> SlopeFit:
-    from scipy import stats
-    x, mean, sem = (np.asarray(a, dtype=float) for a in (x, mean, sem))
-    ok = (mean > 0) & np.isfinite(mean) & (x > 0)
-    x, mean, sem = x[ok], mean[ok], sem[ok]
-    n = x.size
-    if n < 3:
-        return SlopeFit(float("nan"), float("nan"), (float("nan"), float("nan")), float("nan"), n)
-    lx, ly = np.log(x), np.log(mean)
-    sd = np.maximum(sem / mean, 1e-12)
-    A = np.column_stack([np.ones(n), lx]) / sd[:, None]
-    coef, *_ = np.linalg.lstsq(A, ly / sd, rcond=None)
-    cov = np.linalg.inv(A.T @ A)
-    chi2 = float(np.sum(((ly - coef[0] - coef[1] * lx) / sd) ** 2))
-    dof = n - 2
-    inflate = max(1.0, np.sqrt(chi2 / dof))
-    se = float(np.sqrt(cov[1, 1]) * inflate)
-    t = float(stats.t.ppf(0.975, dof))
-    return SlopeFit(float(coef[1]), se, (float(coef[1] - t * se), float(coef[1] + t * se)), chi2 / dof, n)
+    fit = log_log_fit(x, mean, sem)
+    if fit.n < 3:
+        return SlopeFit(float("nan"), float("nan"), (float("nan"), float("nan")), float("nan"), fit.n)
+    return SlopeFit(fit.exponent, fit.exponent_se, fit.exponent_ci, fit.chi2_dof, fit.n)
 
 
 __all__ = ["SCALES", "Scale", "get_scale", "LTSettings", "RunCache", "RunResult", "EstimatorScore", "Comparison",

@@ -31,8 +31,8 @@ import numpy as np
 
 from lowrank_icl.validation.io import atomic_write_bytes
 from lowrank_icl.validation.stats import extrapolate, standard_error
+from lowrank_icl.numerics.results import PROTOCOLS
 
-PROTOCOLS = ("tm", "idg", "odg")
 _DESCRIPTIONS = {
     "tm": "task memorization (TM) test error",
     "idg": "in-distribution generalization (IDG) test error",

@@ -31,7 +31,8 @@ from lowrank_icl.validation.forward.simulate import collect
 from lowrank_icl.validation.sweeps.cells import cell_cache, cell_job, cell_memory_bytes, run_cell
 from lowrank_icl.validation.sweeps.engine import LocalEngine
 from lowrank_icl.validation.sweeps.grid import Grid
-from lowrank_icl.validation.sweeps.results import PROTOCOLS, build_dataset, require_xarray
+from lowrank_icl.numerics.results import PROTOCOLS
+from lowrank_icl.validation.sweeps.results import build_dataset, require_xarray
 
 
 @dataclass

@@ -19,8 +19,9 @@ import numpy as np
 
 from lowrank_icl.validation.forward.attention import TaskLaw, attention_test_error
 from lowrank_icl.validation.forward.transformers.models import tokens
+from lowrank_icl.numerics.results import ProtocolErrors
+from lowrank_icl.validation.stats import Estimate, EstimatedErrors
 
-PROTOCOLS = ("tm", "idg", "odg")
 _SCORE_BUDGET = 1 << 23      # floats in one chunk's attention scores (chunk * T * T)
 
 
@@ -31,14 +32,14 @@ def task_laws(pool, subspace) -> dict:
             "odg": TaskLaw.fresh_subspace(dim, rank)}
 
 
-def exact_linear_errors(params, laws, context_length, sigma_test) -> dict:
-    """{protocol: exact test error} of the linear attention {"V", "W"} at test context L~."""
-    return {p: float(attention_test_error(params["V"], params["W"], law, context_length, sigma_test))
-            for p, law in laws.items()}
+def exact_linear_errors(weights, laws, context_length, sigma_test) -> ProtocolErrors:
+    """Exact test errors (tm, idg, odg) of the linear attention {"V", "W"} at test context L~."""
+    return ProtocolErrors(**{p: float(attention_test_error(weights["V"], weights["W"], law, context_length,
+                                                           sigma_test)) for p, law in laws.items()})
 
 
-def sampled_errors(predict_tokens, laws, context_length, sigma_test, n_prompts, seed) -> dict:
-    """{protocol: (mean, sem)} of (y_q - yhat)^2 on ``n_prompts`` fresh prompts per protocol.
+def sampled_errors(predict_tokens, laws, context_length, sigma_test, n_prompts, seed) -> EstimatedErrors:
+    """Estimates (over ``n_prompts`` fresh prompts per protocol) of (y_q - yhat)^2.
 
     ``predict_tokens(Z)`` maps a token array (k, L~+1, D+1) (query label 0) to k predictions.
     """
@@ -55,5 +56,5 @@ def sampled_errors(predict_tokens, laws, context_length, sigma_test, n_prompts, 
             X = rng.standard_normal((k, T, dim)) / np.sqrt(dim)
             y = np.einsum("ntd,nd->nt", X, w) + sigma_test * rng.standard_normal((k, T))
             sq[s:s + k] = (y[:, -1] - np.asarray(predict_tokens(tokens(X, y)), dtype=np.float64)) ** 2
-        out[name] = (float(np.mean(sq)), float(np.std(sq, ddof=1) / np.sqrt(n_prompts)))
-    return out
+        out[name] = Estimate.of(sq)
+    return EstimatedErrors(**out)

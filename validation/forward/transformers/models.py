@@ -1,4 +1,4 @@
-r"""The three trained models, as pure JAX functions of a parameter dict (imported only after
+r"""The three trained models, as pure JAX functions of a weight dict (imported only after
 :func:`~lowrank_icl.validation.forward.transformers._backend.require_jax`).
 
 Token embedding (all models): a prompt of context length L is the sequence of L + 1 tokens
@@ -78,34 +78,34 @@ def _lecun(rng, fan_in, fan_out):
 def init_mlp(dim, seed, width, n_layers=2):
     rng = np.random.default_rng(seed)
     n = width
-    params = {"embed": {"W": _lecun(rng, dim + 1, n), "b": np.zeros(n)}, "blocks": [],
+    weights = {"embed": {"W": _lecun(rng, dim + 1, n), "b": np.zeros(n)}, "blocks": [],
               "readout": {"W": _lecun(rng, n, 1)[:, 0], "b": np.zeros(())}}
     for _ in range(n_layers):
-        params["blocks"].append({
+        weights["blocks"].append({
             "Wq": _lecun(rng, n, n), "Wk": _lecun(rng, n, n), "Wv": _lecun(rng, n, n),
             "ln1": {"g": np.ones(n), "b": np.zeros(n)},
             "W1": _lecun(rng, n, n), "b1": np.zeros(n), "W2": _lecun(rng, n, n), "b2": np.zeros(n),
             "ln2": {"g": np.ones(n), "b": np.zeros(n)}})
-    return params
+    return weights
 
 
 # ----------------------------------------------------------------------------------------------
 # forward functions
 
-def predict_linear(params, S, xq):
+def predict_linear(weights, S, xq):
     """yhat_mu = v^T S_mu W (x_mu, 0), v the last row of V."""
     _, jnp, _ = require_jax()
-    b = xq @ params["W"][:, :-1].T
-    return jnp.einsum("mij,i,mj->m", S, params["V"][-1], b)
+    b = xq @ weights["W"][:, :-1].T
+    return jnp.einsum("mij,i,mj->m", S, weights["V"][-1], b)
 
 
-def predict_softmax(params, Z):
+def predict_softmax(weights, Z):
     jax, jnp, _ = require_jax()
-    q = Z[:, -1] @ params["Wq"].T                              # (M, d_a)
-    k = Z @ params["Wk"].T                                     # (M, T, d_a)
-    scores = jnp.einsum("ma,mta->mt", q, k) / math.sqrt(params["Wq"].shape[0])
+    q = Z[:, -1] @ weights["Wq"].T                              # (M, d_a)
+    k = Z @ weights["Wk"].T                                     # (M, T, d_a)
+    scores = jnp.einsum("ma,mta->mt", q, k) / math.sqrt(weights["Wq"].shape[0])
     attn = jax.nn.softmax(scores, axis=-1)
-    return jnp.sum(attn * (Z @ params["v"]), axis=-1)
+    return jnp.sum(attn * (Z @ weights["v"]), axis=-1)
 
 
 def _layer_norm(x, p, eps=1e-6):
@@ -134,17 +134,17 @@ def _block(p, h, last_only):
     return _layer_norm(x + m, p["ln2"])
 
 
-def predict_mlp(params, Z):
-    h = Z @ params["embed"]["W"] + params["embed"]["b"]
-    blocks = params["blocks"]
+def predict_mlp(weights, Z):
+    h = Z @ weights["embed"]["W"] + weights["embed"]["b"]
+    blocks = weights["blocks"]
     for i, p in enumerate(blocks):
         h = _block(p, h, last_only=(i == len(blocks) - 1))
-    return h[:, -1] @ params["readout"]["W"] + params["readout"]["b"]
+    return h[:, -1] @ weights["readout"]["W"] + weights["readout"]["b"]
 
 
 PREDICT = {"linear": predict_linear, "softmax": predict_softmax, "mlp": predict_mlp}
 
 
-def parameter_count(params) -> int:
+def parameter_count(weights) -> int:
     jax, _, _ = require_jax()
-    return int(sum(np.size(a) for a in jax.tree_util.tree_leaves(params)))
+    return int(sum(np.size(a) for a in jax.tree_util.tree_leaves(weights)))
