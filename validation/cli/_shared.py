@@ -142,3 +142,23 @@ def stderr_progress(quiet: bool):
         sys.stderr.flush()
     return progress
 
+
+
+def check_budget(what: str, memory_bytes: float, flops: float, advice: str) -> None:
+    """Refuse, before any work, a run whose memory estimate exceeds the limit or whose compute
+    estimate exceeds the simulation cap (the rules of ``simulate``:
+    :mod:`lowrank_icl.validation.forward.resources`); ``advice`` names the options that shrink it.
+    A run estimated at more than a minute prints its estimate on stderr first."""
+    from lowrank_icl.validation.forward.resources import (FLOP_RATE, MAX_SECONDS, MEMORY_ENV_VAR, format_bytes,
+                                                          format_seconds, memory_limit)
+    limit = memory_limit()
+    seconds = flops / FLOP_RATE
+    if memory_bytes > limit:
+        raise ValueError(f"{what} needs about {format_bytes(memory_bytes)} of memory, more than the limit "
+                         f"{format_bytes(limit)} (${MEMORY_ENV_VAR}, default half the available memory); {advice}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{what} needs about {format_seconds(seconds)} of compute, more than the cap "
+                         f"{format_seconds(MAX_SECONDS)}; {advice}")
+    if seconds > 60:
+        print(f"{what} needs about {format_seconds(seconds)} of compute and {format_bytes(memory_bytes)} of memory",
+              file=sys.stderr, flush=True)

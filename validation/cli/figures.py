@@ -12,8 +12,8 @@ from lowrank_icl.validation.cli._shared import (add_cache_arguments, add_quiet_a
                                                 check_output_folder)
 
 
-def register(subparsers):
-    fig = subparsers.add_parser("figures", help="regenerate every figure (PNG, PDF, CSV) and print the tables")
+def configure(fig):
+    """Add the arguments of ``figures`` to its parser."""
     fig.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: ./figures)")
     fig.add_argument("--quick", action="store_true", help="small sizes: a few minutes on 2 cores")
     fig.add_argument("--only", default=None, help="comma-separated figure names (default: all)")
@@ -46,6 +46,9 @@ def _cmd_figures(args) -> int:
     if not 1 <= args.threads <= 64:
         raise ValueError(f"--threads must be in [1, 64] (got {args.threads})")
     out = check_output_folder(args.out)
+    if args.scheduler is not None:
+        from lowrank_icl.validation.sweeps.engine import check_scheduler_address
+        check_scheduler_address(args.scheduler)
     cache_dir = None if args.no_cache else check_cache_folder(args.cache_dir)
     from lowrank_icl.validation.sweeps.engine import scheduler_engine
     from lowrank_icl.validation.figures.inverse import lt_threads

@@ -1,7 +1,8 @@
 """``lowrank-icl transformer``: train a linear, softmax or MLP transformer on the forward model's
 pretraining prompts (JAX, Adam) and print its TM/IDG/ODG test errors beside the linear theory.
 
-JSON contract (--json): ``tm``, ``idg``, ``odg`` each {"mean", "sem", "method"} ("exact" with sem 0
+JSON contract (--json), the package layout: ``parameters``, ``version``, ``errors`` with ``tm``,
+``idg``, ``odg`` each {"mean", "sem", "method"} ("exact" with sem 0
 for the linear attention, "sampled" on fresh prompts otherwise); ``theory`` {"tm", "idg", "odg"}
 (asymptotic, :func:`lowrank_icl.numerics.solve`); ``reduced`` (the ridge-trained reduced model on the
 same prompts, exact); ``train`` {"steps", "final_loss", "seconds", ...}; ``parameters``; ``version``.
@@ -9,15 +10,14 @@ Progress goes to stderr. Without jax/optax: one line on stderr and exit 2.
 """
 from __future__ import annotations
 
-import json
+from lowrank_icl.validation.cli._shared import fmt, parse_seeds, plus_minus, print_json, result_document
 
 
-def register(subparsers):
-    p = subparsers.add_parser(
-        "transformer", help="train a linear / softmax / MLP transformer (JAX) and compare with the theory",
-        description="Train a model with Adam on the prompts of --seed (L = round(alpha D), M = round(tau D^2), "
-                    "M0 = round(kappa D), r = round(rho D)) and print TM/IDG/ODG test errors with the "
-                    "asymptotic theory. Needs the [nn] extra (jax, optax).")
+def configure(p):
+    """Add the arguments of ``transformer`` to its parser."""
+    p.description = ("Train a model with Adam on the prompts of --seed (L = round(alpha D), M = round(tau D^2), "
+                     "M0 = round(kappa D), r = round(rho D)) and print TM/IDG/ODG test errors with the "
+                     "asymptotic theory. Needs the [nn] extra (jax, optax).")
     p.add_argument("--model", choices=("linear", "softmax", "mlp"), required=True)
     p.add_argument("--dim", type=int, required=True, help="token dimension D")
     p.add_argument("--alpha", type=float, required=True, help="context length ratio L/D (> 0)")
@@ -44,25 +44,26 @@ def register(subparsers):
 def _cmd_transformer(args) -> int:
     from lowrank_icl.validation.forward.transformers import train_transformer
     from lowrank_icl.validation.forward.transformers.training import stderr_progress
-    if args.seed < 0:
-        raise ValueError(f"--seed must be a non-negative integer (got {args.seed})")
+    (seed,) = parse_seeds(str(args.seed), "--seed")
     res = train_transformer(
         args.model, args.dim, alpha=args.alpha, tau=args.tau, kappa=args.kappa, rho=args.rho, sigma=args.sigma,
-        lam=args.lam, steps=args.steps, seed=args.seed, learning_rate=args.learning_rate,
+        lam=args.lam, steps=args.steps, seed=seed, learning_rate=args.learning_rate,
         attention_dim=args.attention_dim, width=args.width, n_layers=args.layers, batch_size=args.batch_size,
         alpha_tests=None if args.alpha_test is None else [args.alpha_test], sigma_test=args.sigma_test,
         n_test_prompts=args.test_prompts, progress=None if args.quiet else stderr_progress)
-    out = res.to_dict()
+    out = result_document(res.to_dict())
     if args.json:
-        print(json.dumps(out, allow_nan=False))
+        print_json(out)
         return 0
     s, t = out["sizes"], out["train"]
     print(f"{args.model}: D={s['D']} L={s['L']} M={s['M']} M0={s['M0']} r={s['r']}  {out['parameter_count']} "
-          f"parameters, {t['steps']} Adam steps in {t['seconds']:.1f} s, loss {t['initial_loss']:.4g} -> "
-          f"{t['final_loss']:.4g} (converged {t['converged']}, residual {t['residual']:.1e})")
+          f"parameters, {t['steps']} Adam steps in {fmt(t['seconds'], '.1f')} s, loss {fmt(t['initial_loss'], '.4g')} -> "
+          f"{fmt(t['final_loss'], '.4g')} (converged {t['converged']}, residual {fmt(t['residual'], '.1e')})")
+    if t.get("reason"):
+        print(f"  reason: {t['reason']}")
     print(f"  {'':5} {'trained':>22} {'reduced (same data)':>20} {'theory':>10}")
     for k in ("tm", "idg", "odg"):
-        e = out[k]
-        print(f"  {k.upper():5} {e['mean']:>12.5f} +- {e['sem']:<7.5f} {out['reduced'][k]:>20.5f} "
-              f"{out['theory'][k]:>10.5f}")
+        e = out["errors"][k]
+        print(f"  {k.upper():5} {plus_minus(e['mean'], e['sem'], '.5f'):>22} {fmt(out['reduced'][k], '20.5f')} "
+              f"{fmt(out['theory'][k], '10.5f')}")
     return 0

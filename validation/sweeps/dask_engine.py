@@ -36,6 +36,8 @@ class DaskEngine:
     def __init__(self, client, worker_timeout: float = 120.0):
         self._own = isinstance(client, str)
         if self._own:
+            from lowrank_icl.validation.sweeps.engine import check_scheduler_address
+            client = check_scheduler_address(client)
             try:
                 client = distributed.Client(client, timeout="20s", set_as_default=False)
             except (OSError, TimeoutError) as exc:
