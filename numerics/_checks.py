@@ -124,3 +124,38 @@ def _seed_text(text: str, name: str) -> list[int]:
             raise
         raise ValueError(f"{name} must look like 0-4 or 1,3,7 (got {text!r})") from None
     return seeds
+
+
+# ratio -> (power of D, integer size): L = round(alpha D), M = round(tau D^2), M0 = round(kappa D), r = round(rho D)
+_SIZE_OF = {"alpha": (1, "L"), "alpha_test": (1, "L_test"), "tau": (2, "M"), "kappa": (1, "M0"), "rho": (1, "r")}
+
+
+def check_sizes(dim: int, **ratios) -> None:
+    """Refuse ratios whose integer size at dimension ``dim`` rounds (half up) to 0.
+
+    Parameters
+    ----------
+    dim : int
+        The token dimension D.
+    **ratios : float or None
+        Any of alpha, alpha_test (L = round(alpha D)), tau (M = round(tau D^2)), kappa
+        (M0 = round(kappa D); inf allowed) and rho (r = round(rho D)); None is skipped.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter, its size and the smallest value that gives a size of 1, where a
+        simulation would otherwise raise the size to 1 and run a different model than asked.
+    """
+    import math
+    for name, value in ratios.items():
+        if value is None:
+            continue
+        value = float(value)
+        power, symbol = _SIZE_OF[name]
+        if not math.isfinite(value) or value <= 0:
+            continue                       # range checks belong to the callers' check_real
+        if math.floor(value * dim**power + 0.5) < 1:
+            smallest = 0.5 / dim**power
+            raise ValueError(f"{name} = {value:g} at D = {dim} gives {symbol} = round({name} D"
+                             f"{'^2' if power == 2 else ''}) = 0; use {name} >= {smallest:g} or a larger D")

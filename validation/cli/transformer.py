@@ -44,7 +44,9 @@ def configure(p):
 def _cmd_transformer(args) -> int:
     from lowrank_icl.validation.forward.transformers import train_transformer
     from lowrank_icl.validation.forward.transformers.training import stderr_progress
+    from lowrank_icl.numerics._checks import check_sizes
     (seed,) = parse_seeds(str(args.seed), "--seed")
+    check_sizes(args.dim, alpha=args.alpha, alpha_test=args.alpha_test, tau=args.tau, kappa=args.kappa, rho=args.rho)
     res = train_transformer(
         args.model, args.dim, alpha=args.alpha, tau=args.tau, kappa=args.kappa, rho=args.rho, sigma=args.sigma,
         lam=args.lam, steps=args.steps, seed=seed, learning_rate=args.learning_rate,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lowrank_icl.numerics import ForwardParams, check_int, check_real, solve
-from lowrank_icl.numerics._checks import check_seeds
+from lowrank_icl.numerics._checks import check_seeds, check_sizes
 from lowrank_icl.validation.cache import default_cache_dir, package_version
 from lowrank_icl.validation.io import dumps_json
 from lowrank_icl.validation.forward.sampling import Sizes
@@ -87,6 +87,9 @@ def run_sweep(grid, dims=None, seeds=range(5), client=None, *, workers=None, cac
         raise ValueError(f"method must be a string (got {method!r})")
     tol = float(check_real("tol", tol, lower=0.0, upper=1.0))
     _check_size(grid, dims, seeds, progress, stream)
+    smallest = {k: min(np.atleast_1d(v)) for k, v in grid.to_dict().items() if k in ("alpha", "tau", "kappa", "rho")}
+    for D in dims:
+        check_sizes(D, **smallest)          # no size may round to 0 (it would silently become 1)
     call = {"grid": grid.to_dict(), "dims": list(dims) if dims else None,
             "seeds": list(seeds) if dims else None, "method": method, "tol": float(tol)}
     attrs = {"title": "lowrank-icl parameter sweep", "version": package_version(),
