@@ -38,8 +38,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _version() -> str:
-    from lowrank_icl.numerics._json import package_version
-    return package_version()
+    from lowrank_icl._version import __version__   # the light version module (no numerics import)
+    return __version__
 
 
 class _VersionAction(argparse.Action):
