@@ -475,3 +475,20 @@ def test_a_worker_killed_at_a_random_time_is_survived(small_reference, tmp_path,
     # two cases in the first second (connection and plugin registration), the others spread over the run
     kill_after = random.Random().uniform(0.0, 1.0 if case < 2 else 4.0)
     _sweep_with_a_kill(tmp_path, small_reference, kill_after)
+
+
+@pytest.mark.slow
+def test_the_dask_example_of_the_docs_runs_as_a_script(tmp_path):
+    """docs/sweeps.md's python blocks saved as one script and run: the LocalCluster example needs its
+    `if __name__ == "__main__":` guard, since the workers it starts import the script again."""
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "sweeps.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+    script = tmp_path / "sweeps_example.py"
+    script.write_text("\n".join(blocks))
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "LOWRANK_ICL_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "cluster-cache").is_dir()        # the guarded block ran, on the cluster
