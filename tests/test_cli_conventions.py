@@ -93,6 +93,15 @@ def test_solve_text_prints_the_reason_and_nan(monkeypatch, capsys):
     assert "None" not in out and "idg          nan" in out and "converged: False" in out
 
 
+def test_a_spectrum_file_with_a_byte_order_mark_is_read(tmp_path, capsys):
+    plain, bom = tmp_path / "plain.json", tmp_path / "bom.json"
+    plain.write_text('{"train": [0.5, 2.0], "weights": [0.5, 0.5]}', encoding="utf-8")
+    bom.write_text('{"train": [0.5, 2.0], "weights": [0.5, 0.5]}', encoding="utf-8-sig")
+    docs = [json.loads(run(["solve", "--alpha", "2", "--tau", "2", "--kappa", "1", "--spectrum", str(f), "--json"],
+                           capsys)) for f in (plain, bom)]
+    assert docs[0]["errors"] == docs[1]["errors"] and docs[0]["converged"]
+
+
 # ------------------------------------------------------------------------------------------- phase
 
 def test_phase_reports_no_crossover_where_the_error_does_not_depend_on_kappa(capsys):

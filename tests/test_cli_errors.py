@@ -102,6 +102,10 @@ BAD_INPUTS = [
      {}, "the sweep has 1000000 cells (100 alpha x 100 tau x 1 D x 100 seeds), more than 100000"),
     (SWEEP + " --alpha 1,2,1", {}, "--alpha must not repeat a value"),
     (PHASE + " --alpha 1e2,1e3,1e2", {}, "alpha must not repeat a value"),
+    # spectrum files: what is wrong with the file, in the package's words
+    (SOLVE + " --spectrum {dir}/folder.json", {}, "spectrum file '{dir}/folder.json' is a folder, not a file"),
+    (SOLVE + " --spectrum {dir}/bad.npz", {}, "is not an .npz archive (a zip of .npy arrays"),
+    (SOLVE + " --spectrum {dir}/bool.json", {}, "train must hold numbers, not booleans"),
     # a scheduler that is not there: one line, at once
     (SWEEP + " --dim 8 --seeds 0-1 --scheduler garbage", {}, "the Dask scheduler address must look like tcp://HOST:PORT"),
     (SWEEP + " --dim 8 --seeds 0-1 --scheduler tcp://127.0.0.1:1", {}, "cannot reach the Dask scheduler"),
@@ -129,6 +133,9 @@ def paths(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
     fifo, link = tmp_path / "fifo.nc", tmp_path / "link.nc"
+    (tmp_path / "folder.json").mkdir()
+    (tmp_path / "bad.npz").write_text("not a zip archive")
+    (tmp_path / "bool.json").write_text('{"train": [1.0, true]}')
     os.mkfifo(fifo)
     link.symlink_to(a_file)
     return {"file": str(a_file), "unwritable": "/proc/lowrank-icl-test/out", "fifo": str(fifo), "link": str(link),
@@ -169,6 +176,9 @@ def _table() -> str:  # pragma: no cover - a report generator, run as a script
         a_file = Path(tmp) / "a_file"
         a_file.write_text("x")
         os.mkfifo(Path(tmp) / "fifo.nc")
+        (Path(tmp) / "folder.json").mkdir()
+        (Path(tmp) / "bad.npz").write_text("not a zip archive")
+        (Path(tmp) / "bool.json").write_text('{"train": [1.0, true]}')
         (Path(tmp) / "link.nc").symlink_to(a_file)
         paths = {"file": "FILE", "unwritable": "/proc/lowrank-icl-test/out", "fifo": "FIFO", "link": "LINK",
                  "dir": "DIR"}
