@@ -187,3 +187,11 @@ def test_help_and_version_import_no_subcommand_and_no_numpy():
 def test_numerics_import_leaves_scipy_stats_and_optimize_for_first_use():
     loaded = _modules_after("import lowrank_icl.numerics")
     assert not {"scipy.stats", "scipy.optimize"} & loaded
+
+
+def test_transformer_json_follows_the_layout(capsys):
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    doc = layout(run(["transformer", "--model", "linear", "--dim", "4", "--alpha", "1", "--tau", "2", "--kappa", "1",
+                      "--steps", "5", "--test-prompts", "20", "--quiet", "--json"], capsys))
+    assert set(doc["errors"]) == TOP_LEVEL_ERRORS and doc["parameters"]["dim"] == 4
