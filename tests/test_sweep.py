@@ -84,8 +84,8 @@ def test_grid_refuses_bad_input_naming_the_parameter(grid, message):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(dims=[8, 8]), "dims has repeated values"),
     (dict(dims=[0]), "dim must be an integer >= 1"),
-    (dict(dims=[8], seeds=[1, 1]), "seeds has repeated values"),
-    (dict(dims=[8], seeds=[]), "seeds must be a non-empty"),
+    (dict(dims=[8], seeds=[1, 1]), r"seeds must be distinct \(repeats \[1\]\)"),
+    (dict(dims=[8], seeds=[]), "seeds must list at least one seed"),
     (dict(dims=[8], workers=2, client="tcp://127.0.0.1:1"), "workers= is for the local pool"),
 ])
 def test_sweep_refuses_bad_arguments(kwargs, message, tmp_path):
@@ -492,3 +492,13 @@ def test_the_dask_example_of_the_docs_runs_as_a_script(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "cluster-cache").is_dir()        # the guarded block ran, on the cluster
+
+
+def test_a_large_sweep_says_its_size_before_preparing_it(tmp_path):
+    """2 x 100 x 100 points x 1 D x 1 seed = 20000 cells: the size comes first, before the theory."""
+    import io
+    stream = io.StringIO()
+    grid = dict(alpha=list(np.linspace(1, 2, 100)), tau=list(np.linspace(2, 3, 100)), kappa=[1.0, 2.0])
+    with pytest.raises(ValueError, match="needs about"):       # then refused: D = 3000 cannot fit
+        run_sweep(grid, [3000], [0], cache_dir=tmp_path, progress=True, stream=stream)
+    assert stream.getvalue().splitlines()[0] == "sweep: 20000 grid points, 20000 simulation cells"

@@ -37,6 +37,7 @@ from lowrank_icl.validation.sweeps.results import PROTOCOLS, build_dataset, requ
 
 MAX_CELLS = 100_000          # simulation cells (point x D x seed) one sweep may hold
 MAX_GRID_POINTS = 1_000_000  # theory points one sweep may hold
+ANNOUNCE_AT = 10_000         # a sweep with this many points or cells says its size before preparing them
 
 
 @dataclass
@@ -164,7 +165,8 @@ def _parse_dims(dims) -> tuple:
 
 
 def _check_size(grid: Grid, dims, seeds, progress, stream) -> None:
-    """Refuse, before any work, a sweep beyond :data:`MAX_GRID_POINTS` or :data:`MAX_CELLS`; say its size."""
+    """Refuse, before any work, a sweep beyond :data:`MAX_GRID_POINTS` or :data:`MAX_CELLS`; announce
+    the size of a large one (the theory and the cache lookup take seconds before the first cell)."""
     sizes = " x ".join(f"{len(v)} {k}" for k, v in grid.to_dict().items() if isinstance(v, list)) or "1 point"
     if grid.size > MAX_GRID_POINTS:
         raise ValueError(f"the grid has {grid.size} points ({sizes}), more than {MAX_GRID_POINTS}; split the sweep")
@@ -172,7 +174,7 @@ def _check_size(grid: Grid, dims, seeds, progress, stream) -> None:
     if cells > MAX_CELLS:
         raise ValueError(f"the sweep has {cells} cells ({sizes} x {len(dims)} D x {len(seeds)} seeds), more than "
                          f"{MAX_CELLS}; split it, or use fewer values, dims or seeds")
-    if progress:
+    if progress and max(grid.size, cells) >= ANNOUNCE_AT:
         print(f"sweep: {grid.size} grid points" + (f", {cells} simulation cells" if dims else " (theory only)"),
               file=stream or sys.stderr, flush=True)
 
