@@ -167,12 +167,12 @@ def test_cli_contract_and_bad_inputs(capsys):
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     for k in ("tm", "idg", "odg"):
-        assert set(data[k]) >= {"mean", "sem"} and np.isfinite(data[k]["mean"])
+        assert set(data["errors"][k]) >= {"mean", "sem"} and np.isfinite(data["errors"][k]["mean"])
     assert data["parameters"]["kappa"] == "inf" and data["parameters"]["estimator"] == "gmmse"
     assert "version" in data
     assert main(["bayes", "--estimator", "dmmse", "--dim", "8", "--alpha", "2", "--kappa", "1", "--seeds", "3",
                  "--prompts", "20", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["tm"]["sem"] is None     # NaN -> null
+    assert json.loads(capsys.readouterr().out)["errors"]["tm"]["sem"] is None     # NaN -> null
     for bad in (["--kappa", "inf"], ["--kappa", "-1"], ["--kappa", "x"], ["--kappa", "1", "--sigma", "-1"],
                 ["--kappa", "1", "--prompts", "0"], ["--kappa", "1", "--seeds", "2,2"]):
         assert main(["bayes", "--estimator", "dmmse", "--dim", "8", "--alpha", "2", *bad]) == 2, bad

@@ -176,7 +176,7 @@ def test_cli_json_contract(capsys):
     assert rc == 0 and "step" in cap.err                       # progress on stderr
     out = json.loads(cap.out, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
     for k in ("tm", "idg", "odg"):
-        assert set(out[k]) >= {"mean", "sem"} and out[k]["sem"] > 0
+        assert set(out["errors"][k]) >= {"mean", "sem"} and out["errors"][k]["sem"] > 0
         assert isinstance(out["theory"][k], float)
     assert set(out["train"]) >= {"steps", "final_loss", "seconds"} and out["train"]["steps"] == 20
     assert out["parameters"]["model"] == "softmax" and out["parameters"]["dim"] == 4
