@@ -148,6 +148,7 @@ def check_sizes(dim: int, **ratios) -> None:
         simulation would otherwise raise the size to 1 and run a different model than asked.
     """
     import math
+    dim = check_int("dim", dim, lower=1)
     for name, value in ratios.items():
         if value is None:
             continue
