@@ -189,9 +189,13 @@ def test_numerics_import_leaves_scipy_stats_and_optimize_for_first_use():
     assert not {"scipy.stats", "scipy.optimize"} & loaded
 
 
-def test_transformer_json_follows_the_layout(capsys):
+def test_transformer_json_follows_the_layout():
+    # in a child process: JAX's threads would make every later fork of this test process warn
     pytest.importorskip("jax")
     pytest.importorskip("optax")
-    doc = layout(run(["transformer", "--model", "linear", "--dim", "4", "--alpha", "1", "--tau", "2", "--kappa", "1",
-                      "--steps", "5", "--test-prompts", "20", "--quiet", "--json"], capsys))
+    proc = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli.main", "transformer", "--model", "linear",
+                           "--dim", "4", "--alpha", "1", "--tau", "2", "--kappa", "1", "--steps", "5",
+                           "--test-prompts", "20", "--quiet", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = layout(proc.stdout)
     assert set(doc["errors"]) == TOP_LEVEL_ERRORS and doc["parameters"]["dim"] == 4

@@ -84,6 +84,7 @@ BAD_INPUTS = [
     ("bench --dims 100000", {}, "TB of memory"),
     # one seed syntax and rule for every subcommand
     ("inverse --seed 1 --seeds 2", {}, "give --seed or --seeds, not both"),
+    ("inverse --seed 0-2", {}, "--seed takes one seed (got '0-2'); use --seeds for several"),
     ("inverse --seeds 0-2,1", {}, "--seeds must be distinct (repeats [1])"),
     ("bayes --estimator gmmse --dim 8 --alpha 1 --kappa 1 --seeds 3-1", {}, "--seeds must look like 0-4 or 1,3,7"),
     ("transformer --model linear --dim 8 --alpha 1 --tau 2 --kappa 1 --seed -1", {}, "--seed must be integers >= 0"),

@@ -62,7 +62,10 @@ def seeds_option(args, default: str) -> list[int]:
     if one is not None and many is not None:
         raise ValueError(f"give --seed or --seeds, not both (got --seed {one} and --seeds {many})")
     if one is not None:
-        return parse_seeds(one, "--seed")
+        seeds = parse_seeds(one, "--seed")
+        if len(seeds) != 1:
+            raise ValueError(f"--seed takes one seed (got {one!r}); use --seeds for several")
+        return seeds
     return parse_seeds(default if many is None else many)
 
 
