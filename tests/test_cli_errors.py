@@ -5,6 +5,7 @@ messages and exit codes (markdown).
 """
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ SOLVE = "solve --alpha 2 --tau 1.5 --kappa 1"
 SIM = "simulate --dim 8 --alpha 2 --tau 1.5 --kappa 1 --rho 0.5 --seeds 0-1 --quiet --no-cache"
 SIM_CACHED = "simulate --dim 8 --alpha 2 --tau 1.5 --kappa 1 --rho 0.5 --seeds 0-1 --quiet"
 PHASE = "phase --rho 0.5 --tau 2"
+SWEEP = "sweep --alpha 1 --tau 2 --kappa 1 --out {dir}/s.nc --cache-dir {dir}/cache --quiet"
 
 # (command line after `lowrank-icl`, environment, a fragment the one-line message must contain);
 # {file} is an existing regular file, {unwritable} a folder that cannot be created.
@@ -40,7 +42,8 @@ BAD_INPUTS = [
     (SIM.replace("--seeds 0-1", "--seeds 4-1"), {}, "--seeds must look like 0-4 or 1,3,7 (got '4-1')"),
     (SIM.replace("--seeds 0-1", "--seeds 1,1"), {}, "--seeds must be distinct"),
     (SIM.replace("--seeds 0-1", "--seeds ''"), {}, "--seeds must look like 0-4 or 1,3,7 (got '')"),
-    (SIM.replace("--seeds 0-1", "--seeds -3"), {}, "--seeds must be non-negative integers"),
+    (SIM.replace("--seeds 0-1", "--seeds -3"), {}, "--seeds must be integers >= 0 (got -3)"),
+    (SIM.replace("--seeds 0-1", "--seeds 0-2000000"), {}, "--seeds lists more than 1000000 seeds"),
     (SIM + " --workers 0", {}, "argument --workers: must be an integer >= 1 (got 0)"),
     (SIM + " --workers 4096", {}, "workers must be an integer >= 1 and <= "),
     (SIM.replace("--kappa 1", "--kappa 0"), {}, "kappa must be > 0"),
@@ -79,6 +82,34 @@ BAD_INPUTS = [
     ("bench --dims 0", {}, "--dims must be comma-separated integers >= 1"),
     ("bench --ratio-dim 0", {}, "argument --ratio-dim: must be an integer >= 1 (got 0)"),
     ("bench --dims 100000", {}, "TB of memory"),
+    # one seed syntax and rule for every subcommand
+    ("inverse --seed 1 --seeds 2", {}, "give --seed or --seeds, not both"),
+    ("inverse --seed 0-2", {}, "--seed takes one seed (got '0-2'); use --seeds for several"),
+    ("inverse --seeds 0-2,1", {}, "--seeds must be distinct (repeats [1])"),
+    ("bayes --estimator gmmse --dim 8 --alpha 1 --kappa 1 --seeds 3-1", {}, "--seeds must look like 0-4 or 1,3,7"),
+    ("transformer --model linear --dim 8 --alpha 1 --tau 2 --kappa 1 --seed -1", {}, "--seed must be integers >= 0"),
+    (SWEEP + " --dim 8 --seeds 1,1", {}, "--seeds must be distinct (repeats [1])"),
+    # writers never replace a device, a symlink or a FIFO
+    (SWEEP + " --out {fifo}", {}, "--out {fifo} is a FIFO, not a regular file"),
+    (SWEEP + " --out {link}", {}, "--out {link} is a symbolic link, not a regular file"),
+    # up-front size checks: refused before any work
+    # contexts x and y in float64, twice: 2 x 8 B x (1e8 + 2000) x 50 x (100 + 1) = 8.08 TB
+    ("inverse --tasks 100000000", {}, "needs about 8.08 TB of memory"),
+    # the pool alone: M0 D 8 B = (1e6 x 64) x 64 x 8 B = 32.8 GB (+ a 32 MiB chunk)
+    ("bayes --estimator dmmse --dim 64 --alpha 1 --kappa 1e6", {"LOWRANK_ICL_MEMORY_LIMIT": "1G"},
+     "needs about 32.8 GB of memory, more than the limit 1.07 GB"),
+    (SWEEP.replace("--alpha 1", "--alpha " + ",".join(map(str, range(1, 101))))
+     .replace("--tau 2", "--tau " + ",".join(map(str, range(2, 102)))) + " --dim 8 --seeds 0-99",
+     {}, "the sweep has 1000000 cells (100 alpha x 100 tau x 1 D x 100 seeds), more than 100000"),
+    (SWEEP + " --alpha 1,2,1", {}, "--alpha must not repeat a value"),
+    (PHASE + " --alpha 1e2,1e3,1e2", {}, "alpha must not repeat a value"),
+    # spectrum files: what is wrong with the file, in the package's words
+    (SOLVE + " --spectrum {dir}/folder.json", {}, "spectrum file '{dir}/folder.json' is a folder, not a file"),
+    (SOLVE + " --spectrum {dir}/bad.npz", {}, "is not an .npz archive (a zip of .npy arrays"),
+    (SOLVE + " --spectrum {dir}/bool.json", {}, "train must hold numbers, not booleans"),
+    # a scheduler that is not there: one line, at once
+    (SWEEP + " --dim 8 --seeds 0-1 --scheduler garbage", {}, "the Dask scheduler address must look like tcp://HOST:PORT"),
+    (SWEEP + " --dim 8 --seeds 0-1 --scheduler tcp://127.0.0.1:1", {}, "cannot reach the Dask scheduler"),
 ]
 
 
@@ -102,7 +133,14 @@ def run_bad_input(argv_text: str, env: dict, paths: dict, capsys, monkeypatch):
 def paths(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
-    return {"file": str(a_file), "unwritable": "/proc/lowrank-icl-test/out"}
+    fifo, link = tmp_path / "fifo.nc", tmp_path / "link.nc"
+    (tmp_path / "folder.json").mkdir()
+    (tmp_path / "bad.npz").write_text("not a zip archive")
+    (tmp_path / "bool.json").write_text('{"train": [1.0, true]}')
+    os.mkfifo(fifo)
+    link.symlink_to(a_file)
+    return {"file": str(a_file), "unwritable": "/proc/lowrank-icl-test/out", "fifo": str(fifo), "link": str(link),
+            "dir": str(tmp_path)}
 
 
 @pytest.mark.parametrize("argv_text, env, fragment", BAD_INPUTS, ids=[b[0] or "<none>" for b in BAD_INPUTS])
@@ -123,7 +161,6 @@ def test_table_covers_every_subcommand_with_30_inputs():
 
 
 def _table() -> str:  # pragma: no cover - a report generator, run as a script
-    import os
     import tempfile
 
     from _pytest.monkeypatch import MonkeyPatch
@@ -139,8 +176,15 @@ def _table() -> str:  # pragma: no cover - a report generator, run as a script
     with tempfile.TemporaryDirectory() as tmp:
         a_file = Path(tmp) / "a_file"
         a_file.write_text("x")
-        paths = {"file": "FILE", "unwritable": "/proc/lowrank-icl-test/out"}
-        real = {"file": str(a_file), "unwritable": paths["unwritable"]}
+        os.mkfifo(Path(tmp) / "fifo.nc")
+        (Path(tmp) / "folder.json").mkdir()
+        (Path(tmp) / "bad.npz").write_text("not a zip archive")
+        (Path(tmp) / "bool.json").write_text('{"train": [1.0, true]}')
+        (Path(tmp) / "link.nc").symlink_to(a_file)
+        paths = {"file": "FILE", "unwritable": "/proc/lowrank-icl-test/out", "fifo": "FIFO", "link": "LINK",
+                 "dir": "DIR"}
+        real = {"file": str(a_file), "unwritable": paths["unwritable"], "fifo": str(Path(tmp) / "fifo.nc"),
+                "link": str(Path(tmp) / "link.nc"), "dir": tmp}
         os.environ.setdefault("LOWRANK_ICL_CACHE_DIR", str(Path(tmp) / "cache"))
         for argv_text, env, _ in BAD_INPUTS:
             mp = MonkeyPatch()
@@ -153,7 +197,8 @@ def _table() -> str:  # pragma: no cover - a report generator, run as a script
                 mp.undo()
             shown = " ".join(f"{k}={_fill(v, paths)}" for k, v in env.items())
             cmd = (shown + " " if shown else "") + "lowrank-icl " + _fill(argv_text, paths)
-            msg = err.strip().replace(str(a_file), "FILE").replace("|", "\\|")
+            msg = err.strip().replace(str(a_file), "FILE").replace(real["fifo"], "FIFO").replace(
+                real["link"], "LINK").replace(tmp, "DIR").replace("|", "\\|")
             rows.append(f"| `{cmd.strip()}` | {msg} | {code} |")
     return "\n".join(rows)
 

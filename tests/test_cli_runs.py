@@ -133,3 +133,16 @@ def test_corrupt_cache_entry_on_the_cli(tmp_path):
     strip = (lambda text: {k: v for k, v in __import__("json").loads(text).items() if k != "seconds"})
     assert strip(first.stdout) == strip(second.stdout)
     assert os.path.getsize(entry) > 100                                     # rewritten whole
+
+
+def test_figures_json_replaces_the_tables(tiny_figure, tmp_path, capsys):
+    import json
+    out_dir = tmp_path / "out"
+    assert main(["figures", "--only", "tiny", "--out", str(out_dir), "--cache-dir", str(tmp_path / "c"), "--quiet",
+                 "--json"]) == 0
+    text = capsys.readouterr().out
+    doc = json.loads(text)                                # one document: no table or closing line around it
+    assert list(doc)[:2] == ["parameters", "version"] and doc["parameters"]["only"] == ["tiny"]
+    (fig,) = doc["figures"]
+    assert fig["name"] == "tiny" and (fig["passed"], fig["checked"]) == (3, 3) == (doc["passed"], doc["checked"])
+    assert sorted(os.path.basename(f) for f in fig["files"]) == ["tiny.csv", "tiny.pdf", "tiny.png"]

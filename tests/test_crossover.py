@@ -2,8 +2,6 @@
 import numpy as np
 import pytest
 
-import inspect
-
 from lowrank_icl.numerics import (fit_power_law, optimal_context_length, optimal_token_allocation, phase_boundary,
                                   prediction_law, solve)
 
@@ -144,11 +142,18 @@ def test_scalar_alpha_gives_scalar_fields_and_short_repr():
     assert pb.to_dict()["kappa_star"] == float(pb.kappa_star)
 
 
-def test_sigma_default_agrees_with_the_cli():
-    # one default, 0.1 (the CLI's historical one); the phase command reads it from this signature
-    from lowrank_icl.validation.cli import phase as phase_cli
-    assert inspect.signature(phase_boundary).parameters["sigma"].default == 0.1
-    assert phase_cli._api_default("sigma") == 0.1 and phase_cli._api_default("lam") == 0.0
+def test_phase_command_without_sigma_computes_the_api_default(capsys):
+    """`phase` with no --sigma gives the numbers of phase_boundary called with no sigma, and those
+    differ from another sigma's, so a command that used a default of its own would fail here."""
+    import json
+
+    from lowrank_icl.validation.cli.main import main
+    assert main(["phase", "--rho", str(RHO), "--tau", str(TAU), "--alpha", "1e3", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    api = phase_boundary(alpha=[1e3], tau=TAU, rho=RHO)
+    other = phase_boundary(alpha=[1e3], tau=TAU, rho=RHO, sigma=0.5)
+    assert doc["kappa_star"] == api.kappa_star.tolist() and doc["width"] == api.width.tolist()
+    assert abs(other.kappa_star[0] - api.kappa_star[0]) > 1e-6
 
 
 def test_callers_never_consume_unconverged_solutions(monkeypatch):

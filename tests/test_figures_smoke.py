@@ -120,7 +120,7 @@ def test_pretraining_design_allocations_spend_the_token_budget(tiny_figures):
 def test_phase_cli_json(capsys):
     assert main(["phase", "--rho", "0.3", "--tau", "2", "--sigma", "0.1", "--alpha", "1e2,1e3,1e4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["alpha"] == [100.0, 1000.0, 10000.0]
+    assert out["parameters"]["alpha"] == [100.0, 1000.0, 10000.0]
     assert all(out["converged"])
     kappa_star, width = out["kappa_star"], out["width"]
     assert len(kappa_star) == len(width) == 3

@@ -270,11 +270,11 @@ def test_cli_inverse_json_contract():
                           "supervised", "--test", "100", "--seeds", "0,1", "--json"],
                          capture_output=True, text=True, check=True, timeout=120)
     res = json.loads(out.stdout)
-    for name in ("RE", "TRE", "LT", "ORE"):
+    for name in ("RE", "TRE", "LT-supervised", "ORE"):
         assert res["mse"][name]["mean"] > 0 and res["mse"][name]["sem"] > 0 and res["mse"][name]["seeds"] == 2
-    assert res["train"]["LT"]["converged"] is True
+    assert res["train"]["LT-supervised"]["converged"] is True
     assert res["rank_recovered"] == [2, 2] and res["seconds"] > 0
-    assert res["parameters"]["seeds"] == [0, 1] and res["parameters"]["K"] == 1 and "version" in res
+    assert res["parameters"]["seeds"] == [0, 1] and res["parameters"]["layers"] == 1 and "version" in res
     assert res["ore_theory"] > 0 and res["lt1_theory"] > 0      # K = 1 supervised: both apply
     bad = subprocess.run([sys.executable, "-m", "lowrank_icl.validation.cli.main", "inverse", "--cond", "0.5"],
                          capture_output=True, text=True, timeout=60)

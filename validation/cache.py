@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from lowrank_icl.validation.io import atomic_savez, atomic_write_text
+from lowrank_icl.numerics._json import package_version  # noqa: F401  (the one version getter, re-exported)
 
 ENV_VAR = "LOWRANK_ICL_CACHE_DIR"
 _APP = "lowrank-icl"
@@ -85,12 +86,6 @@ def default_cache_dir() -> Path:
         return Path(base) / _APP / "Cache"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / _APP
-
-
-def package_version() -> str:
-    """The installed version of lowrank-icl (one home: :func:`lowrank_icl.numerics._json.package_version`)."""
-    from lowrank_icl.numerics._json import package_version as version
-    return version()
 
 
 @lru_cache(maxsize=None)

@@ -1,7 +1,9 @@
 """File and JSON output shared by every writer in the package (figures, CSV, JSON, npz caches).
 
 A file is written to a temporary sibling and renamed into place, so an interrupted run never
-leaves a half-written figure or cache entry behind.
+leaves a half-written figure or cache entry behind. The rename would replace whatever the path
+names, so a path that exists and is not a regular file (a device such as /dev/null, a symlink, a
+FIFO, a socket, a folder) is refused with a ValueError before anything is written.
 
 Every JSON document the package prints or writes follows one rule set (:func:`json_ready`,
 :func:`json_document`, :func:`dumps_json`): its inputs under ``"parameters"``, the package
@@ -15,6 +17,7 @@ import csv
 import io
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -24,9 +27,36 @@ import numpy as np
 from lowrank_icl.numerics import _json
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_replaceable(path: str | os.PathLike, option: str | None = None) -> Path:
+    """Return ``path`` if it is absent or a regular file; ValueError otherwise.
+
+    The atomic writers rename a temporary file onto ``path``; on anything but a regular file that
+    would replace the object itself (``/dev/null`` would become a plain file, a symlink would stop
+    pointing at its target). ``option`` (e.g. ``"--out"``) prefixes the message.
+    """
     path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return path
+    if stat.S_ISREG(mode):
+        return path
+    kind = next((text for test, text in _KINDS if test(mode)), "not a regular file")
+    name = f"{option} {path}" if option else str(path)
+    raise ValueError(f"{name} is {kind}, not a regular file; refusing to replace it (give a new file name)")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename).
+
+    Raises ValueError, before writing, if ``path`` exists and is not a regular file
+    (:func:`check_replaceable`).
+    """
+    path = check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

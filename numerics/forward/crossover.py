@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from lowrank_icl.numerics._checks import check_real
 from lowrank_icl.numerics.forward.solver import solve
@@ -51,7 +50,7 @@ class PhaseBoundary:
 
     kappa_star: steepest point of log e vs log kappa; width: full width at half depth of the
     slope dip, in log kappa (natural log); kappa_lo, kappa_hi: its two ends; slope: the extreme
-    slope d log e/d log kappa at kappa*; error_at_star: e at kappa*; converged: every root found;
+    slope d log e/d log kappa at kappa*; error_at_star: e at kappa*; converged: a crossover exists and every root was found;
     residual: |f''(x*)| w^2/|s*| (dimensionless curvature left at the reported point);
     reason: "" or why a point failed. Fields are scalars for scalar alpha, arrays for array alpha.
     """
@@ -67,15 +66,20 @@ class PhaseBoundary:
     residual: np.ndarray
     protocol: str
     reason: np.ndarray = None
+    parameters: dict = None
 
-    _FIELDS = ("alpha", "kappa_star", "width", "kappa_lo", "kappa_hi", "slope", "error_at_star", "converged",
+    _FIELDS = ("kappa_star", "width", "kappa_lo", "kappa_hi", "slope", "error_at_star", "converged",
                "residual", "reason")
 
     def to_dict(self) -> dict:
-        """JSON-ready: lists (or scalars for scalar alpha); NaN becomes None."""
-        out = {k: _json(getattr(self, k)) for k in self._FIELDS}
-        out["protocol"] = self.protocol
-        return out
+        """The package's JSON layout (:func:`lowrank_icl.numerics._json.json_document`): the inputs
+        (alpha included) under ``"parameters"``, ``"version"``, then each field as a list (a scalar
+        for scalar alpha); NaN becomes null."""
+        from lowrank_icl.numerics._json import json_document
+        parameters = dict(self.parameters or {})
+        parameters.setdefault("alpha", self.alpha)
+        parameters.setdefault("protocol", self.protocol)
+        return json_document(parameters, {k: getattr(self, k) for k in self._FIELDS})
 
     def __repr__(self):
         a = np.atleast_1d(self.alpha)
@@ -89,30 +93,47 @@ class PhaseBoundary:
                 f"  converged {int(conv.sum())}/{conv.size}")
 
 
-def _json(x):
-    arr = np.asarray(x)
-    if arr.dtype.kind == "f":
-        return np.where(np.isnan(arr), None, arr.astype(object)).tolist()
-    return arr.tolist()
+# A crossover needs the error to fall by at least this much per e-fold of kappa at its steepest
+# point (d log e / d log kappa <= -MIN_CROSSOVER_SLOPE); a shallower dip is no transition.
+MIN_CROSSOVER_SLOPE = 0.1
+# The steepest point is searched on [rho e^-WINDOW, rho e^WINDOW].
+WINDOW = 4.0
+
+
+class NoBoundary(ArithmeticError):
+    """No crossover at this point, or one the root finders could not certify (the message says why)."""
 
 
 def _one_boundary(alpha, tau, rho, sigma, lam, protocol):
+    """(kappa*, width, kappa_lo, kappa_hi, slope, e*, converged, residual, reason); NaN values with a
+    reason when the point has no certified crossover."""
     try:
-        return _boundary_point(alpha, tau, rho, sigma, lam, protocol) + ("",)
-    except UnconvergedSolve as exc:
+        with np.errstate(all="ignore"):   # non-finite intermediate values are caught below, with a reason
+            *values, residual = _boundary_point(alpha, tau, rho, sigma, lam, protocol)
+        return (*values, True, residual, "")
+    except (UnconvergedSolve, NoBoundary) as exc:
         return (np.nan,) * 6 + (False, np.inf, str(exc))
 
 
 def _boundary_point(alpha, tau, rho, sigma, lam, protocol):
+    from scipy import optimize  # scipy.optimize costs ~0.3 s: loaded on first use
+
     def f(x):
         return np.log(converged_errors(alpha, tau, np.exp(np.asarray(x, float)), rho, sigma, lam, protocol))
 
     # 1. bracket the steepest point on zooming grids (the grid only brackets)
-    lo, hi = np.log(rho) - 4.0, np.log(rho) + 4.0
-    for _ in range(12):
+    lo, hi = np.log(rho) - WINDOW, np.log(rho) + WINDOW
+    for zoom in range(12):
         x = np.linspace(lo, hi, 401)
         s = np.gradient(f(x), x)
+        if not np.all(np.isfinite(s)):
+            raise NoBoundary(f"log e_{protocol} is not finite on kappa in [{np.exp(lo):.3g}, {np.exp(hi):.3g}]")
         i = int(np.argmin(s))
+        if zoom == 0 and s[i] > -MIN_CROSSOVER_SLOPE:
+            raise NoBoundary(
+                f"no crossover: the steepest slope d log e_{protocol}/d log kappa on kappa in "
+                f"[{np.exp(lo):.3g}, {np.exp(hi):.3g}] is {s[i]:.3g}, and a crossover needs <= "
+                f"-{MIN_CROSSOVER_SLOPE:g} (e_{protocol} hardly depends on kappa at alpha = {alpha:g})")
         i = min(max(i, 2), len(x) - 3)
         half = s[i] / 2
         left = np.nonzero(s[:i] > half)[0]
@@ -130,18 +151,19 @@ def _boundary_point(alpha, tau, rho, sigma, lam, protocol):
     def curvature(xx):
         return (f(xx + h) - 2 * f(xx) + f(xx - h)) / h**2
 
-    ok = True
     try:
         x_star = optimize.brentq(curvature, lo, hi, xtol=1e-12 * max(1.0, abs(lo)), rtol=1e-12)
-    except ValueError:  # no sign change: the minimum sits on a grid point within rounding
-        x_star, ok = 0.5 * (lo + hi), False
+    except ValueError:
+        raise NoBoundary(f"the curvature of log e_{protocol} has no sign change around kappa = "
+                         f"{np.exp(0.5 * (lo + hi)):.6g}: the steepest point is not an inflection "
+                         "resolved in float64") from None
     s_star = float(slope(x_star))
 
     def half_depth(xx):
         return slope(xx) - s_star / 2
 
     ends = []
-    for direction in (-1.0, 1.0):
+    for direction, side in ((-1.0, "below"), (1.0, "above")):
         step = max(width_est, 4 * h)
         far = x_star + direction * step
         n = 0
@@ -153,12 +175,14 @@ def _boundary_point(alpha, tau, rho, sigma, lam, protocol):
         try:
             ends.append(optimize.brentq(half_depth, a, b, xtol=1e-12, rtol=1e-12))
         except ValueError:
-            ends.append(np.nan)
-            ok = False
+            raise NoBoundary(f"the slope of log e_{protocol} does not come back to half its extreme "
+                             f"({s_star:.3g}) {side} kappa* = {np.exp(x_star):.6g}") from None
     width = ends[1] - ends[0]
-    residual = abs(curvature(x_star)) * width**2 / abs(s_star) if np.isfinite(width) else np.inf
-    return (np.exp(x_star), width, np.exp(ends[0]), np.exp(ends[1]), s_star, float(np.exp(f(x_star))),
-            ok and residual < 1e-3, residual)
+    residual = abs(curvature(x_star)) * width**2 / abs(s_star)
+    if not (np.isfinite(residual) and residual < 1e-3):
+        raise NoBoundary(f"the curvature left at kappa* = {np.exp(x_star):.6g} is {residual:.2g} "
+                         "(|f''| w^2/|s*|; needs < 1e-3)")
+    return (np.exp(x_star), width, np.exp(ends[0]), np.exp(ends[1]), s_star, float(np.exp(f(x_star))), residual)
 
 
 def phase_boundary(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg") -> PhaseBoundary:
@@ -168,10 +192,18 @@ def phase_boundary(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg"
     lam > 0), 0 < rho <= 1, sigma >= 0 (default 0.1, as on the CLI), lam >= 0; protocol "idg"
     (default), "odg" or "tm". Scalar alpha gives scalar fields.
     As alpha -> infinity (lam = 0, tau > 1, sigma > 0), kappa* -> rho and width -> 0 like alpha^{-1/2}.
-    A point where the solver does not converge is returned with converged=False, NaN values and a reason.
+    A point without a certified crossover is returned with converged=False, NaN values and a
+    reason: the solver did not converge there; the error hardly depends on kappa (its steepest slope
+    d log e/d log kappa on [rho e^-4, rho e^4] is above -:data:`MIN_CROSSOVER_SLOPE`, e.g. at small
+    alpha); or a root of the location or width could not be resolved.
+    Raises ValueError for an empty or repeated alpha and the ranges above.
     """
     scalar = np.ndim(alpha) == 0
     alphas = np.atleast_1d(check_real("alpha", alpha, lower=0.0)).astype(float)
+    if alphas.ndim != 1 or alphas.size == 0:
+        raise ValueError(f"alpha must be a number or a non-empty 1-D list of numbers (got shape {np.shape(alpha)})")
+    if np.unique(alphas).size != alphas.size:
+        raise ValueError(f"alpha must not repeat a value (got {alphas.tolist()})")
     rho = float(check_real("rho", rho, lower=0.0, upper=1.0))
     tau = float(check_real("tau", tau, lower=0.0))
     sigma = float(check_real("sigma", sigma, lower=0.0, lower_inclusive=True))
@@ -182,12 +214,14 @@ def phase_boundary(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg"
         raise ValueError("tau must be > 1 when lam = 0 (below the interpolation threshold the "
                          "ridgeless error has no kappa = rho transition to locate)")
     rows = [_one_boundary(a, tau, rho, sigma, lam, protocol) for a in alphas]
-    cols = [np.array(c) for c in zip(*rows)]
+    cols = [np.array(c, dtype=object) for c in zip(*rows)]
     cols = [alphas, *(c.astype(float) for c in cols[:6]), cols[6].astype(bool), cols[7].astype(float),
-            cols[8].astype(object)]
+            cols[8]]
     if scalar:
         cols = [c[0] for c in cols]
-    return PhaseBoundary(*cols[:9], protocol=protocol, reason=cols[9])
+    parameters = {"alpha": alphas[0] if scalar else alphas, "tau": tau, "rho": rho, "sigma": sigma, "lam": lam,
+                  "protocol": protocol}
+    return PhaseBoundary(*cols[:9], protocol=protocol, reason=cols[9], parameters=parameters)
 
 
 @dataclass(frozen=True)

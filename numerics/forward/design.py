@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from lowrank_icl.numerics._checks import check_real
 from lowrank_icl.numerics.forward.crossover import PROTOCOL_NAMES, UnconvergedSolve, converged_errors
@@ -30,6 +29,8 @@ def _minimize_log(fun, lo, hi, n_grid=241):
     i = int(np.argmin(vals))
     if i in (0, n_grid - 1):
         return float(np.exp(t[i])), float(vals[i]), True, True
+    from scipy import optimize  # loaded on first use: scipy.optimize costs ~0.3 s at import
+
     res = optimize.minimize_scalar(lambda s: float(fun(np.exp(s))), bounds=(t[i - 1], t[i + 1]), method="bounded",
                                    options={"xatol": 1e-10})
     return float(np.exp(res.x)), float(res.fun), False, bool(res.success)

@@ -243,26 +243,45 @@ class TaskSpectrum:
 
     @classmethod
     def load(cls, path) -> "TaskSpectrum":
-        """Read a .json or .npz file with arrays train, test (optional) and weights (optional)."""
+        """Read a .json (UTF-8, a byte-order mark allowed) or .npz file (``np.savez``) with arrays
+        train, test (optional) and weights (optional) of real numbers (booleans are refused)."""
+        import zipfile
         path = Path(path)
+        where = f"spectrum file {str(path)!r}"
+        if path.is_dir():
+            raise ValueError(f"{where} is a folder, not a file")
         if not path.is_file():
-            raise ValueError(f"spectrum file {str(path)!r} does not exist")
+            raise ValueError(f"{where} does not exist")
         try:
             if path.suffix == ".json":
-                data = json.loads(path.read_text())
+                data = json.loads(path.read_text(encoding="utf-8-sig"))
                 if not isinstance(data, dict):
                     raise ValueError("not a JSON object")
             else:
+                if not zipfile.is_zipfile(path):
+                    raise ValueError(f"{where} is not an .npz archive (a zip of .npy arrays, as np.savez writes)")
                 with np.load(path, allow_pickle=False) as npz:
                     data = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"spectrum file {str(path)!r} could not be read ({exc})") from None
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            if str(exc).startswith(where):
+                raise
+            raise ValueError(f"{where} could not be read ({exc})") from None
         if "train" not in data:
-            raise ValueError(f"spectrum file {str(path)!r} must hold a 'train' array")
+            raise ValueError(f"{where} must hold a 'train' array")
         unknown = set(data) - {"train", "test", "weights"}
         if unknown:
-            raise ValueError(f"spectrum file {str(path)!r} has unknown keys {sorted(unknown)}")
+            raise ValueError(f"{where} has unknown keys {sorted(unknown)}")
+        for key, value in data.items():
+            if value is not None and (np.asarray(value).dtype.kind == "b" or _has_bool(value)):
+                raise ValueError(f"{where}: {key} must hold numbers, not booleans")
         return cls(train=data["train"], test=data.get("test"), weights=data.get("weights"))
+
+
+def _has_bool(value) -> bool:
+    """True if a JSON value (nested lists) holds a boolean (numpy would read it as 0 or 1)."""
+    if isinstance(value, bool):
+        return True
+    return isinstance(value, list) and any(_has_bool(v) for v in value)
 
 
 def _with_named_test(spec: TaskSpectrum, test: str) -> TaskSpectrum:

@@ -485,9 +485,11 @@ class LT:
                 history.clear()
                 history.append(float(fun(right_multiply(res.x, P[1]))[0]))
                 last.pop("rel", None)
-                res = minimize(objective_phi, res.x, jac=True, method="L-BFGS-B", callback=callback,
-                               options=options)
-                iterations += int(res.nit)
+                left = self.maxiter - iterations       # maxiter bounds both phases together
+                if left > 0:
+                    res = minimize(objective_phi, res.x, jac=True, method="L-BFGS-B", callback=callback,
+                                   options={**options, "maxiter": left, "maxfun": 4 * left})
+                    iterations += int(res.nit)
             theta_final = right_multiply(res.x, P[1])
         seconds = time.perf_counter() - start
         rel = last.get("rel")

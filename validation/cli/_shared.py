@@ -47,31 +47,26 @@ def add_quiet_argument(p):
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     """"0-4" -> [0, 1, 2, 3, 4]; "1,3,7" -> [1, 3, 7]; "5" -> [5]; ranges and lists combine.
 
-    Refuses empty parts, reversed ranges, negative and repeated seeds.
+    The one seed rule of the package (:func:`lowrank_icl.numerics._checks.check_seeds`).
     """
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part[1:]:
-                lo, hi = (int(v) for v in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError
-                seeds.extend(range(lo, hi + 1))
-            else:
-                seeds.append(int(part))
-    except ValueError:
-        raise ValueError(f"--seeds must look like 0-4 or 1,3,7 (got {text!r})") from None
-    if min(seeds) < 0:
-        raise ValueError(f"--seeds must be non-negative integers (got {text!r})")
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if repeated:
-        raise ValueError(f"--seeds must be distinct (got {text!r}, which repeats {repeated}): a repeated seed "
-                         "is the same draw and would shrink the standard error")
-    return seeds
+    from lowrank_icl.numerics._checks import check_seeds
+    return list(check_seeds(text, option))
+
+
+def seeds_option(args, default: str) -> list[int]:
+    """The seeds of ``--seeds`` or of ``--seed`` (never both), ``default`` when neither is given."""
+    one, many = getattr(args, "seed", None), getattr(args, "seeds", None)
+    if one is not None and many is not None:
+        raise ValueError(f"give --seed or --seeds, not both (got --seed {one} and --seeds {many})")
+    if one is not None:
+        seeds = parse_seeds(one, "--seed")
+        if len(seeds) != 1:
+            raise ValueError(f"--seed takes one seed (got {one!r}); use --seeds for several")
+        return seeds
+    return parse_seeds(default if many is None else many)
 
 
 def check_output_folder(path: Path, option: str = "--out") -> Path:
@@ -99,8 +94,45 @@ def default_of(function, name: str):
 
 
 def print_json(document: dict, stream=None) -> None:
+    """Every command's --json output: one document, indented by 2 (strict JSON)."""
     from lowrank_icl.validation.io import dumps_json
-    print(dumps_json(document, indent=1), file=stream or sys.stdout, flush=True)
+    print(dumps_json(document, indent=2), file=stream or sys.stdout, flush=True)
+
+
+ERROR_KEYS = ("tm", "idg", "odg")
+
+
+def result_document(result: dict, parameters: dict | None = None, *, precision: int | None = None,
+                    **extra) -> dict:
+    """A command's JSON document from a result's ``to_dict()``: the package layout
+    (:func:`lowrank_icl.numerics._json.json_document`), the command-only inputs added to
+    ``"parameters"``, ``extra`` keys added, and the TM/IDG/ODG triple nested under ``"errors"``;
+    ``precision``: the significant digits kept for mpmath numbers."""
+    from lowrank_icl.numerics._json import json_document
+    out = dict(result)
+    params = dict(out.pop("parameters", None) or {})
+    out.pop("version", None)
+    params.update(parameters or {})
+    out.update(extra)
+    if "errors" not in out and all(k in out for k in ERROR_KEYS):
+        out = {"errors": {k: out.pop(k) for k in ERROR_KEYS}, **out}
+    return json_document(params, out, precision)
+
+
+def fmt(x, spec: str = ".6g") -> str:
+    """A number for text output: ``nan`` for NaN and null (never ``None``), ``inf`` kept."""
+    if x is None:
+        return format("nan", ">" + spec.split(".")[0]) if spec[:1].isdigit() else "nan"
+    try:
+        return format(float(x), spec)
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def plus_minus(mean, sem, spec: str = ".6f") -> str:
+    """``mean ± sem`` (the one text convention); ``± n/a`` when the SE is unknown (one seed)."""
+    sem_text = "n/a" if sem is None or (isinstance(sem, float) and sem != sem) else fmt(sem, spec)
+    return f"{fmt(mean, spec)} ± {sem_text}"
 
 
 def stderr_progress(quiet: bool):
@@ -113,3 +145,23 @@ def stderr_progress(quiet: bool):
         sys.stderr.flush()
     return progress
 
+
+
+def check_budget(what: str, memory_bytes: float, flops: float, advice: str) -> None:
+    """Refuse, before any work, a run whose memory estimate exceeds the limit or whose compute
+    estimate exceeds the simulation cap (the rules of ``simulate``:
+    :mod:`lowrank_icl.validation.forward.resources`); ``advice`` names the options that shrink it.
+    A run estimated at more than a minute prints its estimate on stderr first."""
+    from lowrank_icl.validation.forward.resources import (FLOP_RATE, MAX_SECONDS, MEMORY_ENV_VAR, format_bytes,
+                                                          format_seconds, memory_limit)
+    limit = memory_limit()
+    seconds = flops / FLOP_RATE
+    if memory_bytes > limit:
+        raise ValueError(f"{what} needs about {format_bytes(memory_bytes)} of memory, more than the limit "
+                         f"{format_bytes(limit)} (${MEMORY_ENV_VAR}, default half the available memory); {advice}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{what} needs about {format_seconds(seconds)} of compute, more than the cap "
+                         f"{format_seconds(MAX_SECONDS)}; {advice}")
+    if seconds > 60:
+        print(f"{what} needs about {format_seconds(seconds)} of compute and {format_bytes(memory_bytes)} of memory",
+              file=sys.stderr, flush=True)

@@ -1,16 +1,19 @@
 """``lowrank-icl bayes``: test errors of the Bayes baselines dMMSE (finite pool prior) and GMMSE
 (Gaussian population prior), by sampled test prompts.
 
-Contract: with --json, the result's ``to_dict()``: {"parameters": {...}, "version": ...,
-"errors": {"tm": {"mean", "sem", "n", "values"}, "idg": ..., "odg": ...}, "estimator", "sizes",
-"seeds", "prompts", "converged", "residual", "reason", "message", "iterations", "seconds"}; a NaN
-(the SE of a single seed) is written as null. ``--kappa inf`` is accepted with --estimator gmmse.
+With --json, the package layout: ``parameters``, ``version``, ``errors`` {"tm", "idg", "odg"} (each
+{"mean", "sem", "values"}), then ``sizes``, ``seeds``, ``prompts``, ``seconds``; a NaN (the SE of
+a single seed) is written as null. ``--kappa inf`` is accepted with --estimator gmmse. Before any
+work the memory and compute of dMMSE (a posterior over the M0 pool tasks for every test prompt)
+are estimated, and a run beyond the limits is refused.
 """
 from __future__ import annotations
 
-import json
+import math
 
-from lowrank_icl.validation.cli.simulate import parse_seeds
+from lowrank_icl.validation.cli._shared import check_budget, parse_seeds, plus_minus, print_json, result_document
+
+PROTOCOL_COUNT = 3   # TM, IDG, ODG test prompts per seed
 
 
 def _kappa(text: str):
@@ -22,31 +25,46 @@ def _kappa(text: str):
         raise ValueError(f"--kappa must be a positive number or 'inf' (got {text!r})") from None
 
 
+def _check_budget(args, kappa: float, n_seeds: int) -> None:
+    """dMMSE: the pool (M0 x D float64) plus the 32 MB chunk of residuals; per test prompt the
+    residuals y - X W^T of every pool task, 2 L M0 D flops (GMMSE is a D x D solve per prompt)."""
+    if args.estimator != "dmmse" or not math.isfinite(kappa) or kappa <= 0 or args.dim < 1 or args.alpha <= 0:
+        return                                  # the library names any invalid value
+    m0 = max(1.0, math.floor(kappa * args.dim + 0.5))
+    context = max(1.0, math.floor(args.alpha * args.dim + 0.5))
+    memory = 8.0 * m0 * args.dim + 2**25
+    flops = 2.0 * n_seeds * PROTOCOL_COUNT * args.prompts * context * m0 * args.dim
+    check_budget("the run", memory, flops, "use a smaller --kappa, --dim or --alpha, or fewer --prompts or --seeds")
+
+
 def _cmd_bayes(args) -> int:
     from lowrank_icl.validation.forward.bayes import bayes_errors
-    res = bayes_errors(dim=args.dim, alpha=args.alpha, kappa=_kappa(args.kappa), rho=args.rho, sigma=args.sigma,
-                       estimator=args.estimator, seeds=parse_seeds(args.seeds), prompts=args.prompts,
+    kappa = _kappa(args.kappa)
+    seeds = parse_seeds(args.seeds)
+    from lowrank_icl.numerics._checks import check_sizes
+    check_sizes(args.dim, alpha=args.alpha, alpha_test=args.alpha_test, kappa=kappa, rho=args.rho)
+    _check_budget(args, kappa, len(seeds))
+    res = bayes_errors(dim=args.dim, alpha=args.alpha, kappa=kappa, rho=args.rho, sigma=args.sigma,
+                       estimator=args.estimator, seeds=seeds, prompts=args.prompts,
                        alpha_test=args.alpha_test, sigma_test=args.sigma_test)
-    out = res.to_dict()
+    out = result_document(res.to_dict(), getattr(res, "parameters", None))
     if args.json:
-        print(json.dumps(out, allow_nan=False))
+        print_json(out)
         return 0
     s = out["sizes"]
     print(f"{args.estimator}: D={s['D']} L={s['L']} M0={s['M0'] if s['M0'] is not None else 'inf'} r={s['r']}  "
-          f"{len(out['seeds'])} seeds x {out['prompts']} prompts ({out['seconds']:.1f} s)")
+          f"{len(seeds)} seeds x {args.prompts} prompts ({out['seconds']:.1f} s)")
     for k in ("tm", "idg", "odg"):
-        sem = out["errors"][k]["sem"]
-        print(f"  e_{k.upper():<4} = {out['errors'][k]['mean']:.6f} +- " + ("n/a (one seed)" if sem is None else f"{sem:.6f}"))
+        e = out["errors"][k]
+        print(f"  e_{k.upper():<4} = {plus_minus(e['mean'], e['sem'])}")
     return 0
 
 
-def register(subparsers):
-    """Add ``bayes`` to the lowrank-icl parser."""
-    p = subparsers.add_parser(
-        "bayes", help="Bayes baselines: dMMSE (pool prior) or GMMSE (Gaussian prior) test errors",
-        description="Posterior-mean predictors of in-context regression, measured on sampled test prompts "
-                    "(TM: a pool task, IDG: a fresh task of the subspace, ODG: an isotropic task). "
-                    "L = round(alpha D), M0 = round(kappa D), r = round(rho D); mean +- SE over seeds.")
+def configure(p):
+    """Add the arguments of ``bayes`` to its parser."""
+    p.description = ("Posterior-mean predictors of in-context regression, measured on sampled test prompts "
+                     "(TM: a pool task, IDG: a fresh task of the subspace, ODG: an isotropic task). "
+                     "L = round(alpha D), M0 = round(kappa D), r = round(rho D); mean ± SE over seeds.")
     p.add_argument("--estimator", required=True, choices=("dmmse", "gmmse"))
     p.add_argument("--dim", type=int, required=True, help="token dimension D")
     p.add_argument("--alpha", type=float, required=True, help="context ratio L/D")

@@ -15,11 +15,10 @@ def _dims(text: str) -> list[int]:
     return dims
 
 
-def register(subparsers):
-    bench = subparsers.add_parser(
-        "bench", help="speed of one trained Gamma vs the dense direct solve; time and memory up to D=256",
-        description="D=64, tau=2: automatic solver vs dense direct primal in the same run (ratio); "
-                    "then D=128, 256 (512 with --large) in fresh processes: seconds and peak memory.")
+def configure(bench):
+    """Add the arguments of ``bench`` to its parser."""
+    bench.description = ("D=64, tau=2: automatic solver vs dense direct primal in the same run (ratio); "
+                         "then D=128, 256 (512 with --large) in fresh processes: seconds and peak memory.")
     bench.add_argument("--large", action="store_true", help="also D = 512")
     bench.add_argument("--dims", default=None, help="sizes of the time/memory table (default 128,256)")
     bench.add_argument("--ratio-dim", type=positive_int, default=64,

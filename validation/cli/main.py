@@ -1,6 +1,8 @@
 """The ``lowrank-icl`` command line: solve, simulate, figures, phase, inverse, bench.
 
-Every subcommand module exposes ``register(subparsers)``. Exit codes: 0 success; 2 a user error
+Each subcommand lives in its own module, imported only when that subcommand runs (``--help`` and
+``--version`` import none of them), and exposes ``configure(parser)``, which adds its arguments
+and its ``func``. Exit codes: 0 success; 2 a user error
 (bad arguments, a ValueError from the library, an unusable file or folder, not enough memory),
 reported as ONE line on stderr; 130 interrupted by Ctrl-C (one line); 1 an internal error (one line;
 set ``LOWRANK_ICL_DEBUG=1`` for the traceback). The command never prints a traceback otherwise.
@@ -12,18 +14,18 @@ import importlib
 import os
 import sys
 
-# Modules that add subcommands, each through register(subparsers).
-COMMAND_MODULES = (
-    "lowrank_icl.validation.cli.solve",
-    "lowrank_icl.validation.cli.simulate",
-    "lowrank_icl.validation.cli.figures",
-    "lowrank_icl.validation.cli.phase",
-    "lowrank_icl.validation.cli.inverse",
-    "lowrank_icl.validation.cli.bench",
-    "lowrank_icl.validation.cli.bayes",
-    "lowrank_icl.validation.cli.transformer",
-    "lowrank_icl.validation.cli.sweep",
-)
+# subcommand -> one-line help; its module is lowrank_icl.validation.cli.<subcommand>
+COMMANDS = {
+    "solve": "solve the forward saddle point (order parameters, TM/IDG/ODG errors)",
+    "simulate": "Monte Carlo of the trained reduced attention: exact TM/IDG/ODG errors",
+    "figures": "regenerate every figure (PNG, PDF, CSV) and print the tables",
+    "phase": "locate the kappa = rho transition (kappa*, width) for each alpha",
+    "inverse": "inverse ICL: RE, TRE, trained LT and ORE on fresh test contexts",
+    "bench": "speed of one trained Gamma vs the dense direct solve; time and memory up to D=256",
+    "bayes": "Bayes baselines: dMMSE (pool prior) or GMMSE (Gaussian prior) test errors",
+    "transformer": "train a linear / softmax / MLP transformer (JAX) and compare with the theory",
+    "sweep": "theory and Monte Carlo over a parameter grid -> netCDF (resumable; local or Dask)",
+}
 PROG = "lowrank-icl"
 DEBUG_ENV_VAR = "LOWRANK_ICL_DEBUG"
 
@@ -36,7 +38,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _version() -> str:
-    from lowrank_icl.validation import __version__
+    from lowrank_icl._version import __version__   # the light version module (no numerics import)
     return __version__
 
 
@@ -49,15 +51,25 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv=None) -> argparse.ArgumentParser:
+    """The parser; only the subcommand named in ``argv`` (all of them when ``argv`` is None) gets its
+    arguments, so that a run imports one subcommand module."""
     parser = OneLineParser(
         prog=PROG,
         description="Analytic theory and Monte Carlo of in-context learning by linear attention.")
     parser.add_argument("--version", action=_VersionAction, help="print the package version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register(sub)
+    chosen = COMMANDS if argv is None else {_command_of(argv)}
+    for name, text in COMMANDS.items():
+        p = sub.add_parser(name, help=text, description=text)
+        if name in chosen:
+            importlib.import_module(f"lowrank_icl.validation.cli.{name}").configure(p)
     return parser
+
+
+def _command_of(argv) -> str | None:
+    """The subcommand: the first argument that is not an option (the top level has no valued options)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _one_line(text: str) -> str:
@@ -72,7 +84,8 @@ def _describe_os_error(exc: OSError) -> str:
 def main(argv=None) -> int:
     command = PROG
     try:
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(argv)
         args = parser.parse_args(argv)
         command = f"{PROG} {args.command}"
         return int(args.func(args) or 0)

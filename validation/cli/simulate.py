@@ -10,17 +10,15 @@ from __future__ import annotations
 import time
 
 from lowrank_icl.validation.cli._shared import (add_cache_arguments, add_forward_arguments, add_quiet_argument,
-                                                check_cache_folder, forward_parameters, parse_seeds,
-                                                positive_int, print_json, stderr_progress)
+                                                check_cache_folder, forward_parameters, parse_seeds, plus_minus,
+                                                positive_int, print_json, result_document, stderr_progress)
 
 
-def register(subparsers):
-    """Add ``simulate`` to the lowrank-icl parser."""
-    sim = subparsers.add_parser(
-        "simulate", help="Monte Carlo of the trained reduced attention: exact TM/IDG/ODG errors",
-        description="Train Gamma_hat at dimension D for each seed (same parameter conventions as "
-                    "`solve`: L = round(alpha D), M = round(tau D^2), M0 = round(kappa D), r = round(rho D)) "
-                    "and print the exact finite-D test errors and order parameters (mean, sem, values).")
+def configure(sim):
+    """Add the arguments of ``simulate`` to its parser."""
+    sim.description = ("Train Gamma_hat at dimension D for each seed (same parameter conventions as "
+                       "`solve`: L = round(alpha D), M = round(tau D^2), M0 = round(kappa D), r = round(rho D)) "
+                       "and print the exact finite-D test errors and order parameters (mean, sem, values).")
     sim.add_argument("--dim", type=positive_int, required=True, help="token dimension D")
     add_forward_arguments(sim)  # the same model arguments and conventions as `solve`
     sim.add_argument("--seeds", default="0-4", help="distinct seeds, e.g. 0-4 or 1,3,7 (default 0-4)")
@@ -42,7 +40,10 @@ def register(subparsers):
 def _cmd_simulate(args) -> int:
     from lowrank_icl.validation.cache import default_cache_dir
     from lowrank_icl.validation.forward.simulate import simulate
+    from lowrank_icl.numerics._checks import check_sizes
     seeds = parse_seeds(args.seeds)
+    check_sizes(args.dim, alpha=args.alpha, alpha_test=args.alpha_test, tau=args.tau, kappa=args.kappa,
+                rho=None if args.spectrum is not None else args.rho)
     if args.spectrum is not None:
         return _cmd_simulate_spectrum(args, seeds)
     if args.y2_column:
@@ -52,13 +53,12 @@ def _cmd_simulate(args) -> int:
     res = simulate(dim=args.dim, **forward_parameters(args), alpha_test=args.alpha_test,
                    sigma_test=args.sigma_test, seeds=seeds, method=args.method, workers=args.workers,
                    cache_dir=cache_dir, progress=stderr_progress(args.quiet))
-    out = res.to_dict()
-    out["seconds"] = time.perf_counter() - start
+    out = result_document(res.to_dict(), seconds=time.perf_counter() - start)
     if args.json:
         print_json(out)
         return 0
     s = out["sizes"]
-    print(f"D={s['D']} L={s['L']} M={s['M']} M0={s['M0']} r={s['r']}  {len(res.seeds)} seeds  "
+    print(f"D={s['D']} L={s['L']} M={s['M']} M0={s['M0']} r={s['r']}  {_seeds_text(seeds)}  "
           f"({out['seconds']:.1f} s, solver {','.join(out['methods'])}, max residual {res.residual:.1e})")
     err = res.errors()
     for k in ("tm", "idg", "odg"):
@@ -75,14 +75,22 @@ def _cmd_simulate_y2_column(args, simulate, seeds) -> int:
     if args.json:
         print_json(res.to_dict())
         return 0
-    print(f"label-power column vs reduced model, D={res.sizes.dim} M0={res.sizes.n_tasks} {len(res.seeds)} seeds "
+    print(f"label-power column vs reduced model, D={res.sizes.dim} M0={res.sizes.n_tasks} {_seeds_text(seeds)} "
           f"({res.message})")
     for k in ("tm", "idg", "odg"):
         exc = getattr(res.excess, k)
         print(f"  e_{k.upper():<4} reduced {getattr(res.reduced, k).mean:.6f}  with column "
-              f"{getattr(res.y2_column, k).mean:.6f}  excess {exc}"
+              f"{getattr(res.y2_column, k).mean:.6f}  excess {plus_minus(exc.mean, exc.sem, '+.6f')}"
               f"  (infinite pretraining {getattr(res.population_excess, k).mean:+.6f})")
     return 0
+
+
+def _seeds_text(seeds) -> str:
+    """The seeds in a few characters (a run may have thousands)."""
+    seeds = list(seeds)
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"seeds={seeds[0]}-{seeds[-1]} ({len(seeds)})"
+    return f"seeds={','.join(map(str, seeds[:8]))}{',...' if len(seeds) > 8 else ''} ({len(seeds)})"
 
 
 def _cmd_simulate_spectrum(args, seeds) -> int:
@@ -97,13 +105,14 @@ def _cmd_simulate_spectrum(args, seeds) -> int:
     params = forward_parameters(args)
     params.pop("rho")
     res = simulate(dim=args.dim, **params, spectrum=spectrum, seeds=seeds, method=args.method)
-    out = res.to_dict(alpha_test=args.alpha_test, sigma_test=args.sigma_test)
-    out["parameters"]["spectrum"] = args.spectrum   # the spec as given (the atoms are reproducible from it)
+    # the spec as given (the atoms are reproducible from it)
+    out = result_document(res.to_dict(alpha_test=args.alpha_test, sigma_test=args.sigma_test),
+                          {"spectrum": args.spectrum})
     if args.json:
         print_json(out)
         return 0
     z = out["sizes"]
-    print(f"spectrum {args.spectrum}: D={z['D']} L={z['L']} M={z['M']} M0={z['M0']}  {len(res.seeds)} seeds  "
+    print(f"spectrum {args.spectrum}: D={z['D']} L={z['L']} M={z['M']} M0={z['M0']}  {_seeds_text(seeds)}  "
           f"({res.seconds:.1f} s, converged {res.converged}, max residual {res.residual:.1e})")
     err = res.errors(args.alpha_test, args.sigma_test)
     for k in ("tm", "idg", "odg"):

@@ -9,12 +9,12 @@ null and infinities as "inf"; exit code 0. Bad input: one line on stderr, exit 2
 """
 from __future__ import annotations
 
-from lowrank_icl.validation.cli._shared import add_forward_arguments, forward_parameters, print_json
+from lowrank_icl.validation.cli._shared import add_forward_arguments, forward_parameters, print_json, result_document
 
 
-def register(subparsers):
-    p = subparsers.add_parser("solve", help="solve the forward saddle point (order parameters, TM/IDG/ODG errors)",
-                              description="Solve the replica saddle point of low-rank linear-attention ICL.")
+def configure(p):
+    """Add the arguments of ``solve`` to its parser."""
+    p.description = "Solve the replica saddle point of low-rank linear-attention ICL."
     add_forward_arguments(p)
     p.add_argument("--method", choices=("reduced", "damped"), default="reduced",
                    help="reduced scalar equation (default) or the published damped iteration")
@@ -37,29 +37,32 @@ def _cmd_solve(args) -> int:
         spectrum = TaskSpectrum.parse(args.spectrum)
     res = solve(**params, method=args.method, precision=args.precision,
                 **({"spectrum": spectrum} if spectrum is not None else {}))
-    out = dict(res.to_dict(alpha_test=args.alpha_test, sigma_test=args.sigma_test))
-    out.pop("parameters", None)
-    out.pop("version", None)
+    doc = dict(res.to_dict(alpha_test=args.alpha_test, sigma_test=args.sigma_test))
+    doc.pop("parameters", None)  # the document records the inputs as given (a spectrum replaces rho)
+    given = {k: v for k, v in params.items() if not (k == "rho" and spectrum is not None)}
+    out = result_document(doc, {**given, "alpha_test": args.alpha_test, "sigma_test": args.sigma_test,
+                                "method": args.method, "precision": args.precision, "spectrum": args.spectrum},
+                          precision=args.precision)
     if args.json:
-        from lowrank_icl.validation.io import json_document
-        given = {k: v for k, v in params.items() if not (k == "rho" and spectrum is not None)}  # the spectrum sets rho
-        print_json(json_document({**given, "alpha_test": args.alpha_test, "sigma_test": args.sigma_test,
-                                  "method": args.method, "precision": args.precision,
-                                  "spectrum": args.spectrum}, out))
+        print_json(out)
         return 0
     print(f"branch: {out['branch']}   method: {out['method']}   converged: {out['converged']}   "
-          f"residual: {_short(out['residual'])}")
+          f"residual: {_value(out['residual'], '.3g')}")
+    if out.get("reason"):
+        print(f"reason: {out['reason']}")
     print("order parameters:")
     for k, v in out["order_parameters"].items():
-        print(f"  {k:12s} {v!r}")
+        print(f"  {k:12s} {_value(v)}")
     print("errors:")
     for k, v in out["errors"].items():
-        print(f"  {k:12s} {v!r}")
+        print(f"  {k:12s} {_value(v)}")
     return 0
 
 
-def _short(x) -> str:
-    try:
-        return f"{float(x):.3g}"
-    except (TypeError, ValueError):
-        return str(x)
+def _value(x, spec: str | None = None) -> str:
+    """A JSON-ready value as text: full precision (repr, or the mpmath digits), NaN (null) as nan."""
+    if x is None:
+        return "nan"
+    if isinstance(x, float):
+        return format(x, spec) if spec else repr(x)
+    return str(x)

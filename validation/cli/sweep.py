@@ -1,10 +1,13 @@
-"""``lowrank-icl sweep``: theory and Monte Carlo over a parameter grid, written as netCDF."""
+"""``lowrank-icl sweep``: theory and Monte Carlo over a parameter grid, written as netCDF.
+
+With --json, the package layout: ``parameters`` (grid, dims, seeds, method, scheduler), ``version``,
+then ``cells``, ``computed``, ``reused``, ``seconds``, ``out``.
+"""
 from __future__ import annotations
 
-import json
 import sys
 
-from lowrank_icl.validation.cli.simulate import parse_seeds
+from lowrank_icl.validation.cli._shared import parse_seeds, print_json
 
 _HELP = {
     "alpha": "context length ratio L/D (> 0)",
@@ -22,6 +25,8 @@ def parse_values(name: str, text: str):
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise ValueError(f"--{name} must be a number or a comma-separated list such as 1,2,4 (got {text!r})") from None
+    if len(set(values)) != len(values):
+        raise ValueError(f"--{name} must not repeat a value (got {text!r})")
     return values[0] if len(values) == 1 else values
 
 
@@ -33,14 +38,17 @@ def parse_dims(text: str) -> list[int]:
 
 
 def _cmd_sweep(args) -> int:
-    from lowrank_icl.validation.cache import package_version
+    from lowrank_icl.validation.io import check_replaceable, json_document
     from lowrank_icl.validation.sweeps import run_sweep
     from lowrank_icl.validation.sweeps.results import check_output_path, write_netcdf
 
     grid = {name: parse_values(name, getattr(args, name)) for name in _HELP if getattr(args, name) is not None}
     dims = parse_dims(args.dim) if args.dim else None
     seeds = parse_seeds(args.seeds)
-    out = check_output_path(args.out)
+    out = check_replaceable(check_output_path(args.out), "--out")
+    if args.scheduler is not None:
+        from lowrank_icl.validation.sweeps.engine import check_scheduler_address
+        check_scheduler_address(args.scheduler)
     try:
         run = run_sweep(grid, dims, seeds, client=args.scheduler, workers=args.workers, cache_dir=args.cache_dir,
                         method=args.method, progress=not args.quiet)
@@ -54,21 +62,19 @@ def _cmd_sweep(args) -> int:
     if args.json:
         params = {"grid": grid, "dims": dims, "seeds": seeds if dims else None, "method": args.method,
                   "scheduler": args.scheduler}
-        print(json.dumps({**summary, "parameters": params, "version": package_version()}, allow_nan=False))
+        print_json(json_document(params, summary))
     else:
         print(f"wrote {out}: {run.cells} {'cells' if dims else 'grid points (theory only)'}, "
               f"{run.computed} computed, {run.reused} reused, {run.seconds:.1f} s")
     return 0
 
 
-def register(subparsers):
-    """Add ``sweep`` to the lowrank-icl parser."""
-    p = subparsers.add_parser(
-        "sweep", help="theory and Monte Carlo over a parameter grid -> netCDF (resumable; local or Dask)",
-        description="Each parameter takes a number (held fixed) or a comma-separated list (swept). Theory "
-                    "(solve) at every grid point; with --dim, one simulation cell per (point, D, seed), "
-                    "each stored in the cache as it finishes, so a rerun computes only missing cells. "
-                    "Writes a netCDF file for xarray.open_dataset.")
+def configure(p):
+    """Add the arguments of ``sweep`` to its parser."""
+    p.description = ("Each parameter takes a number (held fixed) or a comma-separated list (swept). Theory "
+                     "(solve) at every grid point; with --dim, one simulation cell per (point, D, seed), "
+                     "each stored in the cache as it finishes, so a rerun computes only missing cells. "
+                     "Writes a netCDF file for xarray.open_dataset.")
     for name, text in _HELP.items():
         p.add_argument(f"--{name}", required=name in ("alpha", "tau", "kappa"), default=None, help=text)
     p.add_argument("--dim", default=None, help="token dimensions D, e.g. 24,32 (default: theory only)")

@@ -11,15 +11,14 @@ Progress goes to stderr. Without jax/optax: one line on stderr and exit 2.
 """
 from __future__ import annotations
 
-import json
+from lowrank_icl.validation.cli._shared import fmt, parse_seeds, plus_minus, print_json, result_document
 
 
-def register(subparsers):
-    p = subparsers.add_parser(
-        "transformer", help="train a linear / softmax / MLP transformer (JAX) and compare with the theory",
-        description="Train a model with Adam on the prompts of --seed (L = round(alpha D), M = round(tau D^2), "
-                    "M0 = round(kappa D), r = round(rho D)) and print TM/IDG/ODG test errors with the "
-                    "asymptotic theory. Needs the [nn] extra (jax, optax).")
+def configure(p):
+    """Add the arguments of ``transformer`` to its parser."""
+    p.description = ("Train a model with Adam on the prompts of --seed (L = round(alpha D), M = round(tau D^2), "
+                     "M0 = round(kappa D), r = round(rho D)) and print TM/IDG/ODG test errors with the "
+                     "asymptotic theory. Needs the [nn] extra (jax, optax).")
     p.add_argument("--model", choices=("linear", "softmax", "mlp"), required=True)
     p.add_argument("--dim", type=int, required=True, help="token dimension D")
     p.add_argument("--alpha", type=float, required=True, help="context length ratio L/D (> 0)")
@@ -46,17 +45,18 @@ def register(subparsers):
 def _cmd_transformer(args) -> int:
     from lowrank_icl.validation.forward.transformers import train_transformer
     from lowrank_icl.validation.forward.transformers.training import stderr_progress
-    if args.seed < 0:
-        raise ValueError(f"--seed must be a non-negative integer (got {args.seed})")
+    from lowrank_icl.numerics._checks import check_sizes
+    (seed,) = parse_seeds(str(args.seed), "--seed")
+    check_sizes(args.dim, alpha=args.alpha, alpha_test=args.alpha_test, tau=args.tau, kappa=args.kappa, rho=args.rho)
     res = train_transformer(
         model=args.model, dim=args.dim, alpha=args.alpha, tau=args.tau, kappa=args.kappa, rho=args.rho, sigma=args.sigma,
-        lam=args.lam, steps=args.steps, seed=args.seed, learning_rate=args.learning_rate,
+        lam=args.lam, steps=args.steps, seed=seed, learning_rate=args.learning_rate,
         attention_dim=args.attention_dim, width=args.width, n_layers=args.layers, batch_size=args.batch_size,
         alpha_tests=None if args.alpha_test is None else [args.alpha_test], sigma_test=args.sigma_test,
         n_test_prompts=args.test_prompts, progress=None if args.quiet else stderr_progress)
-    out = res.to_dict()
+    out = result_document(res.to_dict())
     if args.json:
-        print(json.dumps(out, allow_nan=False))
+        print_json(out)
         return 0
     print(res)
     return 0

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from lowrank_icl.numerics._checks import check_seeds
 from lowrank_icl.numerics import (
     LT,
     LT_LOSSES,
@@ -343,9 +345,7 @@ def compare_estimators(params: InverseParams, *, K: int = 4, losses=LT_LOSSES, n
     ``cache``: a :class:`RunCache` (default: none, every run computed). Scores are aggregated over
     ``seeds`` by :func:`aggregate`.
     """
-    seeds = tuple(int(s) for s in seeds)
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct (got {seeds})")
+    seeds = check_seeds(seeds)
     start = time.perf_counter()
     cache = cache or RunCache(enabled=False)
     say = progress or (lambda msg: None)

@@ -6,10 +6,16 @@ when a worker dies the scheduler reruns its tasks elsewhere and the result is un
 kills workers ``distributed.scheduler.allowed-failures`` times (default 3) fails the sweep with a
 ``KilledWorker`` error. Every worker, including one that joins or restarts later, runs with one BLAS
 thread (:class:`SingleThreadedBlas`, a worker plugin), so results are the same bits as locally.
+
+A worker may die at any moment, start-up included: registering the plugin broadcasts it to every
+worker the scheduler knows, and a worker killed during that broadcast makes it fail ("Stream is
+closed") although the scheduler has stored the plugin for every later worker. The registration
+is then repeated, to the workers still alive, until it reaches them all.
 """
 from __future__ import annotations
 
 import hashlib
+import time
 
 import distributed
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -17,6 +23,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from lowrank_icl.validation.cache import canonical_json
 
 _PLUGIN_NAME = "lowrank-icl-single-threaded-blas"
+REGISTER_ATTEMPTS = 8        # broadcasts of the plugin tried while workers die (0.25 s apart, then longer)
 
 
 class SingleThreadedBlas(WorkerPlugin):
@@ -36,6 +43,8 @@ class DaskEngine:
     def __init__(self, client, worker_timeout: float = 120.0):
         self._own = isinstance(client, str)
         if self._own:
+            from lowrank_icl.validation.sweeps.engine import check_scheduler_address
+            client = check_scheduler_address(client)
             try:
                 client = distributed.Client(client, timeout="20s", set_as_default=False)
             except (OSError, TimeoutError) as exc:
@@ -45,8 +54,20 @@ class DaskEngine:
                              f"(got {type(client).__name__})")
         self.client = client
         self.worker_timeout = float(worker_timeout)
-        register = getattr(client, "register_plugin", None) or client.register_worker_plugin
-        register(SingleThreadedBlas(), name=_PLUGIN_NAME)
+        self._register_plugin()
+
+    def _register_plugin(self) -> None:
+        """Broadcast :class:`SingleThreadedBlas`, again if a worker died mid-broadcast (module docstring)."""
+        register = getattr(self.client, "register_plugin", None) or self.client.register_worker_plugin
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                register(SingleThreadedBlas(), name=_PLUGIN_NAME)
+                return
+            except OSError as exc:       # CommClosedError ("Stream is closed"), a refused connection
+                if attempt == REGISTER_ATTEMPTS - 1:
+                    raise OSError(f"cannot install the single-threaded BLAS plugin on the Dask workers: "
+                                  f"workers kept failing during {REGISTER_ATTEMPTS} attempts ({exc})") from None
+                time.sleep(0.25 * (attempt + 1))   # the scheduler drops a dead worker within moments
 
     def _workers(self) -> dict:
         try:

@@ -8,6 +8,8 @@ which routes ``simulate`` and the figures through it.
 from __future__ import annotations
 
 import os
+import re
+import socket
 from contextlib import contextmanager
 
 from lowrank_icl.validation.parallel import check_workers, run_in_processes, use_engine
@@ -42,6 +44,30 @@ class LocalEngine:
 
     def close(self) -> None:
         pass
+
+
+_ADDRESS = re.compile(r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+):(?P<port>\d{1,5})")
+
+
+def check_scheduler_address(address, connect_timeout: float = 10.0) -> str:
+    """Return ``address`` if it names a Dask scheduler that accepts connections; ValueError otherwise.
+
+    Checked before a ``distributed.Client`` is made: a client that fails to start leaves a
+    half-built object whose finalizer blocks for 40 s and prints a traceback at exit. ``tcp://``
+    addresses (and ``HOST:PORT``) are probed with a plain socket within ``connect_timeout`` seconds.
+    """
+    text = str(address).strip()
+    match = _ADDRESS.fullmatch(text)
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ValueError(f"the Dask scheduler address must look like tcp://HOST:PORT (got {address!r})")
+    if (match["scheme"] or "tcp") == "tcp":
+        host = match["host"].strip("[]")
+        try:
+            socket.create_connection((host, int(match["port"])), timeout=connect_timeout).close()
+        except OSError as exc:
+            raise ValueError(f"cannot reach the Dask scheduler at {text!r} "
+                             f"({exc.strerror or type(exc).__name__})") from None
+    return text
 
 
 @contextmanager

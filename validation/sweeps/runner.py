@@ -16,7 +16,6 @@ and cells run with single-threaded BLAS, so any engine gives the same bits.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from lowrank_icl.numerics import ForwardParams, check_int, check_real, solve
+from lowrank_icl.numerics._checks import check_seeds, check_sizes
 from lowrank_icl.validation.cache import default_cache_dir, package_version
+from lowrank_icl.validation.io import dumps_json
 from lowrank_icl.validation.forward.sampling import Sizes
 from lowrank_icl.validation.forward.simulate import collect
 from lowrank_icl.validation.sweeps.cells import cell_cache, cell_job, cell_memory_bytes, run_cell
@@ -33,6 +34,11 @@ from lowrank_icl.validation.sweeps.engine import LocalEngine
 from lowrank_icl.validation.sweeps.grid import Grid
 from lowrank_icl.numerics.results import PROTOCOLS
 from lowrank_icl.validation.sweeps.results import build_dataset, require_xarray
+
+
+MAX_CELLS = 100_000          # simulation cells (point x D x seed) one sweep may hold
+MAX_GRID_POINTS = 1_000_000  # theory points one sweep may hold
+ANNOUNCE_AT = 10_000         # a sweep with this many points or cells says its size before preparing them
 
 
 @dataclass
@@ -78,16 +84,20 @@ def run_sweep(grid, dims=None, seeds=range(5), client=None, *, workers=None, cac
     require_xarray()
     grid = Grid.from_mapping(grid)
     dims = _parse_dims(dims)
-    seeds = _parse_seeds(seeds)
+    seeds = check_seeds(seeds)
     if not isinstance(method, str):
         raise ValueError(f"method must be a string (got {method!r})")
     tol = float(check_real("tol", tol, lower=0.0, upper=1.0))
+    _check_size(grid, dims, seeds, progress, stream)
+    smallest = {k: min(np.atleast_1d(v)) for k, v in grid.to_dict().items() if k in ("alpha", "tau", "kappa", "rho")}
+    for D in dims:
+        check_sizes(D, **smallest)          # no size may round to 0 (it would silently become 1)
     call = {"grid": grid.to_dict(), "dims": list(dims) if dims else None,
             "seeds": list(seeds) if dims else None, "method": method, "tol": float(tol)}
     attrs = {"title": "lowrank-icl parameter sweep", "version": package_version(),
              "call": f"sweep(grid={grid.to_dict()!r}, dims={call['dims']!r}, seeds={call['seeds']!r}, "
                      f"method={method!r}, tol={float(tol)!r})",
-             "parameters": json.dumps(call, sort_keys=True, allow_nan=False),
+             "parameters": dumps_json(call, sort_keys=True),
              "conventions": "L = round(alpha D), M = round(tau D^2), M0 = round(kappa D), r = round(rho D); "
                             "errors are exact test errors of the trained reduced attention Gamma"}
     theory = _theory(grid, dims)
@@ -155,15 +165,19 @@ def _parse_dims(dims) -> tuple:
     return out
 
 
-def _parse_seeds(seeds) -> tuple:
-    if isinstance(seeds, (int, np.integer)):
-        seeds = range(int(seeds))
-    out = tuple(check_int("seed", s, lower=0) for s in seeds)
-    if not out:
-        raise ValueError("seeds must be a non-empty sequence of integers >= 0")
-    if len(set(out)) != len(out):
-        raise ValueError(f"seeds has repeated values {list(out)} (they would be counted as independent draws)")
-    return out
+def _check_size(grid: Grid, dims, seeds, progress, stream) -> None:
+    """Refuse, before any work, a sweep beyond :data:`MAX_GRID_POINTS` or :data:`MAX_CELLS`; announce
+    the size of a large one (the theory and the cache lookup take seconds before the first cell)."""
+    sizes = " x ".join(f"{len(v)} {k}" for k, v in grid.to_dict().items() if isinstance(v, list)) or "1 point"
+    if grid.size > MAX_GRID_POINTS:
+        raise ValueError(f"the grid has {grid.size} points ({sizes}), more than {MAX_GRID_POINTS}; split the sweep")
+    cells = grid.size * len(dims) * len(seeds) if dims else 0
+    if cells > MAX_CELLS:
+        raise ValueError(f"the sweep has {cells} cells ({sizes} x {len(dims)} D x {len(seeds)} seeds), more than "
+                         f"{MAX_CELLS}; split it, or use fewer values, dims or seeds")
+    if progress and max(grid.size, cells) >= ANNOUNCE_AT:
+        print(f"sweep: {grid.size} grid points" + (f", {cells} simulation cells" if dims else " (theory only)"),
+              file=stream or sys.stderr, flush=True)
 
 
 def _theory(grid: Grid, dims) -> dict:
