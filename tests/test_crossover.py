@@ -142,7 +142,7 @@ def test_scalar_alpha_gives_scalar_fields_and_short_repr():
 
 
 def test_sigma_default_agrees_with_the_cli():
-    # one default, 0.1 (the CLI's historical one); the phase command reads it from this signature
+    # one default, 0.1 (the CLI's); the phase command reads it from this signature
     from lowrank_icl.validation.cli import phase as phase_cli
     assert inspect.signature(phase_boundary).parameters["sigma"].default == 0.1
     assert phase_cli._api_default("sigma") == 0.1 and phase_cli._api_default("lam") == 0.0

@@ -4,9 +4,9 @@ import warnings
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics import (LT, LT_LOSSES, ORE, RE, TRE, InverseModel, InverseParams,
-                                          InverseRegimeWarning, input_spectrum, lt_forward,
-                                          lt_loss_and_grad, mse_per_coordinate, posterior_mean)
+from lowrank_icl.numerics.inverse import (InverseModel, InverseParams, InverseRegimeWarning, LT, LT_LOSSES, ORE,
+                                          RE, TRE, input_spectrum, lt_forward, lt_loss_and_grad,
+                                          mse_per_coordinate, posterior_mean)
 
 
 def small_model(rng, d=12, N=8, r=2, sigma=0.2, cond=1.0, **kw):

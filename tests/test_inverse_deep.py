@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics import InverseModel, InverseParams, lt_forward, mse_per_coordinate
+from lowrank_icl.numerics.inverse import InverseModel, InverseParams, lt_forward, mse_per_coordinate
 from lowrank_icl.theory.inverse import (deep_lt_limits, deep_lt_risk, lt1_risk_limit, marchenko_pastur_nodes,
                                         ore_risk_mp_isotropic, polynomial_lt_risk)
 

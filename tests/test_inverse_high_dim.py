@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics import haar_orthogonal, input_spectrum, lt1_risk_isotropic
+from lowrank_icl.numerics.inverse import haar_orthogonal, input_spectrum, lt1_risk_isotropic
 from lowrank_icl.theory.inverse import (compressed_stieltjes, lt1_optimal, lt1_risk_deterministic, lt1_risk_limit,
                                         lt1_risk_reduced)
 

@@ -17,8 +17,7 @@ general-Sigma_x code paths:
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics import (ORE, InverseModel, InverseParams, lt_forward,
-                                          mse_per_coordinate)
+from lowrank_icl.numerics.inverse import InverseModel, InverseParams, ORE, lt_forward, mse_per_coordinate
 from lowrank_icl.numerics.inverse.risk import (fourth_moment, lt1_optimal, lt1_risk,
                                                  lt1_theory,
                                                  ore_theory)

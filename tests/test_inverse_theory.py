@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from lowrank_icl.numerics import haar_orthogonal
+from lowrank_icl.numerics.inverse import haar_orthogonal
 from lowrank_icl.numerics.inverse import risk as IT
 from lowrank_icl.theory import inverse as T
 

@@ -24,7 +24,7 @@ import sys
 import types
 from typing import Callable, Sequence
 
-from lowrank_icl.numerics import check_int, single_threaded_blas
+from lowrank_icl.numerics.utils import check_int, single_threaded_blas
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _ENGINE: contextvars.ContextVar = contextvars.ContextVar("lowrank_icl_engine", default=None)

@@ -15,7 +15,7 @@ Training losses (n contexts), :data:`LT_LOSSES`:
 
 Two evaluations of the same loss and gradient:
 
-* :func:`lt_loss_and_grad_reference` -- the previous kernel: whole-array passes over X, 4K+1 passes
+* :func:`lt_loss_and_grad_reference` -- the reference kernel: whole-array passes over X, 4K+1 passes
   through main memory per evaluation (kept as the benchmark baseline and the test oracle);
 * :class:`LTObjective` -- the fast kernel: contexts are processed in cache-sized blocks that go
   through the whole forward and backward recursion while resident (X read from memory once per
@@ -65,7 +65,7 @@ def lt_forward(b, Gammas, X, Y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def lt_loss_and_grad_reference(theta, d: int, K: int, loss: str, X, Y, W=None, X_val=None, Y_val=None):
-    r"""Loss and gradient with respect to theta = [b, Gamma_1..Gamma_K]: the previous (whole-array) kernel.
+    r"""Loss and gradient with respect to theta = [b, Gamma_1..Gamma_K]: the reference (whole-array) kernel.
 
     Same value as :class:`LTObjective` (to rounding); kept as the benchmark baseline and test oracle.
     """
@@ -285,10 +285,6 @@ class LTTrainResult:
     init_value: float = float("nan")   # training loss at the start
 
 
-class _Converged(Exception):
-    pass
-
-
 class LT:
     r"""K-layer linear transformer in preconditioned-GD form with parameters b, Gamma_1..Gamma_K.
 
@@ -316,7 +312,7 @@ class LT:
       moment estimates of TRE's first stage; sigma^2 from the residual variance), and
       Gamma_2..Gamma_K = 0: the start is the one-layer optimum, so training only improves on it.
     * ``'gd'``: b = 0, Gamma_k = I / (2 L), L the mean largest eigenvalue of X^T X / N (plain
-      preconditioned GD steps; the previous default).
+      preconditioned GD steps; the baseline trainer's start).
 
     Preconditioning (``precondition``): L-BFGS runs in Phi_k = Gamma_k P_k^{-1}, P_k the frozen input
     whitening of :func:`input_whitening` (same objective, better conditioned). ``'auto'``: on for the
@@ -342,7 +338,7 @@ class LT:
         self.loss = loss
         self.holdout = float(check_real("holdout", holdout, lower=0.0, upper=1.0, upper_inclusive=False))
         self.maxiter = check_int("maxiter", maxiter, lower=1)
-        if tol is not None:     # the previous single tolerance: both criteria
+        if tol is not None:     # one tolerance for both criteria
             rtol = gtol = tol
         self.rtol = float(check_real("rtol", rtol, lower=0.0, lower_inclusive=True))
         self.window = check_int("window", window, lower=1)
@@ -364,7 +360,23 @@ class LT:
         self.history_ = None
 
     # -- data split per loss --------------------------------------------------------------
-    def _split(self, X, Y, train_W):
+    def training_inputs(self, X, Y, train_W=None):
+        """The arrays the loss is evaluated on: ``(X, Y, kwargs)``.
+
+        Parameters
+        ----------
+        X, Y : ndarray
+            Training contexts, shapes (n, N, d) and (n, N).
+        train_W : ndarray, optional
+            True task vectors (n, d); required by ``loss='supervised'``.
+
+        Returns
+        -------
+        tuple
+            ``(X_fit, Y_fit, kwargs)``: 'supervised' passes ``W``; 'heldout' fits on the first
+            N - round(holdout N) rows and passes the rest as ``X_val``, ``Y_val``; 'unsupervised'
+            passes nothing.
+        """
         n, N, d = X.shape
         kwargs = {}
         if self.loss == "supervised":
@@ -399,7 +411,7 @@ class LT:
         X, Y = _check_batch(train_X, train_Y)
         n, _, d = X.shape
         K = self.K
-        X, Y, kwargs = self._split(X, Y, train_W)
+        X, Y, kwargs = self.training_inputs(X, Y, train_W)
         with single_threaded_blas():
             if self.kernel == "fast":
                 obj = LTObjective(X, Y, K=K, loss=self.loss, dtype=self.dtype, workers=self.workers, **kwargs)

@@ -141,7 +141,7 @@ def haar_orthogonal(d: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class Contexts:
+class InverseContexts:
     """A batch of n contexts: X (n, N, d), Y (n, N) and the true task vectors W (n, d)."""
 
     X: np.ndarray
@@ -209,7 +209,7 @@ class InverseModel:
         """Task covariance U diag(Lambda) U^T (d x d, rank r)."""
         return (self.U * self.Lambda) @ self.U.T
 
-    def sample(self, n: int, rng: np.random.Generator, N: int | None = None) -> Contexts:
+    def sample(self, n: int, rng: np.random.Generator, N: int | None = None) -> InverseContexts:
         """Draw n contexts of length N (default params.N): X (n, N, d), Y (n, N), W (n, d)."""
         n = check_int("n", n, lower=1)
         N = self.N if N is None else check_int("N", N, lower=1)
@@ -228,7 +228,7 @@ class InverseModel:
             Y[lo:hi] = np.einsum("nij,nj->ni", X[lo:hi], W[lo:hi])
         if self.sigma > 0:
             Y += self.sigma * rng.standard_normal((n, N))
-        return Contexts(X, Y, W)
+        return InverseContexts(X, Y, W)
 
 
 def mse_per_coordinate(W_hat: np.ndarray, W: np.ndarray) -> np.ndarray:

@@ -2,8 +2,8 @@ r"""Closed-form risk predictors of the inverse ICL problem (derivations in ``low
 
 Conventions follow ``numerics/inverse/model.py``: x ~ N(0, Sigma_x), w = w0 + U v, v ~ N(0, diag(Lambda)),
 y = <x, w> + eps, eps ~ N(0, sigma^2). Every *risk* here is E||w_hat - w||^2 summed over the d
-coordinates; the per-coordinate MSE reported by the CLI is risk / d (:func:`ore_theory`,
-:func:`lt1_theory` return that directly from an ``InverseModel``).
+coordinates; the per-coordinate MSE reported by the CLI is risk / d (:func:`ore_risk_per_coordinate`,
+:func:`lt1_risk_per_coordinate` return that directly from an ``InverseModel``).
 
 Public API
 ----------
@@ -13,12 +13,14 @@ ore_risk(Sigma_x, U, Lambda, sigma, N, n_samples=20000, seed=0) -> OreRisk
 ore_moments(Sigma_x, U, Lambda, w0, sigma, N, n_samples=20000, seed=0) -> OreMoments
     E w_hat = w0, Cov(w_hat) = Sigma_w - sigma^2 C, C and its approximations.
 ore_risk_small_noise(Sigma_x, U, sigma, N)      sigma^2 tr((U^T Sigma_x U)^{-1}) / (N - r - 1)
-ore_risk_mp(sigma, gamma, N, lam=1.0)            per task dimension, S = I, Lambda = lam I
+ore_risk_mp(sigma, gamma, N, prior_variance=1.0) per task dimension, S = I, Lambda = lam I
 ore_risk_bound(b, Lambda, sigma, N)              risk bound when A^T A/N >= b I
 lt1_optimal(Sigma_x, Sigma_w, w0, sigma, N) -> Lt1Optimal(b, Gamma, risk)
 lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N)   exact risk of any one-layer LT
-lt1_risk_isotropic(sigma, r, N, lam=1.0)         R* for Sigma_x = I, Lambda = lam I
-ore_theory(model), lt1_theory(model)             per-coordinate risks for an InverseModel
+lt1_risk_isotropic(sigma, r, N, prior_variance=1.0)  R* for Sigma_x = I, Lambda = lam I
+ore_risk_per_coordinate(model), lt1_risk_per_coordinate(model)   per-coordinate risks of an InverseModel
+
+``prior_variance`` is lam in Lambda = lam I_r (the forward solver's ``lam`` is a ridge: a different quantity).
 """
 from __future__ import annotations
 
@@ -27,11 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from lowrank_icl.numerics._checks import check_int, check_real
-from lowrank_icl.theory import inverse as _T
+from lowrank_icl.numerics.inverse.high_dim import ore_deterministic_equivalent
+from lowrank_icl.theory import inverse as theory
 
 __all__ = ["OreRisk", "OreMoments", "Lt1Optimal", "ore_risk", "ore_moments", "ore_risk_small_noise",
            "ore_risk_mp", "ore_risk_bound", "lt1_optimal", "lt1_risk", "lt1_risk_isotropic",
-           "fourth_moment", "ore_theory", "lt1_theory"]
+           "fourth_moment", "ore_risk_per_coordinate", "lt1_risk_per_coordinate"]
 
 
 def _square(name, M, d=None):
@@ -59,6 +62,37 @@ def _prior(Sigma_x, U, Lambda):
         raise ValueError("U must have orthonormal columns")
     Lambda = np.broadcast_to(check_real("Lambda", Lambda, lower=0.0), (r,)).astype(float)
     return Sigma_x, U, Lambda
+
+
+def sample_design_gram(S: np.ndarray, N: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n draws of A^T A with A = X U (N x r), rows ~ N(0, S), S = U^T Sigma_x U; shape (n, r, r)."""
+    r = S.shape[0]
+    L = np.linalg.cholesky(S)
+    Z = rng.standard_normal((n, N, r)) @ L.T
+    return np.einsum("nir,nis->nrs", Z, Z)
+
+
+def ore_expected_inverse(S, Lambda, sigma: float, N: int, n: int, rng, chunk: int = 2000):
+    """Monte Carlo of E_X[(sigma^2 Lambda^{-1} + A^T A)^{-1}] (r x r) with its per-entry standard error.
+
+    Returns (mean, sem) of shape (r, r) each. Also gives the exact ORE risk:
+    E tr Sigma_post = sigma^2 tr(mean).
+    """
+    S = np.asarray(S, dtype=float)
+    D = sigma**2 * np.diag(1.0 / np.asarray(Lambda, dtype=float))
+    r = S.shape[0]
+    s1 = np.zeros((r, r))
+    s2 = np.zeros((r, r))
+    done = 0
+    while done < n:
+        k = min(chunk, n - done)
+        inv = np.linalg.inv(D + sample_design_gram(S, N, k, rng))
+        s1 += inv.sum(axis=0)
+        s2 += (inv**2).sum(axis=0)
+        done += k
+    mean = s1 / n
+    var = np.maximum(s2 / n - mean**2, 0.0) * n / max(n - 1, 1)
+    return mean, np.sqrt(var / n)
 
 
 @dataclass(frozen=True)
@@ -92,7 +126,7 @@ def ore_risk(Sigma_x, U, Lambda, sigma, N, n_samples: int = 20_000, seed: int = 
     if sigma == 0.0 and r <= N:   # A has rank r almost surely: Sigma_post = 0
         return OreRisk(0.0, 0.0, 0.0, 0.0, n_samples, True, 0.0, 0)
     if sigma == 0.0:              # r > N: the unidentified part of the prior, via the pseudo-inverse limit
-        vals = np.concatenate([_T.ore_conditional_risk(
+        vals = np.concatenate([theory.ore_conditional_risk(
             rng.standard_normal((min(2000, n_samples - k), N, r)) @ np.linalg.cholesky(S).T, Lambda, 0.0)
             for k in range(0, n_samples, 2000)])
         return OreRisk(float(vals.mean()), float(vals.std(ddof=1) / np.sqrt(vals.size)), np.nan,
@@ -103,13 +137,13 @@ def ore_risk(Sigma_x, U, Lambda, sigma, N, n_samples: int = 20_000, seed: int = 
     D = sigma**2 * np.diag(1.0 / Lambda)
     for k in range(0, n_samples, 2000):
         m = min(2000, n_samples - k)
-        tr = sigma**2 * np.trace(np.linalg.inv(D + _T.sample_design_gram(S, N, m, rng)), axis1=1, axis2=2)
+        tr = sigma**2 * np.trace(np.linalg.inv(D + sample_design_gram(S, N, m, rng)), axis1=1, axis2=2)
         s1 += tr.sum()
         s2 += (tr**2).sum()
     mean = s1 / n_samples
     sem = np.sqrt(max(s2 / n_samples - mean**2, 0.0) / (n_samples - 1))
-    small = float(_T.ore_risk_small_noise(S, sigma, N)) if N > r + 1 else np.nan
-    Q, delta, it, res = _T.ore_deterministic_equivalent(S, Lambda, sigma, N)
+    small = float(theory.ore_risk_small_noise(S, sigma, N)) if N > r + 1 else np.nan
+    Q, delta, it, res = ore_deterministic_equivalent(S, Lambda, sigma, N)
     return OreRisk(float(mean), float(sem), small, float(sigma**2 * np.trace(Q)), n_samples,
                    bool(res < 1e-9 * max(1.0, delta)), float(res), int(it))
 
@@ -143,12 +177,12 @@ def ore_moments(Sigma_x, U, Lambda, w0, sigma, N, n_samples: int = 20_000, seed:
         raise ValueError(f"w0 must have shape ({U.shape[0]},) (got {w0.shape})")
     r = U.shape[1]
     S = U.T @ Sigma_x @ U
-    inner, inner_sem = _T.ore_expected_inverse(S, Lambda, sigma, N, n_samples, np.random.default_rng(seed))
+    inner, inner_sem = ore_expected_inverse(S, Lambda, sigma, N, n_samples, np.random.default_rng(seed))
     C = U @ inner @ U.T
     C_sem = np.sqrt(np.einsum("ia,ab,jb->ij", U**2, inner_sem**2, U**2))   # entrywise, ignores covariances
     small = U @ np.linalg.inv(S) @ U.T / (N - r - 1) if N > r + 1 else np.full_like(C, np.nan)
     large = U @ np.linalg.inv(sigma**2 * np.diag(1.0 / Lambda) + N * S) @ U.T
-    Q = _T.ore_deterministic_equivalent(S, Lambda, sigma, N)[0]
+    Q = ore_deterministic_equivalent(S, Lambda, sigma, N)[0]
     Sigma_w = (U * Lambda) @ U.T
     return OreMoments(w0.copy(), Sigma_w - sigma**2 * C, C, C_sem, small, large, U @ Q @ U.T)
 
@@ -159,17 +193,17 @@ def ore_risk_small_noise(Sigma_x, U, sigma, N):
     sigma = check_real("sigma", sigma, lower=0.0, lower_inclusive=True)
     r = U.shape[1]
     N = check_int("N", N, lower=r + 2)
-    return _T.ore_risk_small_noise(U.T @ Sigma_x @ U, sigma, N)
+    return theory.ore_risk_small_noise(U.T @ Sigma_x @ U, sigma, N)
 
 
-def ore_risk_mp(sigma, gamma, N, lam=1.0):
+def ore_risk_mp(sigma, gamma, N, prior_variance=1.0):
     """Marchenko-Pastur ORE risk per task dimension, E tr Sigma_post / r, for U^T Sigma_x U = I,
     Lambda = lam I, r = gamma N: (sigma^2/N) m_MP(-sigma^2/(lam N); gamma). Vectorized."""
     sigma = check_real("sigma", sigma, lower=0.0, lower_inclusive=True)
     gamma = check_real("gamma", gamma, lower=0.0)
-    lam = check_real("lam", lam, lower=0.0)
+    lam = check_real("prior_variance", prior_variance, lower=0.0)
     N = check_int("N", N, lower=1)
-    return _T.ore_risk_mp_isotropic(sigma, gamma, lam, N)
+    return theory.ore_risk_mp_isotropic(sigma, gamma, lam, N)
 
 
 def ore_risk_bound(b, Lambda, sigma, N):
@@ -178,14 +212,14 @@ def ore_risk_bound(b, Lambda, sigma, N):
     Lambda = check_real("Lambda", Lambda, lower=0.0)
     sigma = check_real("sigma", sigma, lower=0.0)
     N = check_int("N", N, lower=1)
-    return _T.ore_risk_bound(b, np.atleast_1d(Lambda), sigma, N)
+    return theory.ore_risk_bound(b, np.atleast_1d(Lambda), sigma, N)
 
 
 def fourth_moment(Sigma_x, B, N):
     """E[X^T X B X^T X] = N(N+1) Sigma_x B Sigma_x + N tr(B Sigma_x) Sigma_x (B symmetric)."""
     Sigma_x = _square("Sigma_x", Sigma_x)
     B = _square("B", B, Sigma_x.shape[0])
-    return _T.fourth_moment(Sigma_x, B, check_int("N", N, lower=1))
+    return theory.fourth_moment(Sigma_x, B, check_int("N", N, lower=1))
 
 
 @dataclass(frozen=True)
@@ -217,7 +251,7 @@ def _lt1_args(Sigma_x, Sigma_w, w0, sigma, N):
 def lt1_optimal(Sigma_x, Sigma_w, w0, sigma, N) -> Lt1Optimal:
     """Closed-form optimal (b, Gamma) of w_hat = b + Gamma X^T (Y - X b)/N and its minimal risk."""
     args = _lt1_args(Sigma_x, Sigma_w, w0, sigma, N)
-    b, G, R = _T.lt1_optimal(*args)
+    b, G, R = theory.lt1_optimal(*args)
     cov = args[1] @ args[0] @ G.T
     return Lt1Optimal(b, G, R, 0.5 * (cov + cov.T))
 
@@ -231,23 +265,47 @@ def lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N) -> float:
     b = np.asarray(b, dtype=float)
     if b.shape != w0.shape:
         raise ValueError(f"b must have shape {w0.shape} (got {b.shape})")
-    return _T.lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N)
+    return theory.lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N)
 
 
-def lt1_risk_isotropic(sigma, r, N, lam=1.0):
+def lt1_risk_isotropic(sigma, r, N, prior_variance=1.0):
     """R* = r lam (lam (r+1) + sigma^2)/((N + r + 1) lam + sigma^2) for Sigma_x = I, Lambda = lam I_r."""
     sigma = check_real("sigma", sigma, lower=0.0, lower_inclusive=True)
     r = check_real("r", r, lower=0.0)
-    lam = check_real("lam", lam, lower=0.0)
+    lam = check_real("prior_variance", prior_variance, lower=0.0)
     N = check_int("N", N, lower=1)
-    return _T.lt1_risk_isotropic(sigma, r, N, lam)
+    return theory.lt1_risk_isotropic(sigma, r, N, lam)
 
 
-def ore_theory(model, n_samples: int = 20_000, seed: int = 0) -> float:
-    """Per-coordinate ORE risk E||w_hat - w||^2 / d for an ``InverseModel`` (the CLI's ore_theory)."""
+def ore_risk_per_coordinate(model, n_samples: int = 20_000, seed: int = 0) -> float:
+    """Per-coordinate ORE risk E||w_hat - w||^2 / d of an ``InverseModel`` (the CLI's ``ore_theory``).
+
+    Parameters
+    ----------
+    model : InverseModel
+        The task distribution (Sigma_x, U, Lambda, sigma, N).
+    n_samples, seed : int
+        Monte Carlo draws of the r x r design Gram and their seed (see :func:`ore_risk`).
+
+    Returns
+    -------
+    float
+        E_X tr Sigma_post / d, Sigma_post = (Lambda^{-1} + (XU)^T XU / sigma^2)^{-1}.
+    """
     return ore_risk(model.Sigma_x, model.U, model.Lambda, model.sigma, model.N, n_samples, seed).risk / model.d
 
 
-def lt1_theory(model) -> float:
-    """Per-coordinate risk of the optimal one-layer LT for an ``InverseModel`` (the CLI's lt1_theory)."""
+def lt1_risk_per_coordinate(model) -> float:
+    """Per-coordinate risk of the optimal one-layer LT of an ``InverseModel`` (the CLI's ``lt1_theory``).
+
+    Parameters
+    ----------
+    model : InverseModel
+        The task distribution (Sigma_x, Sigma_w, w0, sigma, N).
+
+    Returns
+    -------
+    float
+        R* / d, R* = tr Sigma_w - tr(Gamma* Sigma_x Sigma_w) (:func:`lt1_optimal`).
+    """
     return lt1_optimal(model.Sigma_x, model.Sigma_w, model.w0, model.sigma, model.N).risk / model.d

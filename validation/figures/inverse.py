@@ -21,7 +21,8 @@ import contextlib
 import contextvars
 
 import numpy as np
-from lowrank_icl.numerics import LT, LT_LOSSES, ORE, spectral_gap_rank
+from lowrank_icl.numerics.inverse import (LT, LT_LOSSES, ORE, lt1_risk_per_coordinate, ore_risk_per_coordinate,
+                                          spectral_gap_rank)
 from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
 from lowrank_icl.validation.inverse.experiments import (
     BASELINES,
@@ -31,8 +32,6 @@ from lowrank_icl.validation.inverse.experiments import (
     draw_model,
     fit_loglog_slope,
     get_scale,
-    lt1_theory,
-    ore_theory,
     quiet_params,
     training_contexts,
 )
@@ -184,7 +183,7 @@ def build_prior(out_dir, quick, progress, scale=None) -> FigureOutput:
         arrays = res.arrays[f"LT-{loss}"][0]
         lt.b, lt.Gammas = arrays["b"], arrays["Gammas"]
         ests[f"LT-{loss}"] = lt
-    from lowrank_icl.numerics import TRE
+    from lowrank_icl.numerics.inverse import TRE
     train = training_contexts(model, seed)
     ests["TRE"] = TRE().fit(train.X, train.Y)
     del train
@@ -243,7 +242,8 @@ def build_rank(out_dir, quick, progress, scale=None) -> FigureOutput:
     sweep = rank_sweep(sc, progress)
     for s in sweep:   # theory is cheap: evaluated afresh on the same model draw (not cached)
         model = _model(sc, r=s["r"], sigma=PRIOR_SIGMA)
-        s["ore_theory"], s["lt1_theory"] = ore_theory(model), lt1_theory(model)
+        s["ore_theory"] = ore_risk_per_coordinate(model) if model.sigma > 0 else None
+        s["lt1_theory"] = lt1_risk_per_coordinate(model)
     below = [s for s in sweep if s["r"] < sc.N]        # the power-law fit in r/N uses r < N only
     x_fit = np.array([s["r"] / sc.N for s in below])
     fits = {}

@@ -78,7 +78,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize as sopt
-from lowrank_icl.numerics import check_int, check_real, single_threaded_blas
+from lowrank_icl.numerics.utils import check_int, check_real, single_threaded_blas
 from lowrank_icl.theory import SecondMoment, exact_test_error
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_contexts

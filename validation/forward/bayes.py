@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from lowrank_icl.numerics import check_int, check_real
+from lowrank_icl.numerics.utils import check_int, check_real
 from lowrank_icl.theory import SecondMoment
 from lowrank_icl.validation.forward.sampling import Sizes, pretraining_pool
 from lowrank_icl.validation.stats import Estimate

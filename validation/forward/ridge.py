@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
-from lowrank_icl.numerics import check_int, check_real, single_threaded_blas
+from lowrank_icl.numerics.utils import check_int, check_real, single_threaded_blas
 
 METHODS = ("auto", "primal", "dual", "cg", "dual-cg")
 _CHUNK = 8192          # rows per block in matrix-free applies (bounds temporaries to ~chunk x D)

@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
-from lowrank_icl.numerics import ForwardParams, check_int, check_real
+from lowrank_icl.numerics import ForwardParams
+from lowrank_icl.numerics.utils import check_int, check_real
 from lowrank_icl.theory import SecondMoment, error_from_summaries, order_summaries
 from lowrank_icl.validation.forward.resources import check_resources, format_bytes, format_seconds
 from lowrank_icl.validation.forward.ridge import fit_ridge

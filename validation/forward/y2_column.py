@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from lowrank_icl.numerics import ForwardParams, check_int
+from lowrank_icl.numerics import ForwardParams
+from lowrank_icl.numerics.utils import check_int
 from lowrank_icl.theory import population_excess, task_law_moments, y2_column_test_error
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_pretraining

@@ -18,19 +18,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from lowrank_icl.numerics import (
-    LT,
-    LT_LOSSES,
-    ORE,
-    RE,
-    TRE,
-    InverseModel,
-    InverseParams,
-    InverseRegimeWarning,
-    lt1_theory,
-    mse_per_coordinate,
-    ore_risk,
-)
+from lowrank_icl.numerics.inverse import (InverseModel, InverseParams, InverseRegimeWarning, LT, LT_LOSSES, ORE,
+                                          RE, TRE, lt1_risk_per_coordinate, mse_per_coordinate,
+                                          ore_risk_per_coordinate)
 
 ESTIMATOR_ORDER = ("RE", "TRE", "LT-unsupervised", "LT-heldout", "LT-supervised", "ORE")
 BASELINES = ("RE", "TRE", "ORE")
@@ -261,7 +251,7 @@ def aggregate(runs: list[RunResult]) -> EstimatorScore:
 
 
 @dataclass(frozen=True, eq=False)
-class Comparison:
+class EstimatorComparison:
     """Result of :func:`compare_estimators`."""
 
     params: InverseParams
@@ -294,16 +284,9 @@ class Comparison:
                 "rank_recovered": list(self.rank_recovered), "seconds": self.seconds}
 
 
-def ore_theory(model: InverseModel) -> float | None:
-    """Exact ORE risk per coordinate E_X tr Sigma_post / d; None at sigma = 0 (where ORE is exact)."""
-    if model.sigma <= 0:
-        return None
-    return float(ore_risk(model.Sigma_x, model.U, model.Lambda, model.sigma, model.N).risk) / model.d
-
-
 def compare_estimators(params: InverseParams, *, K: int = 4, losses=LT_LOSSES, n_test: int = 2000,
                        seeds=(0,), model_seed: int = 0, include=BASELINES, lt: LTSettings = LTSettings(),
-                       cache: RunCache | None = None, progress=None, theory: bool = True) -> Comparison:
+                       cache: RunCache | None = None, progress=None, theory: bool = True) -> EstimatorComparison:
     """Fit RE, TRE, ORE (``include``) and one LT per loss on n_s tasks per training seed; score on fresh ones.
 
     ``cache``: a :class:`RunCache` (default: none, every run computed). Scores are aggregated over
@@ -339,8 +322,10 @@ def compare_estimators(params: InverseParams, *, K: int = 4, losses=LT_LOSSES, n
     test0 = test_contexts(model, seeds[0], n_test)
     cond_risk = ORE.from_model(model).conditional_risk(test0.X)
     ore_conditional = (float(cond_risk.mean()), float(cond_risk.std(ddof=1) / np.sqrt(cond_risk.size)))
-    return Comparison(params, K, seeds, ordered, rank, ore_theory(model) if theory else None,
-                      lt1_theory(model) if theory else None, time.perf_counter() - start, model,
+    # the exact ORE risk; None at sigma = 0, where the ORE recovers the task exactly
+    ore = ore_risk_per_coordinate(model) if theory and model.sigma > 0 else None
+    return EstimatorComparison(params, K, seeds, ordered, rank, ore, lt1_risk_per_coordinate(model) if theory else None,
+                               time.perf_counter() - start, model,
                       ore_conditional=ore_conditional, runs=runs, arrays=arrays)
 
 
@@ -382,6 +367,6 @@ def fit_loglog_slope(x, mean, sem) -> SlopeFit:
     return SlopeFit(float(coef[1]), se, (float(coef[1] - t * se), float(coef[1] + t * se)), chi2 / dof, n)
 
 
-__all__ = ["SCALES", "Scale", "get_scale", "LTSettings", "RunCache", "RunResult", "EstimatorScore", "Comparison",
-           "compare_estimators", "aggregate", "draw_model", "training_contexts", "test_contexts", "ore_theory",
-           "lt1_theory", "fit_loglog_slope", "SlopeFit", "quiet_params", "params_job"]
+__all__ = ["SCALES", "Scale", "get_scale", "LTSettings", "RunCache", "RunResult", "EstimatorScore",
+           "EstimatorComparison", "compare_estimators", "aggregate", "draw_model", "training_contexts", "test_contexts",
+           "fit_loglog_slope", "SlopeFit", "quiet_params", "params_job"]

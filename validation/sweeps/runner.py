@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lowrank_icl.numerics import ForwardParams, check_int, check_real, solve
+from lowrank_icl.numerics import ForwardParams, solve
+from lowrank_icl.numerics.utils import check_int, check_real
 from lowrank_icl.validation.cache import default_cache_dir, package_version
 from lowrank_icl.validation.forward.sampling import Sizes
 from lowrank_icl.validation.forward.simulate import collect

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lowrank_icl.numerics import check_int, check_real, solve
+from lowrank_icl.numerics import solve
+from lowrank_icl.numerics.utils import check_int, check_real
 from lowrank_icl.validation.forward.attention import context_statistics
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_contexts

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lowrank_icl.numerics import check_int, check_real
+from lowrank_icl.numerics.utils import check_int, check_real
 from lowrank_icl.validation.forward.transformers._backend import require_jax
 
 WARMUP_FRACTION = 0.05
