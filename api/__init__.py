@@ -9,16 +9,25 @@ and the version.
 
 The package's code lives in three layers with one-way arrows: :mod:`lowrank_icl.theory`
 (derivations), :mod:`lowrank_icl.numerics` (solvers; may import theory) and
-:mod:`lowrank_icl.validation` (Monte Carlo, statistics, figures, CLI; may import both).
+:mod:`lowrank_icl.validation` (Monte Carlo, statistics, figures, CLI; may import both). This file
+names where each public name lives and imports none of them.
 """
 from lowrank_icl._lazy import attach
 from lowrank_icl._version import __version__
-from lowrank_icl.numerics.forward import __all__ as _forward_names
-from lowrank_icl.validation import __all__ as _validation_names
+
+_SOLVERS = "lowrank_icl.numerics.forward"
+_SAMPLED = "lowrank_icl.validation"
 
 __getattr__, __dir__, __all__ = attach(__name__, {
-    **{name: f"lowrank_icl.numerics.forward:{name}" for name in _forward_names},
-    **{name: f"lowrank_icl.validation:{name}" for name in _validation_names if name not in ("inverse", "__version__")},
+    **{name: _SOLVERS for name in (
+        "ForwardParams", "solve", "TaskSpectrum", "ForwardSolution", "SpectrumSolution", "ForwardErrors",
+        "Decomposition", "PartSplit", "ORDER_PARAMETERS", "phase_boundary", "PhaseBoundary", "crossover_scaling",
+        "fit_power_law", "ScalingFit", "prediction_law", "PredictionLaw", "optimal_context_length",
+        "optimal_token_allocation", "DesignOptimum")},
+    **{name: _SAMPLED for name in (
+        "simulate", "SimulationResult", "SimulatedErrors", "simulate_spectrum", "SpectrumSimulation",
+        "simulate_y2_column", "Y2ColumnResult", "bayes_errors", "BayesErrors", "dmmse_estimate", "gmmse_estimate",
+        "train_transformer", "TransformerResult", "sweep", "SweepRun", "Estimate")},
     "inverse": "lowrank_icl.inverse:",
     "__version__": "lowrank_icl._version",
 })
