@@ -88,8 +88,8 @@ def default_cache_dir() -> Path:
 
 
 def package_version() -> str:
-    """The installed version of lowrank-icl (one home: :func:`lowrank_icl.numerics._json.package_version`)."""
-    from lowrank_icl.numerics._json import package_version as version
+    """The installed version of lowrank-icl (one home: :func:`lowrank_icl.numerics.utils.package_version`)."""
+    from lowrank_icl.numerics.utils import package_version as version
     return version()
 
 
