@@ -58,7 +58,6 @@ def atomic_write_json(path: str | os.PathLike, obj) -> Path:
     return atomic_write_text(path, dumps_json(obj, indent=1, sort_keys=True) + "\n")
 
 
-
 def dumps_json(obj, indent: int | None = None, sort_keys: bool = False) -> str:
     """Strict JSON text of ``obj`` after :func:`json_ready` (never bare NaN or Infinity)."""
     return json.dumps(json_ready(obj), indent=indent, sort_keys=sort_keys, allow_nan=False)
