@@ -69,8 +69,24 @@ class InverseParams:
             vector
     ======  =============================================================  ====================
 
-    r >= N is allowed (it is part of the science: claim 3) but raises
-    :class:`InverseRegimeWarning`, since each context then cannot pin down v even without noise.
+    r >= N is allowed (the experiment over the task rank crosses r = N: there the oracle risk stops
+    vanishing with the noise) but raises :class:`InverseRegimeWarning`, since each context then
+    cannot pin down v even without noise.
+
+    Parameters
+    ----------
+    d, N, r : int
+        Dimension, context length and task rank (table above).
+    sigma : float
+        Label-noise standard deviation.
+    cond : float
+        Condition number c_x of Sigma_x = Q diag(s) Q^T, s_i proportional to c_x^{(i-1)/(d-1)}, sum s = d.
+    n_s : int
+        Number of training contexts.
+    w0 : None, float or array_like
+        Prior mean of w (table above).
+    Lambda : float or array_like
+        Prior variances of v; Sigma_w = U diag(Lambda) U^T.
     """
 
     d: int
@@ -123,7 +139,18 @@ class InverseParams:
 def input_spectrum(d: int, cond: float) -> np.ndarray:
     r"""Eigenvalues s of Sigma_x: log-spaced with s_max/s_min = cond, normalized so sum(s) = d.
 
-    s_i proportional to cond^{(i-1)/(d-1)}, i = 1..d (ascending); all ones when cond = 1.
+    Parameters
+    ----------
+    d : int
+        Dimension (d >= 1).
+    cond : float
+        Condition number s_max / s_min (>= 1).
+
+    Returns
+    -------
+    ndarray
+        s, shape (d,), ascending: s_i = d cond^{(i-1)/(d-1)} / sum_j cond^{(j-1)/(d-1)}, i = 1..d
+        (all ones when cond = 1).
     """
     d = check_int("d", d, lower=1)
     cond = float(check_real("cond", cond, lower=1.0, lower_inclusive=True))
@@ -134,7 +161,21 @@ def input_spectrum(d: int, cond: float) -> np.ndarray:
 
 
 def haar_orthogonal(d: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """A d x k matrix with orthonormal columns, Haar-distributed (QR of a Gaussian, signs fixed)."""
+    """A d x k matrix with orthonormal columns, Haar-distributed on the Stiefel manifold.
+
+    Parameters
+    ----------
+    d, k : int
+        Shape (k <= d).
+    rng : numpy.random.Generator
+        Source of the Gaussian draw.
+
+    Returns
+    -------
+    ndarray
+        Q of shape (d, k): G = Q R (QR of a standard Gaussian d x k matrix G), with the signs of the
+        columns fixed so that diag(R) > 0 (which makes the law exactly Haar).
+    """
     g = rng.standard_normal((d, k))
     q, rmat = np.linalg.qr(g)
     return q * np.sign(np.diag(rmat))
@@ -142,7 +183,17 @@ def haar_orthogonal(d: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class InverseContexts:
-    """A batch of n contexts: X (n, N, d), Y (n, N) and the true task vectors W (n, d)."""
+    """A batch of n inverse-ICL contexts with their true tasks: y_i = <x_i, w> + eps_i per context.
+
+    Attributes
+    ----------
+    X : ndarray
+        Inputs, shape (n, N, d), rows ~ N(0, Sigma_x).
+    Y : ndarray
+        Labels, shape (n, N).
+    W : ndarray
+        The true task vectors w = w0 + U v, shape (n, d).
+    """
 
     X: np.ndarray
     Y: np.ndarray
@@ -232,7 +283,18 @@ class InverseModel:
 
 
 def mse_per_coordinate(W_hat: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Per-context error ||w_hat - w||^2 / d (shape (n,)): an MSE, not an RMSE."""
+    """Per-context error ||w_hat - w||^2 / d: an MSE, not an RMSE.
+
+    Parameters
+    ----------
+    W_hat, W : array_like
+        Estimated and true task vectors, shape (n, d).
+
+    Returns
+    -------
+    ndarray
+        Shape (n,): sum_i (w_hat_i - w_i)^2 / d for each context.
+    """
     W_hat = np.asarray(W_hat, dtype=float)
     return np.sum((W_hat - W) ** 2, axis=-1) / W.shape[-1]
 
