@@ -17,7 +17,24 @@ def compressed_stieltjes(s, q: float, t, xtol: float = 1e-15):
 
     Solves q m = mean_i 1/(s_i + t + (1/q - 1)/m) for m in [1/(s_max + t), 1/(s_min + t)] (brentq;
     the bracket holds because mu_B lies inside [s_min, s_max]). Vectorized over t.
-    Returns (m, residual) with the residual |q m - mean(...)| / (q m).
+
+    Parameters
+    ----------
+    s : array_like
+        Eigenvalues of Sigma_x.
+    q : float
+        Compression ratio r/d, 0 < q <= 1.
+    t : float or array_like
+        Points t > 0.
+    xtol : float
+        Absolute tolerance of the root, relative to the bracket's lower end.
+
+    Returns
+    -------
+    m : float or ndarray
+        m_B(t).
+    residual : float or ndarray
+        abs(q m - mean_i 1/(s_i + t + (1/q - 1)/m)) / (q m) at the root.
     """
     from scipy.optimize import brentq
     s = np.asarray(s, dtype=float)
@@ -115,6 +132,30 @@ def ore_deterministic_equivalent(S, Lambda, sigma: float, N: int, xtol: float = 
     In the basis D^{-1/2} S D^{-1/2} = V diag(t) V^T the fixed point is the scalar equation
     delta = sum_i t_i (1 + delta)/(1 + delta + N t_i), solved by brentq on [0, sum_i t_i]
     (the right side is increasing in delta and bounded by sum_i t_i). Exact ORE risk ~ sigma^2 tr Q.
+
+    Parameters
+    ----------
+    S : array_like
+        U^T Sigma_x U, (r, r).
+    Lambda : array_like
+        Prior variances, (r,).
+    sigma : float
+        Noise standard deviation (> 0).
+    N : int
+        Tokens per context.
+    xtol : float
+        Absolute tolerance of brentq on delta.
+
+    Returns
+    -------
+    Q : ndarray
+        (r, r).
+    delta : float
+        The fixed point.
+    iterations : int
+        brentq iterations.
+    residual : float
+        abs(right side - delta) at the returned delta.
     """
     from scipy.optimize import brentq
     S = np.asarray(S, dtype=float)

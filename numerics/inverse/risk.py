@@ -99,10 +99,19 @@ def ore_expected_inverse(S, Lambda, sigma: float, N: int, n: int, rng, chunk: in
 class OreRisk:
     """ORE risk E||w_hat - w||^2 = E_X tr Sigma_post (sum over d coordinates).
 
-    risk, sem        Monte Carlo over the r x r Gram A^T A ~ Wishart_r(U^T Sigma_x U, N) (exact in law)
-    small_noise      sigma^2 tr((U^T Sigma_x U)^{-1})/(N - r - 1) (nan unless N > r + 1)
-    deterministic    Marchenko-Pastur deterministic equivalent sigma^2 tr Q (r, N -> infinity)
-    n_samples        Monte Carlo draws; converged/residual/iterations refer to the fixed point.
+    Attributes
+    ----------
+    risk, sem : float
+        Monte Carlo mean and standard error over the r x r Gram A^T A ~ Wishart_r(U^T Sigma_x U, N)
+        (exact in law: only the Gram is sampled).
+    small_noise : float
+        sigma^2 tr((U^T Sigma_x U)^{-1}) / (N - r - 1) (nan unless N > r + 1).
+    deterministic : float
+        Deterministic equivalent sigma^2 tr Q (:func:`ore_deterministic_equivalent`; r, N -> infinity).
+    n_samples : int
+        Monte Carlo draws.
+    converged, residual, iterations : bool, float, int
+        Of the deterministic-equivalent fixed point.
     """
     risk: float
     sem: float
@@ -115,7 +124,30 @@ class OreRisk:
 
 
 def ore_risk(Sigma_x, U, Lambda, sigma, N, n_samples: int = 20_000, seed: int = 0) -> OreRisk:
-    """Exact ORE risk E_X tr Sigma_post, Sigma_post = (Lambda^{-1} + (XU)^T XU/sigma^2)^{-1}."""
+    """Exact ORE risk E_X tr Sigma_post, Sigma_post = (Lambda^{-1} + (XU)^T XU/sigma^2)^{-1}.
+
+    Parameters
+    ----------
+    Sigma_x : array_like
+        Covariance of the rows of X, (d, d), symmetric positive definite.
+    U : array_like
+        Orthonormal basis of the prior's span, (d, r).
+    Lambda : float or array_like
+        Prior variances of v (length r, or one value for all).
+    sigma : float
+        Noise standard deviation (>= 0).
+    N : int
+        Tokens per context.
+    n_samples : int
+        Monte Carlo draws of the Gram (>= 2).
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    OreRisk
+        The risk (sum over the d coordinates) with its standard error and its approximations.
+    """
     Sigma_x, U, Lambda = _prior(Sigma_x, U, Lambda)
     sigma = float(check_real("sigma", sigma, lower=0.0, lower_inclusive=True))
     N = check_int("N", N, lower=1)
@@ -152,10 +184,20 @@ def ore_risk(Sigma_x, U, Lambda, sigma, N, n_samples: int = 20_000, seed: int = 
 class OreMoments:
     """Moments of the ORE output: mean = w0, cov = Sigma_w - sigma^2 C.
 
-    C (d x d) = U E_X[(sigma^2 Lambda^{-1} + A^T A)^{-1}] U^T by Monte Carlo, C_sem its entrywise SE;
-    C_small_noise = U S^{-1} U^T/(N - r - 1) (sigma -> 0, N > r + 1; nan otherwise);
-    C_large_N = U (sigma^2 Lambda^{-1} + N S)^{-1} U^T (A^T A replaced by its mean; Jensen lower bound);
-    C_deterministic = U Q U^T (Marchenko-Pastur deterministic equivalent).
+    Attributes
+    ----------
+    mean : ndarray
+        E w_hat = w0, (d,).
+    cov : ndarray
+        Cov(w_hat) = Sigma_w - sigma^2 C, (d, d).
+    C, C_sem : ndarray
+        U E_X[(sigma^2 Lambda^{-1} + A^T A)^{-1}] U^T by Monte Carlo, and its entrywise standard error.
+    C_small_noise : ndarray
+        U S^{-1} U^T / (N - r - 1), S = U^T Sigma_x U (sigma -> 0, N > r + 1; nan otherwise).
+    C_large_N : ndarray
+        U (sigma^2 Lambda^{-1} + N S)^{-1} U^T (A^T A replaced by its mean; a Jensen lower bound).
+    C_deterministic : ndarray
+        U Q U^T (deterministic equivalent, :func:`ore_deterministic_equivalent`).
     """
     mean: np.ndarray
     cov: np.ndarray
@@ -167,7 +209,32 @@ class OreMoments:
 
 
 def ore_moments(Sigma_x, U, Lambda, w0, sigma, N, n_samples: int = 20_000, seed: int = 0) -> OreMoments:
-    """E w_hat = w0 and Cov(w_hat) = Sigma_w - sigma^2 C of the oracle posterior mean (sigma > 0)."""
+    """E w_hat = w0 and Cov(w_hat) = Sigma_w - sigma^2 C of the oracle posterior mean (sigma > 0).
+
+    By orthogonality of the posterior mean, Cov(v_hat | X) = Lambda - Sigma_post; the law of total
+    covariance gives Cov(w_hat) = Sigma_w - U E_X[Sigma_post] U^T.
+
+    Parameters
+    ----------
+    Sigma_x : array_like
+        Covariance of the rows of X, (d, d), symmetric positive definite.
+    U : array_like
+        Orthonormal basis of the prior's span, (d, r).
+    Lambda : float or array_like
+        Prior variances of v (length r, or one value for all).
+    sigma : float
+        Noise standard deviation (>= 0).
+    N : int
+        Tokens per context.
+    w0 : array_like
+        Prior mean, (d,).
+    n_samples, seed : int
+        Monte Carlo draws of the Gram and their seed.
+
+    Returns
+    -------
+    OreMoments
+    """
     Sigma_x, U, Lambda = _prior(Sigma_x, U, Lambda)
     sigma = float(check_real("sigma", sigma, lower=0.0))
     N = check_int("N", N, lower=1)
@@ -188,7 +255,22 @@ def ore_moments(Sigma_x, U, Lambda, w0, sigma, N, n_samples: int = 20_000, seed:
 
 
 def ore_risk_small_noise(Sigma_x, U, sigma, N):
-    """sigma^2 tr((U^T Sigma_x U)^{-1}) / (N - r - 1), vectorized in sigma; requires N > r + 1."""
+    """Small-noise ORE risk sigma^2 tr((U^T Sigma_x U)^{-1}) / (N - r - 1) (inverse-Wishart mean).
+
+    Parameters
+    ----------
+    Sigma_x, U : array_like
+        Input covariance (d, d) and orthonormal prior basis (d, r).
+    sigma : float or array_like
+        Noise standard deviation (vectorized).
+    N : int
+        Tokens per context, N > r + 1.
+
+    Returns
+    -------
+    float or ndarray
+        The sigma -> 0 risk (sum over d coordinates), one per sigma.
+    """
     Sigma_x, U, _ = _prior(Sigma_x, U, 1.0)
     sigma = check_real("sigma", sigma, lower=0.0, lower_inclusive=True)
     r = U.shape[1]
@@ -198,7 +280,28 @@ def ore_risk_small_noise(Sigma_x, U, sigma, N):
 
 def ore_risk_mp(sigma, gamma, N, prior_variance=1.0):
     """Marchenko-Pastur ORE risk per task dimension, E tr Sigma_post / r, for U^T Sigma_x U = I,
-    Lambda = lam I, r = gamma N: (sigma^2/N) m_MP(-sigma^2/(lam N); gamma). Vectorized."""
+    Lambda = lam I, r = gamma N: (sigma^2/N) m_MP(-sigma^2/(lam N); gamma). Vectorized.
+
+    m_MP(-mu) = 2 / [(1 - gamma + mu) + sqrt((1 - gamma + mu)^2 + 4 gamma mu)] is the
+    Marchenko-Pastur(gamma) Stieltjes transform on the negative axis.
+
+    Parameters
+    ----------
+    sigma : float or array_like
+        Noise standard deviation.
+    gamma : float or array_like
+        r / N (> 0).
+    N : int
+        Tokens per context.
+    prior_variance : float or array_like
+        lam in Lambda = lam I_r (> 0).
+
+    Returns
+    -------
+    float or ndarray
+        The risk per task dimension; limits sigma^2 / (N (1 - gamma)) as sigma -> 0 (gamma < 1),
+        lam (1 - 1/gamma) as sigma -> 0 (gamma > 1), lam as sigma -> infinity.
+    """
     sigma = check_real("sigma", sigma, lower=0.0, lower_inclusive=True)
     gamma = check_real("gamma", gamma, lower=0.0)
     lam = check_real("prior_variance", prior_variance, lower=0.0)
@@ -207,7 +310,24 @@ def ore_risk_mp(sigma, gamma, N, prior_variance=1.0):
 
 
 def ore_risk_bound(b, Lambda, sigma, N):
-    """sum_i 1/(1/lambda_i + N b/sigma^2) (<= sigma^2 r/(N b)) when (1/N) U^T X^T X U >= b I."""
+    """ORE risk bound when (1/N) U^T X^T X U >= b I: sum_i 1/(1/lambda_i + N b/sigma^2) <= sigma^2 r/(N b).
+
+    Parameters
+    ----------
+    b : float or array_like
+        Lower bound of the design's eigenvalues on span U (> 0).
+    Lambda : float or array_like
+        Prior variances lambda_i.
+    sigma : float or array_like
+        Noise standard deviation.
+    N : int
+        Tokens per context.
+
+    Returns
+    -------
+    float or ndarray
+        The bound on E[||w_hat - w||^2 | X] (sum over coordinates).
+    """
     b = check_real("b", b, lower=0.0)
     Lambda = check_real("Lambda", Lambda, lower=0.0)
     sigma = check_real("sigma", sigma, lower=0.0)
@@ -216,7 +336,22 @@ def ore_risk_bound(b, Lambda, sigma, N):
 
 
 def fourth_moment(Sigma_x, B, N):
-    """E[X^T X B X^T X] = N(N+1) Sigma_x B Sigma_x + N tr(B Sigma_x) Sigma_x (B symmetric)."""
+    """Fourth moment of a Gaussian design: E[X^T X B X^T X] = N(N+1) Sigma_x B Sigma_x + N tr(B Sigma_x) Sigma_x.
+
+    Parameters
+    ----------
+    Sigma_x : array_like
+        Row covariance of X (N x d), (d, d).
+    B : array_like
+        Symmetric (d, d) matrix.
+    N : int
+        Rows of X.
+
+    Returns
+    -------
+    ndarray
+        The (d, d) moment (Isserlis' theorem on each pair of rows).
+    """
     Sigma_x = _square("Sigma_x", Sigma_x)
     B = _square("B", B, Sigma_x.shape[0])
     return theory.fourth_moment(Sigma_x, B, check_int("N", N, lower=1))
@@ -230,6 +365,17 @@ class Lt1Optimal:
     Output moments: E w_hat = w0 and cov = Cov(w_hat) = Gamma F Gamma^T = Sigma_w Sigma_x Gamma^T
     (rank r: the range of Gamma is span U), with tr cov = tr Sigma_w - risk (the error is orthogonal
     to the features at the optimum).
+
+    Attributes
+    ----------
+    b : ndarray
+        Optimal bias w0, (d,).
+    Gamma : ndarray
+        Sigma_w Sigma_x F^{-1}, (d, d), F = (N+1)/N Sigma_x Sigma_w Sigma_x + (tr(Sigma_w Sigma_x) + sigma^2)/N Sigma_x.
+    risk : float
+        R* = tr Sigma_w - tr(Gamma Sigma_x Sigma_w) (sum over d).
+    cov : ndarray
+        Cov(w_hat), (d, d).
     """
     b: np.ndarray
     Gamma: np.ndarray
@@ -249,7 +395,24 @@ def _lt1_args(Sigma_x, Sigma_w, w0, sigma, N):
 
 
 def lt1_optimal(Sigma_x, Sigma_w, w0, sigma, N) -> Lt1Optimal:
-    """Closed-form optimal (b, Gamma) of w_hat = b + Gamma X^T (Y - X b)/N and its minimal risk."""
+    """Closed-form optimal (b, Gamma) of w_hat = b + Gamma X^T (Y - X b)/N and its minimal risk.
+
+    Parameters
+    ----------
+    Sigma_x, Sigma_w : array_like
+        Input and task covariances, (d, d).
+    w0 : array_like
+        Prior mean, (d,).
+    sigma : float
+        Noise standard deviation.
+    N : int
+        Tokens per context.
+
+    Returns
+    -------
+    Lt1Optimal
+        b = w0, Gamma = Sigma_w Sigma_x F^{-1}, R* and Cov(w_hat).
+    """
     args = _lt1_args(Sigma_x, Sigma_w, w0, sigma, N)
     b, G, R = theory.lt1_optimal(*args)
     cov = args[1] @ args[0] @ G.T
@@ -257,7 +420,31 @@ def lt1_optimal(Sigma_x, Sigma_w, w0, sigma, N) -> Lt1Optimal:
 
 
 def lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N) -> float:
-    """Exact risk E||w_hat - w||^2 of the one-layer LT with any (b, Gamma)."""
+    """Exact risk E||w_hat - w||^2 of the one-layer LT w_hat = b + Gamma X^T (Y - X b) / N with any (b, Gamma).
+
+    R = tr M - 2 tr(Gamma Sigma_x M) + tr(Gamma F Gamma^T), M = Sigma_w + (w0 - b)(w0 - b)^T,
+    F = (N+1)/N Sigma_x M Sigma_x + (tr(M Sigma_x) + sigma^2)/N Sigma_x.
+
+    Parameters
+    ----------
+    Gamma : array_like
+        (d, d).
+    b : array_like
+        (d,).
+    Sigma_x, Sigma_w : array_like
+        Input and task covariances, (d, d).
+    w0 : array_like
+        Prior mean, (d,).
+    sigma : float
+        Noise standard deviation.
+    N : int
+        Tokens per context.
+
+    Returns
+    -------
+    float
+        R (sum over the d coordinates).
+    """
     Sigma_x, Sigma_w, w0, sigma, N = _lt1_args(Sigma_x, Sigma_w, w0, sigma, N)
     Gamma = np.asarray(Gamma, dtype=float)
     if Gamma.shape != Sigma_x.shape:
@@ -269,7 +456,24 @@ def lt1_risk(Gamma, b, Sigma_x, Sigma_w, w0, sigma, N) -> float:
 
 
 def lt1_risk_isotropic(sigma, r, N, prior_variance=1.0):
-    """R* = r lam (lam (r+1) + sigma^2)/((N + r + 1) lam + sigma^2) for Sigma_x = I, Lambda = lam I_r."""
+    """Optimal one-layer LT risk for Sigma_x = I, Lambda = lam I_r: R* = r lam (lam (r+1) + sigma^2)/((N + r + 1) lam + sigma^2).
+
+    Parameters
+    ----------
+    sigma : float or array_like
+        Noise standard deviation.
+    r : float or array_like
+        Task rank.
+    N : int
+        Tokens per context.
+    prior_variance : float or array_like
+        lam (> 0).
+
+    Returns
+    -------
+    float or ndarray
+        R* (sum over coordinates); it does not vanish as sigma -> 0.
+    """
     sigma = check_real("sigma", sigma, lower=0.0, lower_inclusive=True)
     r = check_real("r", r, lower=0.0)
     lam = check_real("prior_variance", prior_variance, lower=0.0)
