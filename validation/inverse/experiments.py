@@ -220,12 +220,29 @@ class RunCache:
 # --- several estimators and seeds ----------------------------------------------------------------
 @dataclass(frozen=True)
 class EstimatorScore:
-    """Test error of one estimator over training seeds.
+    """Test error of one estimator over training seeds (MSE per coordinate, ||w_hat - w||^2 / d).
 
-    mean      mean over seeds of the per-seed test MSE
-    sem       its standard error across seeds (training sets and test contexts both vary); for one
-              seed, the test-context SE of that seed
-    sem_test  mean over seeds of the per-seed test-context SE
+    Attributes
+    ----------
+    mean : float
+        Mean over seeds of the per-seed test MSE.
+    sem : float
+        Its standard error across seeds (training sets and test contexts both vary); for one seed,
+        the test-context standard error of that seed.
+    sem_test : float
+        Mean over seeds of the per-seed test-context standard error.
+    seeds : int
+        Training seeds.
+    train_seconds : float
+        Mean training time per seed.
+    iterations : int
+        Mean training iterations (0 for the untrained estimators).
+    converged : bool
+        Every seed's training converged.
+    train_loss : float
+        Mean final training loss (nan for the untrained estimators).
+    per_seed : tuple of float
+        The per-seed test MSE.
     """
 
     mean: float
@@ -252,7 +269,33 @@ def aggregate(runs: list[RunResult]) -> EstimatorScore:
 
 @dataclass(frozen=True, eq=False)
 class EstimatorComparison:
-    """Result of :func:`compare_estimators`."""
+    """Result of :func:`compare_estimators`: every estimator's test error on one task distribution.
+
+    Attributes
+    ----------
+    params : InverseParams
+        The problem.
+    K : int
+        Depth of the LTs.
+    seeds : tuple of int
+        Training seeds.
+    scores : dict
+        Estimator name ('RE', 'TRE', 'ORE', 'LT-<loss>') -> :class:`EstimatorScore`.
+    rank_recovered : tuple
+        TRE's r_hat per seed.
+    ore_theory : float or None
+        Exact ORE risk per coordinate, E_X tr Sigma_post / d (None at sigma = 0 or without ``theory``).
+    lt1_theory : float or None
+        Optimal one-layer LT risk per coordinate, R* / d.
+    seconds : float
+        Wall-clock time.
+    model : InverseModel
+        The draw of the task distribution.
+    ore_conditional : tuple
+        Mean and standard error over the first seed's test designs of tr Sigma_post / d.
+    runs, arrays : dict
+        Per-estimator run records and cached arrays.
+    """
 
     params: InverseParams
     K: int
@@ -289,8 +332,38 @@ def compare_estimators(params: InverseParams, *, K: int = 4, losses=LT_LOSSES, n
                        cache: RunCache | None = None, progress=None, theory: bool = True) -> EstimatorComparison:
     """Fit RE, TRE, ORE (``include``) and one LT per loss on n_s tasks per training seed; score on fresh ones.
 
-    ``cache``: a :class:`RunCache` (default: none, every run computed). Scores are aggregated over
-    ``seeds`` by :func:`aggregate`.
+    The task distribution (Q, U) is drawn from ``model_seed``; training seed s draws n_s training
+    contexts and ``n_test`` test contexts; each estimator's score is the per-seed mean of
+    ||w_hat - w||^2 / d over the test contexts, aggregated over ``seeds`` by :func:`aggregate`.
+
+    Parameters
+    ----------
+    params : InverseParams
+        The problem (d, N, r, sigma, cond, n_s, w0, Lambda).
+    K : int
+        Depth of the LTs.
+    losses : sequence of str
+        One LT per loss (:data:`lowrank_icl.numerics.inverse.LT_LOSSES`).
+    n_test : int
+        Test contexts per seed.
+    seeds : sequence of int
+        Distinct training seeds.
+    model_seed : int
+        Seed of the task distribution's bases.
+    include : sequence of str
+        Untrained estimators to score ('RE', 'TRE', 'ORE').
+    lt : LTSettings
+        Training settings of the LTs.
+    cache : RunCache, optional
+        Content-addressed cache of the runs (default: every run computed).
+    progress : callable, optional
+        Receives one line per LT training.
+    theory : bool
+        Also evaluate the exact ORE and optimal one-layer LT risks.
+
+    Returns
+    -------
+    EstimatorComparison
     """
     seeds = tuple(int(s) for s in seeds)
     if len(set(seeds)) != len(seeds):
