@@ -217,7 +217,7 @@ def build_prior(out_dir, quick, progress, scale=None) -> FigureOutput:
     files = save_figure(fig, out_dir, "inverse_prior", header, rows)
     plt.close(fig)
     return FigureOutput("inverse_prior", files, header, rows,
-                        "Claim 2: mean of outputs vs w0 and the corrected covariance spectrum (gap at r?).")
+                        "Claim 2 (the LT learns the prior): mean of outputs vs w0 and the corrected covariance spectrum (gap at r?).")
 
 
 # --- experiment 3 ------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def rank_sweep(sc, progress) -> list[dict]:
 
 
 @figure("inverse_rank", "inverse ICL: MSE vs task rank r up to N, with ORE and one-layer-LT theory, and the "
-                        "log-log slope in r/N (claims 3, 4)")
+                        "log-log slope in r/N (claims 3, sharp rise as r -> N, and 4, linear scaling)")
 def build_rank(out_dir, quick, progress, scale=None) -> FigureOutput:
     plt = _plt()
     name, sc = resolve_scale(quick, scale)
@@ -289,7 +289,7 @@ def build_rank(out_dir, quick, progress, scale=None) -> FigureOutput:
     _log_ticks(ax2, x_fit)
     ax2.set_xlabel(r"$r/N$ ($r < N$)")
     ax2.set_ylabel(r"MSE $\|\hat w - w\|^2/d$")
-    ax2.set_title("log-log slope in r/N with 95% CI (claim 4)", fontsize=9)
+    ax2.set_title("log-log slope in r/N with 95% CI (claim 4: linear in r/N)", fontsize=9)
     ax2.legend(fontsize=6.5)
     files = save_figure(fig, out_dir, "inverse_rank", header, rows)
     plt.close(fig)
