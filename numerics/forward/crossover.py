@@ -51,7 +51,7 @@ class PhaseBoundary:
     kappa_star: steepest point of log e vs log kappa; width: full width at half depth of the
     slope dip, in log kappa (natural log); kappa_lo, kappa_hi: its two ends; slope: the extreme
     slope d log e/d log kappa at kappa*; error_at_star: e at kappa*; converged: every root found;
-    residual: |f''(x*)| w^2/|s*| (dimensionless curvature left at the reported point);
+    residual: abs(f''(x*)) w^2 / abs(s*) (dimensionless curvature left at the reported point);
     reason: "" or why a point failed. Fields are scalars for scalar alpha, arrays for array alpha.
     """
 
@@ -213,7 +213,7 @@ def fit_power_law(alpha, y) -> ScalingFit:
 
 
 def crossover_scaling(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg"):
-    """phase_boundary at each alpha plus power-law fits of the width and of |kappa* - rho|.
+    """phase_boundary at each alpha plus power-law fits of the width and of abs(kappa* - rho).
 
     Raises ValueError if a boundary point did not converge (a fit through it would be meaningless).
     """

@@ -76,12 +76,12 @@ class TaskSpectrum:
 
     @property
     def train_mean(self) -> float:
-        """mean(s) = E|w|^2 / D for a pretraining task."""
+        """mean(s) = E[w^T w] / D for a pretraining task."""
         return float(np.dot(self.weights, self.train))
 
     @property
     def test_mean(self) -> float:
-        """mean(t) = E|w'|^2 / D for a test task."""
+        """mean(t) = E[w'^T w'] / D for a test task."""
         return float(np.dot(self.weights, self.test))
 
     def __repr__(self) -> str:

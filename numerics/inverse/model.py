@@ -64,7 +64,7 @@ class InverseParams:
     cond    condition number c_x of Sigma_x (log-spaced spectrum)          cond >= 1
     n_s     number of training contexts (tasks)                            n_s >= 1
     w0      prior mean: None (1_d/sqrt(d)), a scalar c (c 1_d/sqrt(d),     finite
-            i.e. norm |c|) or a vector of length d
+            i.e. norm abs(c)) or a vector of length d
     Lambda  prior variances of v: a scalar (lambda I_r) or a length-r      Lambda > 0
             vector
     ======  =============================================================  ====================
