@@ -53,6 +53,17 @@ class PhaseBoundary:
     slope d log e/d log kappa at kappa*; error_at_star: e at kappa*; converged: every root found;
     residual: abs(f''(x*)) w^2 / abs(s*) (dimensionless curvature left at the reported point);
     reason: "" or why a point failed. Fields are scalars for scalar alpha, arrays for array alpha.
+
+    Attributes
+    ----------
+    alpha : ndarray
+        The alpha values.
+    kappa_star, width, kappa_lo, kappa_hi, slope, error_at_star : ndarray
+        The crossover (above).
+    converged, residual, reason : ndarray
+        Diagnostics (above).
+    protocol : str
+        'idg', 'odg' or 'tm'.
     """
 
     alpha: np.ndarray
@@ -168,6 +179,27 @@ def phase_boundary(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg"
     (default), "odg" or "tm". Scalar alpha gives scalar fields.
     As alpha -> infinity (lam = 0, tau > 1, sigma > 0), kappa* -> rho and width -> 0 like alpha^{-1/2}.
     A point where the solver does not converge is returned with converged=False, NaN values and a reason.
+
+    Parameters
+    ----------
+    alpha : float or array_like
+        Context ratios (> 0, scalar or 1-D).
+    tau : float
+        Prompts ratio M / D^2.
+    rho : float
+        Task rank ratio.
+    sigma : float
+        Label-noise standard deviation.
+    lam : float
+        Ridge strength.
+    protocol : {'idg', 'odg', 'tm'}
+        The error whose crossover in kappa is located.
+
+    Returns
+    -------
+    PhaseBoundary
+        kappa* = argmax over kappa of abs(d log e / d log kappa) and the full width at half depth of that
+        slope, in log kappa.
     """
     scalar = np.ndim(alpha) == 0
     alphas = np.atleast_1d(check_real("alpha", alpha, lower=0.0)).astype(float)
@@ -191,7 +223,17 @@ def phase_boundary(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg"
 
 @dataclass(frozen=True)
 class ScalingFit:
-    """Power law y = A alpha^{-exponent} fitted by least squares in log-log, with a 95% interval."""
+    """Power law y = A alpha^{-exponent} fitted by least squares in log-log, with a 95% interval.
+
+    Attributes
+    ----------
+    exponent : float
+        p in y = A alpha^{-p}.
+    ci_low, ci_high : float
+        Its 95 % interval.
+    prefactor : float
+        A.
+    """
 
     exponent: float
     ci_low: float
@@ -203,7 +245,19 @@ class ScalingFit:
 
 
 def fit_power_law(alpha, y) -> ScalingFit:
-    """Fit log y = log A - exponent log alpha; CI from the t distribution of the slope."""
+    """Fit log y = log A - exponent log alpha; CI from the t distribution of the slope.
+
+    Parameters
+    ----------
+    alpha, y : array_like
+        Positive values (at least three points).
+
+    Returns
+    -------
+    ScalingFit
+        y = A alpha^{-exponent} by least squares of log y on log alpha, with the 95 % interval of the
+        exponent from the t distribution (n - 2 degrees of freedom).
+    """
     lx, ly = np.log(np.asarray(alpha, float)), np.log(np.asarray(y, float))
     if lx.size < 3:
         raise ValueError("fit_power_law needs at least 3 points")
@@ -216,6 +270,22 @@ def crossover_scaling(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "i
     """phase_boundary at each alpha plus power-law fits of the width and of abs(kappa* - rho).
 
     Raises ValueError if a boundary point did not converge (a fit through it would be meaningless).
+
+    Parameters
+    ----------
+    alpha : array_like
+        Context ratios (at least three).
+    tau, rho, sigma, lam : float
+        As in :func:`phase_boundary`.
+    protocol : {'idg', 'odg', 'tm'}
+        The error.
+
+    Returns
+    -------
+    boundary : PhaseBoundary
+        The crossover at each alpha.
+    width_fit, location_fit : ScalingFit
+        Power laws width ~ A alpha^{-p} and abs(kappa* - rho) ~ A alpha^{-p}.
     """
     pb = phase_boundary(alpha=np.atleast_1d(alpha), tau=tau, rho=rho, sigma=sigma, lam=lam, protocol=protocol)
     if not np.all(pb.converged):

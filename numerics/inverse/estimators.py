@@ -224,6 +224,21 @@ class PriorEstimate:
 
     w0 (d,), U (d, r_hat), Lambda (r_hat,), sigma (noise std), Sigma_x (d, d) and the
     eigenvalues of the noise-corrected covariance whose gap gave r_hat (``spectrum``).
+
+    Attributes
+    ----------
+    w0 : ndarray
+        Estimated prior mean, (d,).
+    U : ndarray
+        Estimated prior basis, (d, r_hat).
+    Lambda : ndarray
+        Estimated prior variances, (r_hat,).
+    sigma : float
+        Estimated noise standard deviation.
+    Sigma_x : ndarray
+        Pooled input covariance, (d, d).
+    spectrum : ndarray
+        Eigenvalues of the noise-corrected covariance (descending).
     """
 
     w0: np.ndarray

@@ -209,6 +209,17 @@ class InverseModel:
 
     Sigma_x = Q diag(s) Q^T, Sigma_w = U diag(Lambda) U^T, prior mean w0.
     Build with :meth:`draw`; draw contexts with :meth:`sample`.
+
+    Attributes
+    ----------
+    params : InverseParams
+        The numbers.
+    Q : ndarray
+        Haar eigenbasis of Sigma_x, (d, d).
+    s : ndarray
+        Eigenvalues of Sigma_x, (d,) (:func:`input_spectrum`).
+    U : ndarray
+        Haar orthonormal basis of the prior's span, (d, r).
     """
 
     params: InverseParams

@@ -67,7 +67,16 @@ _SEED_FIELDS = (*ORDER_FIELDS, "t_tm", "converged", "residual", "iterations", "m
 
 @dataclass(frozen=True)
 class SimulatedErrors:
-    """Exact finite-D test errors of each trained Gamma: TM, IDG, ODG (Estimates over seeds)."""
+    """Exact finite-D test errors of each trained Gamma: TM, IDG, ODG (Estimates over seeds).
+
+    For each seed, e_X(Gamma_hat) = E[(y - yhat)^2] over test prompts of protocol X, exactly at finite D
+    (:func:`lowrank_icl.theory.exact_test_error`).
+
+    Attributes
+    ----------
+    tm, idg, odg : Estimate
+        Task memorization, in-distribution and out-of-distribution errors over seeds.
+    """
 
     tm: Estimate
     idg: Estimate
@@ -89,6 +98,29 @@ class SimulationResult:
     ``t_tm`` = tr(S)/D of each pool (1 on average). ``converged`` is True if every fit converged,
     ``residual`` the largest relative normal-equation residual, ``iterations`` the largest count.
     ``parts`` (pool_repeats > 1 only) maps "q", "q_bar", "q0" to {"signal", "noise"} Estimates.
+
+    Attributes
+    ----------
+    params : ForwardParams
+        The model.
+    sizes : Sizes
+        D, L, M, M0, r.
+    seeds : tuple of int
+        Pretraining draws.
+    q, m, q_bar, m_bar, q0, m0, t_tm : Estimate
+        Order parameters over seeds.
+    converged, residual, iterations : bool, float, int
+        Ridge-fit diagnostics.
+    seconds : float
+        Wall-clock time.
+    methods : tuple of str
+        Ridge method per seed.
+    alpha_test, sigma_test : float or None
+        Defaults of ``errors()``.
+    parts : dict or None
+        Signal/noise splits (pool_repeats > 1).
+    method, tol, pool_repeats : str, float, int
+        The settings used.
     """
 
     params: ForwardParams
@@ -445,6 +477,39 @@ def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=
     ``spectrum=TaskSpectrum(...)`` (instead of rho) draws tasks from N(0, Sigma) in a Haar eigenbasis and
     returns a :class:`lowrank_icl.validation.forward.spectrum_simulate.SpectrumSimulation` (D <= 256;
     exact TM, IDG and test-law errors; see that module).
+
+    Parameters
+    ----------
+    dim : int
+        Token dimension D.
+    alpha, tau, kappa, rho, sigma, lam : float
+        The model (as in :func:`lowrank_icl.solve`); L = round(alpha D), M = round(tau D^2),
+        M0 = round(kappa D), r = round(rho D).
+    alpha_test, sigma_test : float, optional
+        Defaults of ``result.errors()``.
+    seeds : iterable of int or int
+        Pretraining draws (or their count).
+    method, tol : str, float
+        The ridge solver and its relative residual.
+    workers : int
+        Processes.
+    cache_dir : path, optional
+        Per-seed cache folder.
+    progress : bool or callable
+        Progress lines.
+    pool_repeats : int
+        Task-pool redraws per seed (the signal/noise split of the order parameters).
+    y2_column : bool
+        Also train the label-power-column model.
+    spectrum : TaskSpectrum, optional
+        A general task spectrum instead of rho.
+
+    Returns
+    -------
+    SimulationResult
+        Per-seed order parameters of Gamma_hat = argmin of the ridge-regularized pretraining loss, with
+        ``errors()``: the exact finite-D test error of each Gamma_hat over fresh test prompts
+        (a :class:`Y2ColumnResult` with ``y2_column=True``, a :class:`SpectrumSimulation` with ``spectrum=``).
     """
     if y2_column and spectrum is not None:
         raise ValueError("give y2_column=True or spectrum=, not both")

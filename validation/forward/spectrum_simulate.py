@@ -78,7 +78,25 @@ def run_spectrum_seed(dim, alpha, tau, kappa, sigma, lam, spectrum, seed, method
 
 @dataclass(frozen=True)
 class SpectrumSimulation:
-    """Per-seed summaries of a spectrum simulation; ``errors()`` gives exact TM/IDG/test-law Estimates."""
+    """Per-seed summaries of a spectrum simulation; ``errors()`` gives exact TM/IDG/test-law Estimates.
+
+    Attributes
+    ----------
+    dim : int
+        D.
+    sizes : Sizes
+        D, L, M, M0.
+    spectrum : TaskSpectrum
+        The task law.
+    sigma, lam : float
+        Noise and ridge.
+    seeds : tuple of int
+        Pretraining draws.
+    per_seed : tuple of dict
+        The per-seed summaries.
+    seconds : float
+        Wall-clock time.
+    """
 
     dim: int
     sizes: Sizes
@@ -144,7 +162,26 @@ class SpectrumSimulation:
 
 def simulate_spectrum(dim, alpha, tau, kappa, sigma=0.0, lam=0.0, *, spectrum: TaskSpectrum, seeds=range(5),
                       method: str = "auto", tol: float = 1e-8) -> SpectrumSimulation:
-    """Train Gamma_hat at dimension ``dim`` for each seed with tasks from the spectrum (module docstring)."""
+    """Train Gamma_hat at dimension ``dim`` for each seed with tasks from the spectrum (module docstring).
+
+    Parameters
+    ----------
+    dim : int
+        Token dimension D (<= 256).
+    alpha, tau, kappa, sigma, lam : float
+        The model (no rho: the spectrum sets the task law).
+    spectrum : TaskSpectrum
+        Tasks w ~ N(0, Sigma) with Sigma's eigenvalues the spectrum's quantiles, in a Haar eigenbasis.
+    seeds : iterable of int
+        Pretraining draws.
+    method, tol : str, float
+        The ridge solver and its relative residual.
+
+    Returns
+    -------
+    SpectrumSimulation
+        ``errors()`` gives the exact TM, IDG and test-law errors of each trained Gamma_hat.
+    """
     dim = check_int("dim", dim, lower=2, upper=256)
     if not isinstance(spectrum, TaskSpectrum):
         raise ValueError(f"spectrum must be a TaskSpectrum (got {type(spectrum).__name__})")

@@ -56,6 +56,23 @@ class Y2ColumnResult:
 
     ``b_norm2`` is ||b||^2/D of the trained column and ``pool_mean_norm2`` ||w_bar||^2/D of the pool
     (1/M0 on average); ``b_cosine`` the cosine between b and w_bar.
+
+    Attributes
+    ----------
+    params : ForwardParams
+        The model.
+    sizes : Sizes
+        D, L, M, M0, r.
+    seeds : tuple of int
+        Pretraining draws.
+    reduced, y2_column, excess, population_excess : ProtocolEstimates
+        TM/IDG/ODG errors of both models, their paired difference and its infinite-pretraining limit.
+    b_norm2, pool_mean_norm2, b_cosine : Estimate
+        The trained column (above).
+    converged, residual : bool, float
+        Ridge-fit diagnostics.
+    seconds : float
+        Wall-clock time.
     """
 
     params: ForwardParams
@@ -110,6 +127,27 @@ def simulate_y2_column(dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, *, s
     """Reduced model and label-power-column model trained on the same prompts (module docstring).
 
     ``balanced=True``: every pool task in floor(M/M0) or ceil(M/M0) prompts (the published repetitions).
+
+    Parameters
+    ----------
+    dim : int
+        Token dimension D.
+    alpha, tau, kappa, rho, sigma, lam : float
+        The model (kappa finite).
+    seeds : iterable of int
+        Pretraining draws.
+    method : str
+        The ridge solver.
+    progress : bool
+        Progress lines.
+    balanced : bool
+        Every pool task in floor(M/M0) or ceil(M/M0) prompts.
+
+    Returns
+    -------
+    Y2ColumnResult
+        Exact errors of the reduced model yhat = x_q^T Gamma h and of the model with the extra feature
+        b^T x_q (1/L) sum_l y_l^2, and their difference.
     """
     import sys
     dim = check_int("dim", dim, lower=2)

@@ -47,7 +47,27 @@ def _version() -> str:
 
 @dataclass
 class TransformerResult:
-    """Errors, theory and training diagnostics of one trained model (see module docstring)."""
+    """Errors, theory and training diagnostics of one trained model (see module docstring).
+
+    Attributes
+    ----------
+    model : str
+        The architecture.
+    parameters, sizes : dict
+        Inputs and integer sizes.
+    alpha_tests : list of float
+        Test context ratios.
+    errors, reduced, theory : dict
+        TM/IDG/ODG errors of the trained model, of the reduced model and of the theory.
+    train : dict
+        Training diagnostics.
+    parameter_count : int
+        Trainable parameters.
+    params : object
+        The trained parameter tree.
+    sampled : dict or None
+        Sampled errors.
+    """
 
     model: str
     parameters: dict
@@ -107,6 +127,37 @@ def train_transformer(model, dim, *, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=
     context ratios (default [alpha]); ``sigma_test`` defaults to ``sigma``. ``n_test_prompts``:
     fresh prompts per protocol for the sampled errors. Precision: float64 for the linear model,
     float32 for the others.
+
+    Parameters
+    ----------
+    model : {'linear', 'softmax', 'mlp'}
+        The architecture.
+    dim : int
+        D.
+    alpha, tau, kappa, rho, sigma, lam : float
+        The model (sizes above).
+    steps, learning_rate : int, float, optional
+        Adam steps and step size.
+    seed : int
+        Pretraining draw.
+    attention_dim, width, n_layers, batch_size : int, optional
+        Architecture and minibatch (above).
+    alpha_tests : sequence of float, optional
+        Test context ratios.
+    sigma_test : float, optional
+        Test-label noise.
+    n_test_prompts : int
+        Fresh prompts per protocol.
+    init_scale : float
+        Scale of the initial weights.
+    progress : callable, optional
+        Receives progress lines.
+
+    Returns
+    -------
+    TransformerResult
+        Test errors e_X = E (y - yhat)^2 of the trained model for X = TM, IDG, ODG at each test ratio,
+        beside the reduced model's exact errors and the theory.
     """
     jax, jnp, _ = require_jax()
     if model not in MODELS:
