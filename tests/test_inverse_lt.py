@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics.inverse import (InverseModel, InverseParams, LT, LTObjective, LT_LOSSES, lt1_optimal,
-                                          lt1_risk, lt_loss_and_grad_reference, warm_start_lt1)
+from lowrank_icl.numerics.inverse import (LT, LT_LOSSES, InverseModel, InverseParams, LTObjective, lt1_optimal,
+                                          lt1_risk, warm_start_lt1)
+from lowrank_icl.numerics.inverse.lt import lt_loss_and_grad_reference
 
 
 def _problem(rng, n=23, N=6, d=9, n_val=3):
