@@ -85,14 +85,12 @@ def derive_m_is_pool_transform() -> sp.Expr:
     return sp.simplify(poly.subs({gt: published_M(kappa, x), z: -x}))
 
 
-def _rho1_errors(z_value, g_value, extra_subs=None):
+def _rho1_errors(z_value, g_value):
     """TM and ODG errors at rho = 1, lam = 0, test values = training values, as sympy expressions."""
     sol = spm.derive_explicit_solution()
     dg_value = derive_pool_derivative().subs({rho: 1, gt: g_value, z: z_value})
     subs = {spm.zs: z_value, spm.g: g_value, spm.dg: dg_value, spm.dgt: dg_value, rho: 1,
             spm.sigma: sp.sqrt(rho_lu), spm.alpha: (1 + rho_lu) / x}
-    if extra_subs:
-        subs.update(extra_subs)
     order = {name: sol.order[name].subs(spm.MOMENT_DEFINITIONS).subs(subs) for name in ("E", "m_bar", "q_bar")}
     e_tm = order["E"]  # E is the TM error at alpha_t = alpha, sigma_t = sigma by definition
     e_odg = spm.asymptotic_error(order["m_bar"], order["q_bar"], order["q_bar"], (1 + rho_lu) / x, sp.sqrt(rho_lu))
@@ -121,13 +119,6 @@ def derive_ridgeless_root_quadratic() -> sp.Poly:
     """
     poly = derive_pool_quadratic().polynomial.subs({rho: 1, z: -(x + u), gt: (1 - tau) / u})
     return sp.Poly(sp.factor(sp.expand(poly * u**2)), u)
-
-
-@lru_cache(maxsize=None)
-def derive_ridgeless_tau_lt_1():
-    """(e_TM, e_ODG) at rho = 1, lam = 0, tau < 1 as expressions in x, tau, kappa, rho_Lu and the root u."""
-    e_tm, e_odg = _rho1_errors(-(x + u), (1 - tau) / u, extra_subs={spm.tau: tau})
-    return sp.simplify(e_tm), sp.simplify(e_odg)
 
 
 @lru_cache(maxsize=None)
