@@ -40,11 +40,6 @@ def use_engine(engine):
         _ENGINE.reset(token)
 
 
-def current_engine():
-    """The engine set by :func:`use_engine`, or None (the local process pool)."""
-    return _ENGINE.get()
-
-
 def available_cores() -> int:
     """Cores this process may run on (its CPU affinity where the platform reports it)."""
     try:
