@@ -6,6 +6,13 @@ The sampled twins of the solvers are here: :func:`simulate` (the ridge-trained l
 (the ``[nn]`` extra, imported by the functions, never by this package) and :func:`sweep`. The
 inverse experiments are in :mod:`lowrank_icl.validation.inverse`. Names load on first use (PEP 562),
 so importing the CLI or this package imports neither the theory layer nor the sweep engine.
+
+Why some modules here read :mod:`lowrank_icl.theory` directly: a simulation measures each trained
+Gamma by its exact finite-D test error, a formula of the theory layer
+(:func:`lowrank_icl.theory.exact_test_error`, :class:`lowrank_icl.theory.SecondMoment`,
+``error_from_summaries``, the label-power column's population excess, the GMMSE limit). These are
+closed forms evaluated on sampled objects, not solvers, so numerics has nothing to add between them;
+the arrows still point one way (validation -> numerics -> theory, and validation -> theory).
 """
 from lowrank_icl._lazy import attach
 
