@@ -1,4 +1,6 @@
-"""Packaging contract: the three layers import under lowrank_icl, and the CLI parses."""
+"""Packaging contract: the layers import under lowrank_icl, the front door and every lazy namespace list
+exactly their public names, imports stay light, no module reads another's private names, and the layer
+arrows point one way."""
 import ast
 import subprocess
 import sys
