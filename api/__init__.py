@@ -13,7 +13,7 @@ The package's code lives in three layers with one-way arrows: :mod:`lowrank_icl.
 names where each public name lives and imports none of them.
 """
 from lowrank_icl._lazy import attach
-from lowrank_icl._version import __version__
+from lowrank_icl._version import __version__  # noqa: F401  (light: read at import)
 
 _SOLVERS = "lowrank_icl.numerics.forward"
 _SAMPLED = "lowrank_icl.validation"
