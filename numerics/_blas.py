@@ -4,7 +4,7 @@ The inverse-ICL kernels, the ridge CG applies and the attention gradients are ma
 products; with BLAS threads on a busy 2-core machine they run several times slower than
 single-threaded (threads spin while competing for cores). ``with single_threaded_blas(): ...``
 limits every BLAS loaded in the process (numpy's and scipy's OpenBLAS, MKL, BLIS) to one thread and
-restores the previous limits after, through threadpoolctl.
+restores the limits it found, through threadpoolctl.
 """
 from __future__ import annotations
 

@@ -156,7 +156,7 @@ def test_inverse_takes_the_seed_syntax_of_every_command(capsys):
 
 
 def test_lt_maxiter_bounds_every_precision_phase():
-    from lowrank_icl.numerics import LT
+    from lowrank_icl.numerics.inverse import LT
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 8, 6))
     Y = rng.standard_normal((200, 8))

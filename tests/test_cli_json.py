@@ -95,12 +95,12 @@ def test_inverse_bench_smoke_json(capsys):
     """Per-evaluation times of every kernel, and both trainers run to their stated criterion."""
     doc = run_json(["bench", "--inverse", "--inverse-tasks", "40", "--no-converge", "--json"], capsys)
     assert doc["parameters"]["n_s"] == 40 and doc["parameters"]["threads"] == 2
-    assert set(doc["per_evaluation_s"]) == {"previous", "fast_float64", "fast_float32", "fast_float32_2_threads"}
+    assert set(doc["per_evaluation_s"]) == {"reference", "fast_float64", "fast_float32", "fast_float32_2_threads"}
     assert all(t > 0 for t in doc["per_evaluation_s"].values())
     from lowrank_icl.validation.bench import run_inverse_bench
     conv = run_inverse_bench(n_s=40, rtol=1e-4, repeats=1, as_json=True)["to_convergence"]
-    assert conv["previous"]["converged"] and conv["current"]["converged"]
-    assert conv["ratio"] > 0 and conv["current"]["init"] == "lt1" and conv["previous"]["init"] == "gd"
+    assert conv["baseline"]["converged"] and conv["default"]["converged"]
+    assert conv["ratio"] > 0 and conv["default"]["init"] == "lt1" and conv["baseline"]["init"] == "gd"
 
 
 def test_solve_kappa_inf_passes_through_the_cli(capsys):

@@ -67,7 +67,7 @@ def _design_optimum():
 
 
 def _lt_train_result():
-    from lowrank_icl.numerics import LT
+    from lowrank_icl.numerics.inverse import LT
     rng = np.random.default_rng(0)
     n, N, d = 40, 12, 3
     W = rng.standard_normal((n, d))
@@ -77,7 +77,7 @@ def _lt_train_result():
 
 
 def _ore_risk():
-    from lowrank_icl.numerics import ore_risk
+    from lowrank_icl.numerics.inverse import ore_risk
     U = np.linalg.qr(np.random.default_rng(1).standard_normal((5, 2)))[0]
     return ore_risk(np.eye(5), U, np.ones(2), 0.3, 8, n_samples=200)
 

@@ -4,9 +4,9 @@ import warnings
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics import (LT, LT_LOSSES, ORE, RE, TRE, InverseModel, InverseParams,
-                                          InverseRegimeWarning, input_spectrum, lt_forward,
-                                          lt_loss_and_grad, mse_per_coordinate, posterior_mean)
+from lowrank_icl.numerics.inverse import (InverseModel, InverseParams, InverseRegimeWarning, LT, LT_LOSSES, ORE,
+                                          RE, TRE, input_spectrum, lt_forward, lt_loss_and_grad,
+                                          mse_per_coordinate, posterior_mean)
 
 
 def small_model(rng, d=12, N=8, r=2, sigma=0.2, cond=1.0, **kw):
@@ -294,14 +294,14 @@ def test_params_replace_revalidates():
 # --- against the closed-form risks (numerics/inverse/risk.py) ---------------------
 def test_ore_monte_carlo_matches_theory_risk(rng):
     """ORE test MSE vs the exact risk E_X tr Sigma_post / d: 5 combined SE (MC here and in the theory)."""
-    from lowrank_icl.validation.inverse.experiments import ore_theory
+    from lowrank_icl.numerics.inverse import ore_risk_per_coordinate
     from lowrank_icl.numerics.inverse.risk import ore_risk
     m = small_model(rng, d=16, N=10, r=3, sigma=0.3, cond=5.0)
     c = m.sample(6000, rng)
     e = mse_per_coordinate(ORE.from_model(m).predict(c.X, c.Y), c.W)
     th = ore_risk(m.Sigma_x, m.U, m.Lambda, m.sigma, m.N)
     se = np.hypot(e.std(ddof=1) / np.sqrt(e.size), th.sem / m.d)
-    assert abs(e.mean() - ore_theory(m)) < 5 * se
+    assert abs(e.mean() - ore_risk_per_coordinate(m)) < 5 * se
 
 
 def test_trained_one_layer_lt_approaches_the_optimal_one_layer_lt(rng):

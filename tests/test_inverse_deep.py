@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics import InverseModel, InverseParams, lt_forward, mse_per_coordinate
-from lowrank_icl.theory.inverse import (deep_lt_limits, deep_lt_risk, lt1_risk_limit, marchenko_pastur_nodes,
-                                        ore_risk_mp_isotropic, polynomial_lt_risk)
+from lowrank_icl.numerics.inverse import InverseModel, InverseParams, lt1_risk_limit, lt_forward, mse_per_coordinate
+from lowrank_icl.theory.inverse import (deep_lt_limits, deep_lt_risk, marchenko_pastur_nodes, ore_risk_mp_isotropic,
+                                        polynomial_lt_risk)
 
 GAMMA, N, LAM = 0.2, 50, 1.0
 

@@ -1,10 +1,10 @@
-"""High-dimensional theory of the optimal one-layer LT (theory/inverse/high_dim.py)."""
+"""High-dimensional theory of the optimal one-layer LT (theory/inverse/high_dim.py, numerics/inverse/high_dim.py)."""
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics import haar_orthogonal, input_spectrum, lt1_risk_isotropic
-from lowrank_icl.theory.inverse import (compressed_stieltjes, lt1_optimal, lt1_risk_deterministic, lt1_risk_limit,
-                                        lt1_risk_reduced)
+from lowrank_icl.numerics.inverse import (compressed_stieltjes, haar_orthogonal, input_spectrum, lt1_risk_deterministic,
+                                          lt1_risk_isotropic, lt1_risk_limit)
+from lowrank_icl.theory.inverse import lt1_optimal, lt1_risk_reduced
 
 
 def _compressed(s, r, rng):

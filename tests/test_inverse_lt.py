@@ -1,9 +1,10 @@
-"""The fast LT kernel (LTObjective) against the previous kernel, finite differences and the training contract."""
+"""The fast LT kernel (LTObjective) against the reference kernel, finite differences and the training contract."""
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics import (LT, LT_LOSSES, InverseModel, InverseParams, LTObjective, lt1_optimal, lt1_risk,
-                                  lt_loss_and_grad_reference, warm_start_lt1)
+from lowrank_icl.numerics.inverse import (LT, LT_LOSSES, InverseModel, InverseParams, LTObjective, lt1_optimal,
+                                          lt1_risk, warm_start_lt1)
+from lowrank_icl.numerics.inverse.lt import lt_loss_and_grad_reference
 
 
 def _problem(rng, n=23, N=6, d=9, n_val=3):
@@ -22,7 +23,7 @@ def _kwargs(loss, kw):
 
 @pytest.mark.parametrize("loss", LT_LOSSES)
 @pytest.mark.parametrize("K, block, workers", [(1, 4, 1), (3, 5, 1), (4, 64, 1), (3, 2, 2)])
-def test_fast_kernel_equals_previous_kernel_float64(rng, loss, K, block, workers):
+def test_fast_kernel_equals_reference_kernel_float64(rng, loss, K, block, workers):
     """Blocks that do not divide n, one block holding everything, and two threads: value and gradient to 1e-12."""
     X, Y, kw = _problem(rng)
     d = X.shape[2]

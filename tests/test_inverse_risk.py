@@ -17,11 +17,9 @@ general-Sigma_x code paths:
 import numpy as np
 import pytest
 
-from lowrank_icl.numerics import (ORE, InverseModel, InverseParams, lt_forward,
-                                          mse_per_coordinate)
-from lowrank_icl.numerics.inverse.risk import (fourth_moment, lt1_optimal, lt1_risk,
-                                                 lt1_theory,
-                                                 ore_theory)
+from lowrank_icl.numerics.inverse import InverseModel, InverseParams, ORE, lt_forward, mse_per_coordinate
+from lowrank_icl.numerics.inverse.risk import (fourth_moment, lt1_optimal, lt1_risk, lt1_risk_per_coordinate,
+                                                ore_risk_per_coordinate)
 
 
 def _model(seed, **kw):
@@ -78,11 +76,28 @@ def test_per_coordinate_risks_match_sampled_estimators(sigma):
     th = ore_risk(m.Sigma_x, m.U, m.Lambda, m.sigma, m.N, n_samples=20_000, seed=2)
     se = np.hypot(e_o.std(ddof=1) / np.sqrt(e_o.size), th.sem / m.d)
     assert abs(e_o.mean() - th.risk / m.d) < 5 * se
-    assert ore_theory(m, n_samples=20_000, seed=2) == pytest.approx(th.risk / m.d)
 
     opt = lt1_optimal(m.Sigma_x, m.Sigma_w, m.w0, m.sigma, m.N)
     w, _ = lt_forward(opt.b, opt.Gamma[None], t.X, t.Y)
     e_l = mse_per_coordinate(w[-1], t.W)
-    assert abs(e_l.mean() - lt1_theory(m)) < 5 * e_l.std(ddof=1) / np.sqrt(e_l.size)
+    assert abs(e_l.mean() - lt1_risk_per_coordinate(m)) < 5 * e_l.std(ddof=1) / np.sqrt(e_l.size)
     # the Bayes-optimal ORE beats the best linear one-layer map
-    assert th.risk / m.d < lt1_theory(m)
+    assert th.risk / m.d < lt1_risk_per_coordinate(m)
+
+
+@pytest.mark.parametrize("sigma, N", [(0.3, 6), (1.0, 3)])
+def test_ore_risk_per_coordinate_matches_the_rank_one_integral(sigma, N):
+    """At r = 1 the ORE risk is a one-dimensional integral: A = X u has N i.i.d. N(0, s) entries,
+    s = u^T Sigma_x u, so A^T A = s chi^2_N and E tr Sigma_post = E[1 / (1/lambda + s chi^2_N / sigma^2)].
+    Quadrature of that integral against the chi-square density is a route independent of the Monte
+    Carlo over the Gram matrix behind ore_risk_per_coordinate (5 of its standard errors)."""
+    from scipy import integrate, stats
+
+    from lowrank_icl.numerics.inverse.risk import ore_risk
+    m = _model(11, r=1, Lambda=[1.7], sigma=sigma, N=N)
+    s = float(m.U[:, 0] @ m.Sigma_x @ m.U[:, 0])
+    lam = float(m.Lambda[0])
+    exact, err = integrate.quad(lambda x: stats.chi2.pdf(x, N) / (1 / lam + s * x / sigma**2), 0, np.inf,
+                                epsabs=0, epsrel=1e-12)
+    sem = ore_risk(m.Sigma_x, m.U, m.Lambda, m.sigma, m.N, n_samples=20_000, seed=4).sem
+    assert abs(ore_risk_per_coordinate(m, n_samples=20_000, seed=4) - exact / m.d) < 5 * sem / m.d

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from lowrank_icl.numerics import haar_orthogonal
+from lowrank_icl.numerics.inverse import haar_orthogonal
+from lowrank_icl.numerics.inverse import high_dim as HD
 from lowrank_icl.numerics.inverse import risk as IT
 from lowrank_icl.theory import inverse as T
 
@@ -169,7 +170,7 @@ def test_inverse_wishart_mean_mc():
     rng = np.random.default_rng(6)
     r, N, n = 5, 30, 200_000
     S = _spd(r, 6.0, rng)
-    G = T.sample_design_gram(S, N, n, rng)
+    G = IT.sample_design_gram(S, N, n, rng)
     tr = np.trace(np.linalg.inv(G), axis1=1, axis2=2)
     theory = np.trace(np.linalg.inv(S)) / (N - r - 1)
     assert abs(tr.mean() - theory) < Z5 * tr.std(ddof=1) / np.sqrt(n)
@@ -210,14 +211,14 @@ def test_mp_limit_vs_deterministic_equivalent_and_small_noise():
     for gamma in (0.25, 0.5, 1.5):
         r = int(gamma * N)
         for sigma in (0.05, 0.5, 2.0):
-            Q = T.ore_deterministic_equivalent(np.eye(r), 0.7 * np.ones(r), sigma, N)[0]
-            mp = float(IT.ore_risk_mp(sigma, gamma, N, lam=0.7))
+            Q = HD.ore_deterministic_equivalent(np.eye(r), 0.7 * np.ones(r), sigma, N)[0]
+            mp = float(IT.ore_risk_mp(sigma, gamma, N, prior_variance=0.7))
             assert abs(sigma**2 * np.trace(Q) / r - mp) < 1e-9 * mp
     # sigma -> 0, gamma < 1: MP gives sigma^2/(N - r); the finite-N inverse Wishart sigma^2/(N - r - 1)
     mp = float(IT.ore_risk_mp(1e-4, 0.25, N))
     assert abs(mp - 1e-8 / (N - 50)) < 1e-6 * mp
     # gamma > 1, sigma -> 0: the unidentified prior fraction lam (1 - 1/gamma)
-    assert abs(float(IT.ore_risk_mp(1e-6, 2.0, N, lam=0.7)) - 0.35) < 1e-6
+    assert abs(float(IT.ore_risk_mp(1e-6, 2.0, N, prior_variance=0.7)) - 0.35) < 1e-6
 
 
 def test_mp_limit_vs_finite_N_monte_carlo():
@@ -267,7 +268,7 @@ def test_lt1_isotropic_closed_form_symbolic():
     d, r, N, sigma = 12, 4, 9, 0.6
     U = _random_rotation(d, rng)[:, :r]
     opt = IT.lt1_optimal(np.eye(d), U @ U.T * 1.3, np.zeros(d), sigma, N)
-    assert abs(opt.risk - float(IT.lt1_risk_isotropic(sigma, r, N, lam=1.3))) < 1e-12
+    assert abs(opt.risk - float(IT.lt1_risk_isotropic(sigma, r, N, prior_variance=1.3))) < 1e-12
 
 
 def test_lt1_optimum_is_stationary_and_global():

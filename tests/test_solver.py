@@ -251,7 +251,8 @@ def test_errors_keep_relative_accuracy_where_they_vanish(alpha, tau, kappa, rho)
         assert rel < 1e-13, (name, rel)
 
 
-def test_issue_points_converge_and_are_exact():
+def test_extreme_alpha_points_converge_and_are_exact():
+    """alpha = 1e10 and 1e12 at sigma = lam = 0, where the errors vanish like 1/alpha."""
     res = solve(alpha=1e10, tau=10, kappa=10, rho=0.5, sigma=0, lam=0)
     assert bool(res.converged) and res.residual < 1e-14
     ref = _reference_errors(1e12, 3.0, 2.0, 0.5, 0.0, 0.0)

@@ -210,24 +210,25 @@ def _best_of(fun, repeats: int) -> float:
 
 def run_inverse_bench(n_s: int = 10_000, loss: str = "supervised", converge: bool = True, repeats: int = 3,
                       rtol: float = 1e-6, threads: int = 2, as_json: bool = False, stream=sys.stdout) -> dict:
-    """LT training at d = 100, N = 50, K = 4: the previous implementation vs the current one, same data, same process.
+    """LT training at d = 100, N = 50, K = 4: the baseline trainer vs the default one, same data, same process.
 
     Prints a table unless ``as_json``; returns the JSON document (``parameters``, ``version``, results).
 
-    Per evaluation (best of ``repeats``, at the 'gd' starting point): the previous kernel
-    (whole-array passes, float64, one BLAS thread as the previous trainer ran it) against the
+    Per evaluation (best of ``repeats``, at the 'gd' starting point): the reference kernel
+    (whole-array passes, float64, one BLAS thread, as the baseline trainer runs it) against the
     fast kernel in float64 and float32 on one thread, and in float32 on ``threads`` threads.
 
-    To convergence (``converge``): the previous trainer (previous kernel, float64, 'gd' start,
-    plain L-BFGS) against the current default (fast float32 kernel finished in float64, 'auto'
+    To convergence (``converge``): the baseline trainer (reference kernel, float64, 'gd' start,
+    plain L-BFGS) against the default trainer (fast float32 kernel finished in float64, 'auto'
     start, 'auto' input whitening, ``threads`` threads), both stopped by the same criterion
     (relative loss decrease < ``rtol`` over 10 L-BFGS iterations); prints seconds, iterations,
     final loss and the ratios.
     """
     import numpy as np
 
-    from lowrank_icl.numerics import LT, InverseModel, InverseParams, LTObjective, lt_loss_and_grad_reference
-    from lowrank_icl.numerics._blas import single_threaded_blas
+    from lowrank_icl.numerics.inverse import LT, InverseModel, InverseParams, LTObjective
+    from lowrank_icl.numerics.inverse.lt import lt_loss_and_grad_reference
+    from lowrank_icl.numerics.utils import single_threaded_blas
 
     p = INVERSE_BENCH_POINT
     K = p["K"]
@@ -235,7 +236,7 @@ def run_inverse_bench(n_s: int = 10_000, loss: str = "supervised", converge: boo
     rng = np.random.default_rng(0)
     data = InverseModel.draw(params, rng).sample(n_s, rng)
     lt = LT(K=K, loss=loss, init="gd")
-    X, Y, kwargs = lt._split(data.X, data.Y, data.W)
+    X, Y, kwargs = lt.training_inputs(data.X, data.Y, data.W)
     theta = lt.initial_theta(X, Y, kwargs.get("W"))
     d = p["d"]
     parameters = {**p, "n_s": n_s, "loss": loss, "rtol": rtol, "converge": converge, "threads": threads}
@@ -244,8 +245,8 @@ def run_inverse_bench(n_s: int = 10_000, loss: str = "supervised", converge: boo
     say(f"inverse LT, one loss+gradient evaluation: d={d} N={p['N']} n_s={n_s} K={K} loss={loss}")
     with single_threaded_blas():
         ref = _best_of(lambda: lt_loss_and_grad_reference(theta, d, K, loss, X, Y, **kwargs), repeats)
-        report["per_evaluation_s"]["previous"] = ref
-        say(f"  previous kernel (whole-array passes, float64, 1 thread): {ref:.3f} s")
+        report["per_evaluation_s"]["reference"] = ref
+        say(f"  reference kernel (whole-array passes, float64, 1 thread): {ref:.3f} s")
         for name, dtype, workers in (("fast_float64", np.float64, 1), ("fast_float32", np.float32, 1),
                                      (f"fast_float32_{threads}_threads", np.float32, threads)):
             obj = LTObjective(X, Y, K=K, loss=loss, dtype=dtype, workers=workers, **kwargs)
@@ -255,8 +256,8 @@ def run_inverse_bench(n_s: int = 10_000, loss: str = "supervised", converge: boo
                 f"   ratio {ref / t:.2f}x")
     if converge:
         report["to_convergence"] = {}
-        for name, kw in (("previous", dict(kernel="reference", init="gd", precondition=False)),
-                         ("current", dict(kernel="fast", dtype=np.float32, workers=threads))):
+        for name, kw in (("baseline", dict(kernel="reference", init="gd", precondition=False)),
+                         ("default", dict(kernel="fast", dtype=np.float32, workers=threads))):
             fit = LT(K=K, loss=loss, rtol=rtol, **kw).fit(data.X, data.Y, data.W).train_
             report["to_convergence"][name] = {"seconds": fit.seconds, "iterations": fit.iterations,
                                               "evaluations": fit.evaluations, "loss": fit.loss,
@@ -265,8 +266,8 @@ def run_inverse_bench(n_s: int = 10_000, loss: str = "supervised", converge: boo
                 f"{fit.evaluations} evaluations, start '{fit.init}', final loss {fit.loss:.6g}, "
                 f"converged={fit.converged}")
         c = report["to_convergence"]
-        report["to_convergence"]["ratio"] = c["previous"]["seconds"] / c["current"]["seconds"]
-        report["to_convergence"]["loss_ratio"] = c["current"]["loss"] / c["previous"]["loss"]
-        say(f"  time-to-convergence ratio previous/current: {report['to_convergence']['ratio']:.2f}x; "
-            f"final loss current/previous: {report['to_convergence']['loss_ratio']:.4f}")
+        report["to_convergence"]["ratio"] = c["baseline"]["seconds"] / c["default"]["seconds"]
+        report["to_convergence"]["loss_ratio"] = c["default"]["loss"] / c["baseline"]["loss"]
+        say(f"  time-to-convergence ratio baseline/default: {report['to_convergence']['ratio']:.2f}x; "
+            f"final loss default/baseline: {report['to_convergence']['loss_ratio']:.4f}")
     return json_document(parameters, report)

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from lowrank_icl.validation.io import atomic_savez, atomic_write_text
-from lowrank_icl.numerics._json import package_version  # noqa: F401  (the one version getter, re-exported)
+from lowrank_icl.numerics.utils import package_version  # noqa: F401  (the one version getter, re-exported)
 
 ENV_VAR = "LOWRANK_ICL_CACHE_DIR"
 _APP = "lowrank-icl"

@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from lowrank_icl.numerics import _json
+from lowrank_icl.numerics.utils import json_document, json_ready  # noqa: F401  (re-exported)
 
 
 _KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
@@ -86,11 +86,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
     """JSON with full float precision (``repr`` round-trips every float64), NaN as null, inf as "inf"."""
     return atomic_write_text(path, dumps_json(obj, indent=1, sort_keys=True) + "\n")
-
-
-# one JSON rule for the package (numerics/_json.py); re-exported here for the validation layer
-json_ready = _json.json_ready
-json_document = _json.json_document
 
 
 def dumps_json(obj, indent: int | None = None, sort_keys: bool = False) -> str:

@@ -24,7 +24,7 @@ import sys
 import types
 from typing import Callable, Sequence
 
-from lowrank_icl.numerics import check_int, single_threaded_blas
+from lowrank_icl.numerics.utils import check_int, single_threaded_blas
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _ENGINE: contextvars.ContextVar = contextvars.ContextVar("lowrank_icl_engine", default=None)
@@ -38,11 +38,6 @@ def use_engine(engine):
         yield engine
     finally:
         _ENGINE.reset(token)
-
-
-def current_engine():
-    """The engine set by :func:`use_engine`, or None (the local process pool)."""
-    return _ENGINE.get()
 
 
 def available_cores() -> int:

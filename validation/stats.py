@@ -45,6 +45,13 @@ class Estimate:
     A value per draw is a float, or an array when the quantity is evaluated on a grid (for
     example ``errors(alpha_test=grid)``): ``mean`` and ``sem`` then have the grid's shape, taken
     over the draws only.
+
+    mean = (1/n) sum_k v_k and sem = sqrt(sum_k (v_k - mean)^2 / (n (n - 1))) over the n draws.
+
+    Parameters
+    ----------
+    values : tuple
+        One value per independent draw.
     """
 
     values: tuple

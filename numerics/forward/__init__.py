@@ -1,14 +1,28 @@
-"""Forward ICL: the saddle-point solver, its parameters and results, the crossover, prediction and design tools."""
-from lowrank_icl.numerics.forward.crossover import PhaseBoundary, ScalingFit, crossover_scaling, fit_power_law, phase_boundary
-from lowrank_icl.numerics.forward.design import DesignOptimum, optimal_context_length, optimal_token_allocation
-from lowrank_icl.numerics.forward.params import ForwardParams
-from lowrank_icl.numerics.forward.prediction import PredictionLaw, prediction_law
-from lowrank_icl.numerics.forward.results import (ORDER_PARAMETERS, Decomposition, ForwardErrors, ForwardSolution,
-                                                  PartSplit)
-from lowrank_icl.numerics.forward.spectrum import TaskSpectrum
-from lowrank_icl.numerics.forward.solver import solve
+"""Forward ICL: the saddle-point solver, its parameters and results, the phase boundary, the
+prediction law and the design tools.
 
-__all__ = ["ForwardParams", "solve", "ForwardSolution", "ForwardErrors", "Decomposition", "PartSplit",
-           "ORDER_PARAMETERS", "phase_boundary", "PhaseBoundary", "crossover_scaling", "fit_power_law",
-           "ScalingFit", "prediction_law", "PredictionLaw", "optimal_context_length",
-           "optimal_token_allocation", "DesignOptimum", "TaskSpectrum"]
+Names load on first use (PEP 562), so ``import lowrank_icl.numerics.forward`` is cheap.
+"""
+from lowrank_icl._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "ForwardParams": "lowrank_icl.numerics.forward.params",
+    "solve": "lowrank_icl.numerics.forward.solver",
+    "TaskSpectrum": "lowrank_icl.numerics.forward.spectrum",
+    "ForwardSolution": "lowrank_icl.numerics.forward.results",
+    "SpectrumSolution": "lowrank_icl.numerics.forward.general",
+    "ForwardErrors": "lowrank_icl.numerics.forward.results",
+    "Decomposition": "lowrank_icl.numerics.forward.results",
+    "PartSplit": "lowrank_icl.numerics.forward.results",
+    "ORDER_PARAMETERS": "lowrank_icl.numerics.forward.results",
+    "phase_boundary": "lowrank_icl.numerics.forward.crossover",
+    "PhaseBoundary": "lowrank_icl.numerics.forward.crossover",
+    "crossover_scaling": "lowrank_icl.numerics.forward.crossover",
+    "fit_power_law": "lowrank_icl.numerics.forward.crossover",
+    "ScalingFit": "lowrank_icl.numerics.forward.crossover",
+    "prediction_law": "lowrank_icl.numerics.forward.prediction",
+    "PredictionLaw": "lowrank_icl.numerics.forward.prediction",
+    "optimal_context_length": "lowrank_icl.numerics.forward.design",
+    "optimal_token_allocation": "lowrank_icl.numerics.forward.design",
+    "DesignOptimum": "lowrank_icl.numerics.forward.design",
+})

@@ -53,6 +53,17 @@ class PhaseBoundary:
     slope d log e/d log kappa at kappa*; error_at_star: e at kappa*; converged: a crossover exists and every root was found;
     residual: |f''(x*)| w^2/|s*| (dimensionless curvature left at the reported point);
     reason: "" or why a point failed. Fields are scalars for scalar alpha, arrays for array alpha.
+
+    Attributes
+    ----------
+    alpha : ndarray
+        The alpha values.
+    kappa_star, width, kappa_lo, kappa_hi, slope, error_at_star : ndarray
+        The crossover (above).
+    converged, residual, reason : ndarray
+        Diagnostics (above).
+    protocol : str
+        'idg', 'odg' or 'tm'.
     """
 
     alpha: np.ndarray
@@ -197,6 +208,27 @@ def phase_boundary(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg"
     d log e/d log kappa on [rho e^-4, rho e^4] is above -:data:`MIN_CROSSOVER_SLOPE`, e.g. at small
     alpha); or a root of the location or width could not be resolved.
     Raises ValueError for an empty or repeated alpha and the ranges above.
+
+    Parameters
+    ----------
+    alpha : float or array_like
+        Context ratios (> 0, scalar or 1-D).
+    tau : float
+        Prompts ratio M / D^2.
+    rho : float
+        Task rank ratio.
+    sigma : float
+        Label-noise standard deviation.
+    lam : float
+        Ridge strength.
+    protocol : {'idg', 'odg', 'tm'}
+        The error whose crossover in kappa is located.
+
+    Returns
+    -------
+    PhaseBoundary
+        kappa* = argmax over kappa of abs(d log e / d log kappa) and the full width at half depth of that
+        slope, in log kappa.
     """
     scalar = np.ndim(alpha) == 0
     alphas = np.atleast_1d(check_real("alpha", alpha, lower=0.0)).astype(float)
@@ -226,7 +258,17 @@ def phase_boundary(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg"
 
 @dataclass(frozen=True)
 class ScalingFit:
-    """Power law y = A alpha^{-exponent} fitted by least squares in log-log, with a 95% interval."""
+    """Power law y = A alpha^{-exponent} fitted by least squares in log-log, with a 95% interval.
+
+    Attributes
+    ----------
+    exponent : float
+        p in y = A alpha^{-p}.
+    ci_low, ci_high : float
+        Its 95 % interval.
+    prefactor : float
+        A.
+    """
 
     exponent: float
     ci_low: float
@@ -238,7 +280,19 @@ class ScalingFit:
 
 
 def fit_power_law(alpha, y) -> ScalingFit:
-    """Fit log y = log A - exponent log alpha; CI from the t distribution of the slope."""
+    """Fit log y = log A - exponent log alpha; CI from the t distribution of the slope.
+
+    Parameters
+    ----------
+    alpha, y : array_like
+        Positive values (at least three points).
+
+    Returns
+    -------
+    ScalingFit
+        y = A alpha^{-exponent} by least squares of log y on log alpha, with the 95 % interval of the
+        exponent from the t distribution (n - 2 degrees of freedom).
+    """
     if np.asarray(alpha).size < 3:
         raise ValueError("fit_power_law needs at least 3 points")
     fit = log_log_fit(alpha, y)
@@ -246,9 +300,25 @@ def fit_power_law(alpha, y) -> ScalingFit:
 
 
 def crossover_scaling(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg"):
-    """phase_boundary at each alpha plus power-law fits of the width and of |kappa* - rho|.
+    """phase_boundary at each alpha plus power-law fits of the width and of abs(kappa* - rho).
 
     Raises ValueError if a boundary point did not converge (a fit through it would be meaningless).
+
+    Parameters
+    ----------
+    alpha : array_like
+        Context ratios (at least three).
+    tau, rho, sigma, lam : float
+        As in :func:`phase_boundary`.
+    protocol : {'idg', 'odg', 'tm'}
+        The error.
+
+    Returns
+    -------
+    boundary : PhaseBoundary
+        The crossover at each alpha.
+    width_fit, location_fit : ScalingFit
+        Power laws width ~ A alpha^{-p} and abs(kappa* - rho) ~ A alpha^{-p}.
     """
     pb = phase_boundary(alpha=np.atleast_1d(alpha), tau=tau, rho=rho, sigma=sigma, lam=lam, protocol=protocol)
     if not np.all(pb.converged):

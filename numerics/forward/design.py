@@ -11,7 +11,21 @@ from lowrank_icl.numerics.forward.crossover import PROTOCOL_NAMES, UnconvergedSo
 
 @dataclass(frozen=True)
 class DesignOptimum:
-    """Optimal pretraining design: the minimizing alpha (and tau = budget/alpha) and the error there."""
+    """Optimal pretraining design: the minimizing alpha (and tau = budget/alpha) and the error there.
+
+    Attributes
+    ----------
+    alpha, tau : float
+        The optimal design.
+    error : float
+        The error there.
+    at_boundary : bool
+        The minimum sits at an end of the search range.
+    converged : bool
+        Every solve of the search converged.
+    reason : str
+        "" or why not.
+    """
 
     alpha: float
     tau: float
@@ -44,6 +58,20 @@ def optimal_context_length(*, tau, kappa, rho, sigma, lam=0.0, protocol: str = "
     IDG error has an interior minimum; for kappa > rho it decreases to its alpha = infinity value
     (``at_boundary`` True, alpha = the range's upper end). kappa may be inf (lam = 0).
     If the solver fails anywhere on the search, the result has converged=False, NaN values and a reason.
+
+    Parameters
+    ----------
+    tau, kappa, rho, sigma, lam : float
+        The fixed model parameters (``kappa`` may be inf).
+    protocol : {'idg', 'odg', 'tm'}
+        The error minimized.
+    alpha_range : tuple of float
+        Search interval of alpha.
+
+    Returns
+    -------
+    DesignOptimum
+        alpha* = argmin over alpha of e_protocol(alpha, tau, kappa, rho, sigma, lam) and the error there.
     """
     if protocol not in PROTOCOL_NAMES:
         raise ValueError(f"protocol must be one of {PROTOCOL_NAMES} (got {protocol!r})")
@@ -67,6 +95,22 @@ def optimal_token_allocation(token_budget, *, kappa, rho, sigma, lam=0.0, protoc
     Minimizes e_protocol(alpha, tau = B/alpha) over alpha. At lam = 0 the error is +inf at tau = 1
     (alpha = B), so each side of the interpolation threshold is searched separately. kappa may be
     inf (lam = 0). If the solver fails anywhere on the search, converged=False with a reason.
+
+    Parameters
+    ----------
+    token_budget : float
+        B = M L / D^3 = tau alpha.
+    kappa, rho, sigma, lam : float
+        The fixed model parameters.
+    protocol : {'idg', 'odg', 'tm'}
+        The error minimized.
+    alpha_range : tuple of float
+        Search interval of alpha.
+
+    Returns
+    -------
+    DesignOptimum
+        alpha* = argmin over alpha of e_protocol(alpha, B / alpha, ...), tau* = B / alpha*.
     """
     budget = float(check_real("token_budget", token_budget, lower=0.0))
     if protocol not in PROTOCOL_NAMES:

@@ -350,6 +350,17 @@ class SpectrumSolution(ForwardSolution):
     the relative residual of the deterministic-equivalent equation at the root (also included in
     ``residual``). ``errors()`` gives TM, IDG (train law) and "odg" on the test law t (isotropic for
     the named families unless a test law is chosen).
+
+    Attributes
+    ----------
+    spectrum : TaskSpectrum
+        The task spectrum solved.
+    m_test, q_test : ndarray
+        Order parameters of the test law: tr(Gamma Sigma') / D and tr(Gamma Sigma' Gamma^T) / D.
+    inner_residual : ndarray
+        Residual of the deterministic-equivalent equation.
+    bias, noise_test : dict, ndarray
+        The parts of the test errors on the test law.
     """
 
     spectrum: TaskSpectrum | None = None

@@ -36,6 +36,17 @@ class ForwardParams:
     Full-rank paper (Lu, Letey, Zavatone-Veth, Maiti, Pehlevan 2025) conventions: rho = 1,
     their noise is the variance rho_Lu = sigma^2 and their ridge is lam_Lu (n/d)||Gamma||^2,
     so lam_Lu = lam kappa / tau. Use :meth:`from_full_rank` and :meth:`to_full_rank`.
+
+    Parameters
+    ----------
+    alpha, tau, kappa : float or array_like
+        Context length L / D, pretraining prompts M / D^2, task diversity M0 / D (``np.inf`` allowed).
+    rho : float or array_like
+        Task rank ratio r / D.
+    sigma : float or array_like
+        Label-noise standard deviation.
+    lam : float or array_like
+        Ridge strength (penalty lam M0 ||Gamma||_F^2).
     """
 
     alpha: np.ndarray | float

@@ -16,6 +16,13 @@ class PredictionLaw:
     Var y = 1 + sigma_t^2, Cov(y, yhat) = m_X, Var yhat = q_X + (1 + sigma_t^2) q_bar/alpha_t, split
     into the signal, noise_T and noise_R parts of q_X and the finite-context part
     (1 + sigma_t^2) q_bar/alpha_t. Consistency: Var y - 2 Cov + Var yhat = e_X.
+
+    Attributes
+    ----------
+    var_y, cov, var_yhat : ndarray
+        Var y, Cov(y, yhat), Var yhat.
+    signal, noise_T, noise_R, finite_context : ndarray
+        The parts of Var yhat.
     """
 
     var_y: np.ndarray
@@ -45,6 +52,19 @@ def prediction_law(result, protocol: str = "idg", alpha_test=None, sigma_test=No
 
     The parts of Var yhat are those of ``result.decomposition()`` (one home for the split).
     Raises ValueError if the solution did not converge.
+
+    Parameters
+    ----------
+    result : ForwardSolution
+        A converged float64 solution.
+    protocol : {'tm', 'idg', 'odg'}
+        The test tasks.
+    alpha_test, sigma_test : float, optional
+        Test context ratio and noise (default: the training ones).
+
+    Returns
+    -------
+    PredictionLaw
     """
     if protocol not in PROTOCOL_NAMES:
         raise ValueError(f"protocol must be one of {PROTOCOL_NAMES} (got {protocol!r})")

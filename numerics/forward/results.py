@@ -46,6 +46,18 @@ class ForwardErrors(ProtocolErrors):
     Numbers (floats, arrays, or mpmath numbers of a ``precision=N`` solution) in the
     :class:`lowrank_icl.numerics.results.ProtocolErrors` family; ``to_dict`` writes mpmath values as
     decimal strings of ``precision`` significant digits.
+
+    The error of protocol X at test context ratio alpha_t and test noise sigma_t is
+    e_X = s2_t - 2 m_X + q_X + s2_t q_bar / alpha_t, s2_t = 1 + sigma_t^2, with (m_X, q_X) the order
+    parameters of the protocol's test tasks: the pool tasks (TM), fresh tasks of the rank-r subspace
+    (IDG), isotropic tasks (ODG).
+
+    Attributes
+    ----------
+    tm, idg, odg : float or ndarray
+        Task memorization, in-distribution and out-of-distribution errors (squared label units).
+    precision : int or None
+        Digits kept (None: float64).
     """
 
     precision: int | None = field(default=None, repr=False)
@@ -62,6 +74,13 @@ class PartSplit:
     noise_T comes from the finite number of pretraining prompts (chi_hat), noise_R from the
     finite contexts of the training prompts (chi_bar_hat); both vanish as tau -> infinity.
     ``total`` is the order parameter itself (summed in the solution's own precision).
+
+    Attributes
+    ----------
+    signal, noise_T, noise_R : float or ndarray
+        The three parts; signal + noise_T + noise_R = total.
+    total : float or ndarray
+        The order parameter.
     """
 
     signal: np.ndarray | float
@@ -72,7 +91,13 @@ class PartSplit:
 
 @dataclass(frozen=True)
 class Decomposition:
-    """Signal / noise-T / noise-R split of q (pool tasks), q_bar (isotropic) and q0 (subspace)."""
+    """Signal / noise-T / noise-R split of q (pool tasks), q_bar (isotropic) and q0 (subspace).
+
+    Attributes
+    ----------
+    q, q_bar, q0 : PartSplit
+        The splits of the pool-task, isotropic and subspace second moments.
+    """
 
     q: PartSplit
     q_bar: PartSplit
@@ -98,6 +123,31 @@ class ForwardSolution:
     not and what to do. ``to_dict()`` gives the package's JSON layout with ``parameters`` and
     ``version``; the repr is a few lines whatever the shape. At lam = 0, tau < 1 the conjugates vanish and
     chi, chi_bar are +inf; at lam = 0, tau = 1 the errors are +inf (``branch``).
+
+    Attributes
+    ----------
+    params : ForwardParams
+        The parameters solved.
+    q, m, q_bar, m_bar, q0, m0 : ndarray
+        Order parameters: (1/M0) sum_i ||Gamma w_i||^2 / D and (1/M0) sum_i w_i^T Gamma w_i / D over the
+        pool tasks; tr(Gamma^T Gamma) / D and tr(Gamma) / D; tr((Gamma A)^T Gamma A) / r and tr(A^T Gamma A) / r
+        on the task subspace.
+    chi, chi_bar : ndarray
+        Susceptibilities (+inf on the ridgeless tau < 1 branch).
+    q_hat, m_hat, chi_hat, q_bar_hat, chi_bar_hat : ndarray
+        Conjugate order parameters (0 at kappa = inf).
+    nu : ndarray
+        Effective ridge -z = (1 + sigma^2) / alpha + u.
+    training_error : ndarray
+        E = s2 - 2 m + q + s2 q_bar / alpha.
+    converged, residual, iterations, branch, stopped, reason : ndarray
+        Diagnostics (above).
+    method : str
+        'reduced' or 'damped'.
+    precision : int or None
+        Digits of the mpmath solve (None: float64).
+    tolerance : float
+        The residual tolerance of ``converged``.
     """
 
     params: ForwardParams

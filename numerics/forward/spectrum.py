@@ -54,6 +54,15 @@ class TaskSpectrum:
     * train law (IDG tasks): second moment Sigma with eigenvalues s;
     * test law ("odg" error): second moment Sigma' with diagonal t in Sigma's eigenbasis;
     * ``test=None`` means the isotropic test law t = 1.
+
+    Parameters
+    ----------
+    train : array_like
+        Eigenvalues s_i of the pretraining task second moment Sigma (E[w^T w] / D = sum p_i s_i).
+    test : array_like, optional
+        Diagonal t_i of the test second moment Sigma' in Sigma's eigenbasis (default: t = 1).
+    weights : array_like, optional
+        Weights p_i of the atoms (default: equal).
     """
 
     train: np.ndarray
@@ -95,12 +104,12 @@ class TaskSpectrum:
 
     @property
     def train_mean(self) -> float:
-        """mean(s) = E|w|^2 / D for a pretraining task."""
+        """mean(s) = E[w^T w] / D for a pretraining task."""
         return float(np.dot(self.weights, self.train))
 
     @property
     def test_mean(self) -> float:
-        """mean(t) = E|w'|^2 / D for a test task."""
+        """mean(t) = E[w'^T w'] / D for a test task."""
         return float(np.dot(self.weights, self.test))
 
     def __repr__(self) -> str:

@@ -23,6 +23,24 @@ def posterior_mean(X, Y, w0, U, Lambda, sigma) -> np.ndarray:
     the same as Sigma_post (XU)^T (Y - X w0) / sigma^2 with
     Sigma_post = (Lambda^{-1} + (XU)^T XU / sigma^2)^{-1}. At sigma = 0 the pseudo-inverse
     (least squares on span U) is used.
+
+    Parameters
+    ----------
+    X, Y : array_like
+        Contexts, shapes (n, N, d) and (n, N).
+    w0 : array_like
+        Prior mean, shape (d,).
+    U : array_like
+        Orthonormal basis of the prior's span, shape (d, r).
+    Lambda : array_like
+        Prior variances of v, shape (r,).
+    sigma : float
+        Noise standard deviation (>= 0).
+
+    Returns
+    -------
+    ndarray
+        W_hat, shape (n, d).
     """
     with single_threaded_blas():
         return _posterior_mean(X, Y, w0, U, Lambda, sigma)
@@ -46,7 +64,22 @@ def _posterior_mean(X, Y, w0, U, Lambda, sigma) -> np.ndarray:
 
 
 class ORE:
-    """Oracle posterior mean with the true (w0, U, Lambda, sigma); ``fit`` does nothing."""
+    """Oracle Bayes estimator: the posterior mean under the true prior, w_hat = :func:`posterior_mean`.
+
+    ``fit`` does nothing; ``predict(X, Y)`` returns W_hat (n, d); :meth:`posterior_covariance` and
+    :meth:`conditional_risk` give Sigma_post and its trace given each design.
+
+    Parameters
+    ----------
+    w0 : array_like
+        Prior mean, shape (d,).
+    U : array_like
+        Orthonormal basis of the prior's span, shape (d, r).
+    Lambda : array_like
+        Prior variances, shape (r,).
+    sigma : float
+        Noise standard deviation (>= 0).
+    """
 
     def __init__(self, w0, U, Lambda, sigma: float):
         self.U = np.asarray(U, dtype=float)
@@ -90,6 +123,15 @@ class RE:
     N lam spanning ``span`` decades around the mean eigenvalue of X X^T, per context.
     No cross-task information: ``fit`` does nothing. The chosen lam of the last
     ``predict`` call are in ``self.lam_``.
+
+    Parameters
+    ----------
+    method : {'gcv', 'lcurve'}
+        How lam is chosen per context.
+    n_grid : int
+        Grid points of N lam (>= 5).
+    span : tuple of float
+        log10 range of N lam relative to the mean eigenvalue of X X^T.
     """
 
     def __init__(self, method: str = "gcv", n_grid: int = 121, span: tuple[float, float] = (-10.0, 3.0)):
@@ -153,10 +195,20 @@ class RE:
 def spectral_gap_rank(eigs: np.ndarray) -> int:
     r"""Rank from the largest spectral gap of a (noise-corrected) covariance estimate.
 
-    eigs descending. The noise floor tau is the median |eigenvalue| (the corrected noise bulk
+    eigs descending. The noise floor tau is the median absolute eigenvalue (the corrected noise bulk
     sits around 0; assumes r < d/2), at least 1e-4 of the largest eigenvalue (so that rounding-level
-    eigenvalues of an exactly low-rank matrix make no gap of their own), and r_hat = argmax_k lambda_k / max(lambda_{k+1}, tau) over
-    the eigenvalues above tau.
+    eigenvalues of an exactly low-rank matrix make no gap of their own), and
+    r_hat = argmax_k lambda_k / max(lambda_{k+1}, tau) over the eigenvalues above tau.
+
+    Parameters
+    ----------
+    eigs : ndarray
+        Eigenvalues, in descending order.
+
+    Returns
+    -------
+    int
+        r_hat >= 1 (1 when no eigenvalue rises above the floor).
     """
     tau = max(float(np.median(np.abs(eigs))), 1e-4 * max(float(eigs[0]), 1e-300))
     ratios = eigs[:-1] / np.maximum(eigs[1:], tau)
@@ -172,6 +224,21 @@ class PriorEstimate:
 
     w0 (d,), U (d, r_hat), Lambda (r_hat,), sigma (noise std), Sigma_x (d, d) and the
     eigenvalues of the noise-corrected covariance whose gap gave r_hat (``spectrum``).
+
+    Attributes
+    ----------
+    w0 : ndarray
+        Estimated prior mean, (d,).
+    U : ndarray
+        Estimated prior basis, (d, r_hat).
+    Lambda : ndarray
+        Estimated prior variances, (r_hat,).
+    sigma : float
+        Estimated noise standard deviation.
+    Sigma_x : ndarray
+        Pooled input covariance, (d, d).
+    spectrum : ndarray
+        Eigenvalues of the noise-corrected covariance (descending).
     """
 
     w0: np.ndarray
@@ -204,6 +271,11 @@ class TRE:
       (divided by N - r_hat); if r_hat >= N, the moment estimate mean(Y^2) - tr(M_hat Sigma_x_hat).
 
     Stage 2 (``predict``): :func:`posterior_mean` under the estimated prior.
+
+    Parameters
+    ----------
+    rank : int, optional
+        The task rank to use; default: r_hat from the spectral gap (:func:`spectral_gap_rank`).
     """
 
     def __init__(self, rank: int | None = None):

@@ -15,7 +15,7 @@ Training losses (n contexts), :data:`LT_LOSSES`:
 
 Two evaluations of the same loss and gradient:
 
-* :func:`lt_loss_and_grad_reference` -- the previous kernel: whole-array passes over X, 4K+1 passes
+* :func:`lt_loss_and_grad_reference` -- the reference kernel: whole-array passes over X, 4K+1 passes
   through main memory per evaluation (kept as the benchmark baseline and the test oracle);
 * :class:`LTObjective` -- the fast kernel: contexts are processed in cache-sized blocks that go
   through the whole forward and backward recursion while resident (X read from memory once per
@@ -49,8 +49,21 @@ LT_LOSSES = ("unsupervised", "heldout", "supervised")
 def lt_forward(b, Gammas, X, Y) -> tuple[np.ndarray, np.ndarray]:
     r"""Run w_0 = b, w_k = w_{k-1} + Gamma_k X^T (Y - X w_{k-1}) / N, k = 1..K, batched.
 
-    b (d,), Gammas (K, d, d), X (n, N, d), Y (n, N). Returns (w, g): w (K+1, n, d) holds
-    w_0..w_K and g (K, n, d) the normalized gradients X^T (Y - X w_{k-1}) / N (kept for backprop).
+    Parameters
+    ----------
+    b : ndarray
+        Start w_0, shape (d,).
+    Gammas : ndarray
+        Preconditioners Gamma_1..Gamma_K, shape (K, d, d).
+    X, Y : ndarray
+        Contexts, shapes (n, N, d) and (n, N).
+
+    Returns
+    -------
+    w : ndarray
+        w_0..w_K, shape (K+1, n, d); w[-1] is the LT's estimate.
+    g : ndarray
+        The normalized gradients X^T (Y - X w_{k-1}) / N, shape (K, n, d) (kept for backpropagation).
     """
     n, N, d = X.shape
     K = Gammas.shape[0]
@@ -65,7 +78,7 @@ def lt_forward(b, Gammas, X, Y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def lt_loss_and_grad_reference(theta, d: int, K: int, loss: str, X, Y, W=None, X_val=None, Y_val=None):
-    r"""Loss and gradient with respect to theta = [b, Gamma_1..Gamma_K]: the previous (whole-array) kernel.
+    r"""Loss and gradient with respect to theta = [b, Gamma_1..Gamma_K]: the reference (whole-array) kernel.
 
     Same value as :class:`LTObjective` (to rounding); kept as the benchmark baseline and test oracle.
     """
@@ -254,6 +267,28 @@ def lt_loss_and_grad(theta, d: int, K: int, loss: str, X, Y, W=None, X_val=None,
 
     One-shot convenience around :class:`LTObjective` (which a training loop builds once).
     Losses and backpropagation: module docstring.
+
+    Parameters
+    ----------
+    theta : ndarray
+        [b, vec Gamma_1, ..., vec Gamma_K], length d + K d^2.
+    d, K : int
+        Dimension and depth.
+    loss : {'unsupervised', 'heldout', 'supervised'}
+        The training loss (:data:`LT_LOSSES`).
+    X, Y : ndarray
+        Training contexts (n, N, d), (n, N).
+    W : ndarray, optional
+        True tasks (n, d), for 'supervised': loss = mean_j ||w_K^j - w^j||^2 / d.
+    X_val, Y_val : ndarray, optional
+        Held-out rows, for 'heldout': loss = mean of (y - <x, w_K>)^2 over them.
+
+    Returns
+    -------
+    value : float
+        The loss at theta ('unsupervised': mean of (y - <x, w_K>)^2 over the fitted rows).
+    grad : ndarray
+        Its gradient with respect to theta, same shape as theta.
     """
     obj = LTObjective(X, Y, K=K, loss=loss, W=W, X_val=X_val, Y_val=Y_val)
     if obj.d != d:
@@ -267,9 +302,38 @@ class LTTrainResult:
 
     ``objective`` names the training loss (one of ``LT_LOSSES``) and ``loss`` is its final value.
     ``converged`` is True when the stated criterion held (:class:`LT`); ``residual`` is the
-    relative loss decrease over the last ``window`` iterations at the end; ``grad_norm`` the
-    largest |gradient| entry; ``message`` says why the iteration stopped and ``reason`` is ""
-    when converged, else that message. ``parameters``: the settings of the fit.
+    relative loss decrease (f_{t-window} - f_t) / f_t over the last ``window`` iterations at the end;
+    ``grad_norm`` the largest absolute gradient entry; ``message`` says why the iteration stopped and
+    ``reason`` is "" when converged, else that message.
+
+    Attributes
+    ----------
+    objective : str
+        The training loss (:data:`LT_LOSSES`).
+    loss : float
+        Final value of the training loss.
+    converged : bool
+        The stopping criterion of :class:`LT` held.
+    residual : float
+        Relative loss decrease over the last window of iterations.
+    grad_norm : float
+        Largest absolute gradient entry at the end.
+    iterations, evaluations : int
+        L-BFGS iterations and loss-and-gradient evaluations.
+    seconds : float
+        Wall-clock training time.
+    message : str
+        Why training stopped.
+    n_tasks : int
+        Training contexts.
+    flops_per_evaluation : float
+        Dominant multiply-adds x 2 of one loss-and-gradient evaluation.
+    init : str
+        The start used ('lt1' or 'gd').
+    initial_loss : float
+        Training loss at the start.
+    parameters : dict
+        The settings of the fit.
     """
 
     objective: str
@@ -307,10 +371,6 @@ class LTTrainResult:
                 f"converged={self.converged}, residual={self.residual:.2g}, iterations={self.iterations})")
 
 
-class _Converged(Exception):
-    pass
-
-
 class LT:
     r"""K-layer linear transformer in preconditioned-GD form with parameters b, Gamma_1..Gamma_K.
 
@@ -322,36 +382,68 @@ class LT:
     when the loss decreased by less than ``rtol`` (relative) over the last ``window`` L-BFGS
     iterations, (f_{t-window} - f_t) / f_t < rtol, when an accepted iteration lowers the loss by exactly
     zero (stationary at float64 resolution), or when L-BFGS-B stops on its own gradient test
-    (max |projected gradient| <= ``gtol``). ``maxiter`` is only a safety stop: reaching it gives
-    ``converged=False``; so does a failed line search.
+    (largest absolute projected-gradient entry <= ``gtol``). ``maxiter`` is only a safety stop:
+    reaching it gives ``converged=False``; so does a failed line search.
 
     Initialization (``init``):
 
     * ``'auto'`` (default): 'lt1' for the supervised loss, 'gd' for the two data-misfit losses. The
       misfit losses are not convex in theta and, started at 'lt1' (which shrinks towards the prior,
       while the misfit rewards fitting the rows), L-BFGS can stop in a minimum of higher training
-      loss than from 'gd' (seen at d = 30, N = 15, K = 2: 1.105 vs 0.948); the supervised loss
-      reaches the same point from both.
+      loss than from 'gd' (docs/inverse.md gives the measurement); the supervised loss reaches the
+      same point from both.
     * ``'lt1'``: b = w0_hat, Gamma_1 = the closed-form optimal one-layer LT
       Sigma_w Sigma_x F^{-1} (:func:`lowrank_icl.theory.inverse.lt1_optimal`) under moments estimated
       from the training contexts (Sigma_x pooled; w0, Sigma_w from W for 'supervised', else the
       moment estimates of TRE's first stage; sigma^2 from the residual variance), and
       Gamma_2..Gamma_K = 0: the start is the one-layer optimum, so training only improves on it.
     * ``'gd'``: b = 0, Gamma_k = I / (2 L), L the mean largest eigenvalue of X^T X / N (plain
-      preconditioned GD steps; the previous default).
+      preconditioned GD steps; the baseline trainer's start).
 
     Preconditioning (``precondition``): L-BFGS runs in Phi_k = Gamma_k P_k^{-1}, P_k the frozen input
     whitening of :func:`input_whitening` (same objective, better conditioned). ``'auto'``: on for the
-    supervised and held-out losses, off for the unsupervised one. Measured at d = 100, N = 50,
-    n_s = 1e4, K = 4 (seed 0, sigma = 0.1): supervised 274 iterations to loss 0.02228 (0.02323 in
-    438 without); held-out 1150 to 0.2585 (0.2933 in 1727 without, where the rule stopped a slow
-    creep); unsupervised 188 to 0.696 (0.523 in 338 without: a different, higher minimum).
+    supervised and held-out losses, off for the unsupervised one, where whitened training reached a
+    higher minimum (docs/inverse.md: the measurement and its command).
 
     ``kernel='fast'`` trains with :class:`LTObjective` (``dtype``, ``workers``), ``'reference'`` with
     :func:`lt_loss_and_grad_reference`. With ``dtype=float32`` L-BFGS first runs on the float32
     kernel (until the criterion holds or the line search fails at the float32 resolution of the
     loss, ~1e-7 relative), then continues on the float64 kernel until the criterion holds there:
     ``converged`` always refers to the float64 loss.
+
+    Parameters
+    ----------
+    K : int
+        Depth (layers).
+    loss : {'supervised', 'unsupervised', 'heldout'}
+        Training loss: mean ||w_K - w||^2 / d over tasks (needs the true W), mean squared residual
+        (y - <x, w_K>)^2 on the fitted rows, or on the held-out rows.
+    holdout : float
+        Fraction of each context's rows held out by 'heldout' (0 <= holdout < 1).
+    maxiter : int
+        Safety stop of L-BFGS (reaching it gives ``converged=False``).
+    rtol, window : float, int
+        The stopping rule: (f_{t-window} - f_t) / f_t < rtol.
+    gtol : float
+        L-BFGS-B's projected-gradient tolerance.
+    init : {'auto', 'lt1', 'gd'}
+        The starting point (above).
+    kernel : {'fast', 'reference'}
+        :class:`LTObjective` or :func:`lt_loss_and_grad_reference`.
+    dtype : numpy dtype
+        Working precision of the fast kernel (float32 is finished in float64).
+    workers : int
+        Threads of the fast kernel.
+    precondition : {'auto', True, False}
+        Input whitening of the Gamma_k (above).
+    tol : float, optional
+        One tolerance for both ``rtol`` and ``gtol``.
+
+    Returns
+    -------
+    LT
+        ``fit(train_X, train_Y, train_W=None)`` returns the fitted estimator (``b``, ``Gammas``,
+        ``train_``: an :class:`LTTrainResult`); ``predict(X, Y)`` returns W_hat = w_K, shape (n, d).
     """
 
     def __init__(self, K: int = 1, loss: str = "supervised", holdout: float = 0.2, maxiter: int = 20_000,
@@ -364,7 +456,7 @@ class LT:
         self.loss = loss
         self.holdout = float(check_real("holdout", holdout, lower=0.0, upper=1.0, upper_inclusive=False))
         self.maxiter = check_int("maxiter", maxiter, lower=1)
-        if tol is not None:     # the previous single tolerance: both criteria
+        if tol is not None:     # one tolerance for both criteria
             rtol = gtol = tol
         self.rtol = float(check_real("rtol", rtol, lower=0.0, lower_inclusive=True))
         self.window = check_int("window", window, lower=1)
@@ -386,7 +478,23 @@ class LT:
         self.history_ = None
 
     # -- data split per loss --------------------------------------------------------------
-    def _split(self, X, Y, train_W):
+    def training_inputs(self, X, Y, train_W=None):
+        """The arrays the loss is evaluated on: ``(X, Y, kwargs)``.
+
+        Parameters
+        ----------
+        X, Y : ndarray
+            Training contexts, shapes (n, N, d) and (n, N).
+        train_W : ndarray, optional
+            True task vectors (n, d); required by ``loss='supervised'``.
+
+        Returns
+        -------
+        tuple
+            ``(X_fit, Y_fit, kwargs)``: 'supervised' passes ``W``; 'heldout' fits on the first
+            N - round(holdout N) rows and passes the rest as ``X_val``, ``Y_val``; 'unsupervised'
+            passes nothing.
+        """
         n, N, d = X.shape
         kwargs = {}
         if self.loss == "supervised":
@@ -421,7 +529,7 @@ class LT:
         X, Y = _check_batch(train_X, train_Y)
         n, _, d = X.shape
         K = self.K
-        X, Y, kwargs = self._split(X, Y, train_W)
+        X, Y, kwargs = self.training_inputs(X, Y, train_W)
         with single_threaded_blas():
             if self.kernel == "fast":
                 obj = LTObjective(X, Y, K=K, loss=self.loss, dtype=self.dtype, workers=self.workers, **kwargs)
@@ -562,6 +670,20 @@ def warm_start_lt1(X, Y, W=None) -> tuple[np.ndarray, np.ndarray]:
     Sigma_w_hat = [Cov(w~) - (w0 w0^T + mean(Y^2) Sigma_x^{-1}) / N] / (1 + 1/N) with its negative
     eigenvalues set to 0 (the TRE first stage without rank selection). Noise sigma^2 =
     mean(Y^2) - tr((Sigma_w + w0 w0^T) Sigma_x), floored at 0.
+
+    Parameters
+    ----------
+    X, Y : ndarray
+        Training contexts, shapes (n, N, d) and (n, N).
+    W : ndarray, optional
+        True task vectors (n, d) (the supervised setting).
+
+    Returns
+    -------
+    b : ndarray
+        w0_hat, shape (d,).
+    Gamma : ndarray
+        Sigma_w_hat Sigma_x_hat F^{-1}, shape (d, d) (:func:`lt1_optimal` under the estimated moments).
     """
     from lowrank_icl.theory.inverse import lt1_optimal
 

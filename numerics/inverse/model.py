@@ -64,13 +64,29 @@ class InverseParams:
     cond    condition number c_x of Sigma_x (log-spaced spectrum)          cond >= 1
     n_s     number of training contexts (tasks)                            n_s >= 1
     w0      prior mean: None (1_d/sqrt(d)), a scalar c (c 1_d/sqrt(d),     finite
-            i.e. norm |c|) or a vector of length d
+            i.e. norm abs(c)) or a vector of length d
     Lambda  prior variances of v: a scalar (lambda I_r) or a length-r      Lambda > 0
             vector
     ======  =============================================================  ====================
 
-    r >= N is allowed (it is part of the science: claim 3) but raises
-    :class:`InverseRegimeWarning`, since each context then cannot pin down v even without noise.
+    r >= N is allowed (the experiment over the task rank crosses r = N: there the oracle risk stops
+    vanishing with the noise) but raises :class:`InverseRegimeWarning`, since each context then
+    cannot pin down v even without noise.
+
+    Parameters
+    ----------
+    d, N, r : int
+        Dimension, context length and task rank (table above).
+    sigma : float
+        Label-noise standard deviation.
+    cond : float
+        Condition number c_x of Sigma_x = Q diag(s) Q^T, s_i proportional to c_x^{(i-1)/(d-1)}, sum s = d.
+    n_s : int
+        Number of training contexts.
+    w0 : None, float or array_like
+        Prior mean of w (table above).
+    Lambda : float or array_like
+        Prior variances of v; Sigma_w = U diag(Lambda) U^T.
     """
 
     d: int
@@ -123,7 +139,18 @@ class InverseParams:
 def input_spectrum(d: int, cond: float) -> np.ndarray:
     r"""Eigenvalues s of Sigma_x: log-spaced with s_max/s_min = cond, normalized so sum(s) = d.
 
-    s_i proportional to cond^{(i-1)/(d-1)}, i = 1..d (ascending); all ones when cond = 1.
+    Parameters
+    ----------
+    d : int
+        Dimension (d >= 1).
+    cond : float
+        Condition number s_max / s_min (>= 1).
+
+    Returns
+    -------
+    ndarray
+        s, shape (d,), ascending: s_i = d cond^{(i-1)/(d-1)} / sum_j cond^{(j-1)/(d-1)}, i = 1..d
+        (all ones when cond = 1).
     """
     d = check_int("d", d, lower=1)
     cond = float(check_real("cond", cond, lower=1.0, lower_inclusive=True))
@@ -134,15 +161,39 @@ def input_spectrum(d: int, cond: float) -> np.ndarray:
 
 
 def haar_orthogonal(d: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """A d x k matrix with orthonormal columns, Haar-distributed (QR of a Gaussian, signs fixed)."""
+    """A d x k matrix with orthonormal columns, Haar-distributed on the Stiefel manifold.
+
+    Parameters
+    ----------
+    d, k : int
+        Shape (k <= d).
+    rng : numpy.random.Generator
+        Source of the Gaussian draw.
+
+    Returns
+    -------
+    ndarray
+        Q of shape (d, k): G = Q R (QR of a standard Gaussian d x k matrix G), with the signs of the
+        columns fixed so that diag(R) > 0 (which makes the law exactly Haar).
+    """
     g = rng.standard_normal((d, k))
     q, rmat = np.linalg.qr(g)
     return q * np.sign(np.diag(rmat))
 
 
 @dataclass(frozen=True, eq=False)
-class Contexts:
-    """A batch of n contexts: X (n, N, d), Y (n, N) and the true task vectors W (n, d)."""
+class InverseContexts:
+    """A batch of n inverse-ICL contexts with their true tasks: y_i = <x_i, w> + eps_i per context.
+
+    Attributes
+    ----------
+    X : ndarray
+        Inputs, shape (n, N, d), rows ~ N(0, Sigma_x).
+    Y : ndarray
+        Labels, shape (n, N).
+    W : ndarray
+        The true task vectors w = w0 + U v, shape (n, d).
+    """
 
     X: np.ndarray
     Y: np.ndarray
@@ -158,6 +209,17 @@ class InverseModel:
 
     Sigma_x = Q diag(s) Q^T, Sigma_w = U diag(Lambda) U^T, prior mean w0.
     Build with :meth:`draw`; draw contexts with :meth:`sample`.
+
+    Attributes
+    ----------
+    params : InverseParams
+        The numbers.
+    Q : ndarray
+        Haar eigenbasis of Sigma_x, (d, d).
+    s : ndarray
+        Eigenvalues of Sigma_x, (d,) (:func:`input_spectrum`).
+    U : ndarray
+        Haar orthonormal basis of the prior's span, (d, r).
     """
 
     params: InverseParams
@@ -209,7 +271,7 @@ class InverseModel:
         """Task covariance U diag(Lambda) U^T (d x d, rank r)."""
         return (self.U * self.Lambda) @ self.U.T
 
-    def sample(self, n: int, rng: np.random.Generator, N: int | None = None) -> Contexts:
+    def sample(self, n: int, rng: np.random.Generator, N: int | None = None) -> InverseContexts:
         """Draw n contexts of length N (default params.N): X (n, N, d), Y (n, N), W (n, d)."""
         n = check_int("n", n, lower=1)
         N = self.N if N is None else check_int("N", N, lower=1)
@@ -228,11 +290,22 @@ class InverseModel:
             Y[lo:hi] = np.einsum("nij,nj->ni", X[lo:hi], W[lo:hi])
         if self.sigma > 0:
             Y += self.sigma * rng.standard_normal((n, N))
-        return Contexts(X, Y, W)
+        return InverseContexts(X, Y, W)
 
 
 def mse_per_coordinate(W_hat: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Per-context error ||w_hat - w||^2 / d (shape (n,)): an MSE, not an RMSE."""
+    """Per-context error ||w_hat - w||^2 / d: an MSE, not an RMSE.
+
+    Parameters
+    ----------
+    W_hat, W : array_like
+        Estimated and true task vectors, shape (n, d).
+
+    Returns
+    -------
+    ndarray
+        Shape (n,): sum_i (w_hat_i - w_i)^2 / d for each context.
+    """
     W_hat = np.asarray(W_hat, dtype=float)
     return np.sum((W_hat - W) ** 2, axis=-1) / W.shape[-1]
 

@@ -1,12 +1,17 @@
 """Forward ICL derivations: pool Stieltjes transforms, the saddle point and its reduction, exact
-finite-D errors, full-rank closed forms and asymptotic limits."""
-from lowrank_icl.theory.forward.finite_size import (SecondMoment, conditional_moments_h, error_from_summaries,
-                                                    exact_test_error, optimal_gamma, optimal_gamma_scale,
-                                                    order_summaries)
-from lowrank_icl.theory.forward.bayes import gmmse_limit_errors
-from lowrank_icl.theory.forward.y2_column import (odg_excess_limit, population_excess, task_law_moments,
-                                                  y2_column_test_error)
+finite-D errors, full-rank closed forms and asymptotic limits.
 
-__all__ = ["SecondMoment", "conditional_moments_h", "error_from_summaries", "exact_test_error",
-           "optimal_gamma", "optimal_gamma_scale", "order_summaries",
-           "gmmse_limit_errors", "odg_excess_limit", "population_excess", "task_law_moments", "y2_column_test_error"]
+The names below are the callables other layers use; they load on first use (PEP 562), so importing
+this package does not import sympy.
+"""
+from lowrank_icl._lazy import attach
+
+_FS = "lowrank_icl.theory.forward.finite_size"
+_Y2 = "lowrank_icl.theory.forward.y2_column"
+
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "SecondMoment": _FS, "conditional_moments_h": _FS, "error_from_summaries": _FS, "exact_test_error": _FS,
+    "optimal_gamma": _FS, "optimal_gamma_scale": _FS, "order_summaries": _FS,
+    "gmmse_limit_errors": "lowrank_icl.theory.forward.bayes",
+    "odg_excess_limit": _Y2, "population_excess": _Y2, "task_law_moments": _Y2, "y2_column_test_error": _Y2,
+})

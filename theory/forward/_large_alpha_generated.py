@@ -4,7 +4,7 @@ The alpha -> infinity expansion terms of derive_large_alpha(case), as sympy srep
 Regenerate with: python -m lowrank_icl.theory.forward.limits
 """
 SYMPY_VERSION = '1.14.0'
-FINGERPRINT = '461f74e30260eaed0c1ceeda8164a953668865b5675cbbe246187ca6a6ab1f03'
+FINGERPRINT = '54f9e24469dac2c5c9beb48abae8c75b7d801ac22544494c525c2e1308bcb693'
 TERMS = {
     'kappa>rho': {
         'm': (0, 'Integer(1)',

@@ -85,14 +85,12 @@ def derive_m_is_pool_transform() -> sp.Expr:
     return sp.simplify(poly.subs({gt: published_M(kappa, x), z: -x}))
 
 
-def _rho1_errors(z_value, g_value, extra_subs=None):
+def _rho1_errors(z_value, g_value):
     """TM and ODG errors at rho = 1, lam = 0, test values = training values, as sympy expressions."""
     sol = spm.derive_explicit_solution()
     dg_value = derive_pool_derivative().subs({rho: 1, gt: g_value, z: z_value})
     subs = {spm.zs: z_value, spm.g: g_value, spm.dg: dg_value, spm.dgt: dg_value, rho: 1,
             spm.sigma: sp.sqrt(rho_lu), spm.alpha: (1 + rho_lu) / x}
-    if extra_subs:
-        subs.update(extra_subs)
     order = {name: sol.order[name].subs(spm.MOMENT_DEFINITIONS).subs(subs) for name in ("E", "m_bar", "q_bar")}
     e_tm = order["E"]  # E is the TM error at alpha_t = alpha, sigma_t = sigma by definition
     e_odg = spm.asymptotic_error(order["m_bar"], order["q_bar"], order["q_bar"], (1 + rho_lu) / x, sp.sqrt(rho_lu))

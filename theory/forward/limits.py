@@ -1,7 +1,7 @@
 r"""Asymptotic limits of the forward saddle point, derived with sympy from the existing derivations.
 
 Every limit is obtained by feeding series (or limits) of the pool transform t = g~(-nu) into the
-cancellation-free moments :func:`lowrank_icl.theory.forward.stieltjes._stable_moments` and the explicit
+cancellation-free moments :func:`lowrank_icl.theory.forward.stieltjes.stable_moments` and the explicit
 solution :func:`lowrank_icl.theory.forward.saddle_point.evaluate_explicit`; nothing is transcribed.
 
 1. alpha -> infinity at lam = 0, tau > 1 (:func:`large_alpha_expansion`). Then u = 0 and
@@ -29,7 +29,7 @@ import numpy as np
 import sympy as sp
 
 from lowrank_icl.theory.forward.saddle_point import asymptotic_error, evaluate_explicit
-from lowrank_icl.theory.forward.stieltjes import (PoolMoments, _stable_moments, derive_pool_quadratic,
+from lowrank_icl.theory.forward.stieltjes import (PoolMoments, stable_moments, derive_pool_quadratic,
                                           kappa as _kappa_q, pool_moments, rho as _rho_q, z as _z_q)
 
 QUANTITIES = ("m", "m_bar", "m0", "q", "q_bar", "q0", "e_tm", "e_idg", "e_odg")
@@ -192,7 +192,7 @@ def _symbolic_moments(t_expr, nu_expr, k=kappa, r=rho) -> PoolMoments:
     disc = (k * r * nu_expr + k - r) ** 2 + 4 * r**2 * k * nu_expr
     sd = disc.sqrt() if isinstance(disc, _Series) else sp.sqrt(disc)
     dgt = r * t_expr * (t_expr + k) / sd
-    return _stable_moments(t_expr, nu_expr, k, r, sd, dgt)
+    return stable_moments(t_expr, nu_expr, k, r, sd, dgt)
 
 
 def _quantities(order, sig_test, alpha_test):
@@ -265,7 +265,7 @@ def _derivation_functions():
 
     return (derive_large_alpha, derive_t_series, _Series, _symbolic_moments, _quantities,
             saddle_point.evaluate_explicit, saddle_point.protocol_parts, saddle_point.asymptotic_error,
-            stieltjes._stable_moments, stieltjes.derive_pool_quadratic, stieltjes.PoolMoments)
+            stieltjes.stable_moments, stieltjes.derive_pool_quadratic, stieltjes.PoolMoments)
 
 
 def derivation_fingerprint() -> str:

@@ -210,7 +210,7 @@ class PoolMoments:
     They are evaluated instead from t = g~: the pool quadratic is linear in nu, so every moment
     is rational in t, and with P = rho nu t (t + kappa) = (rho - kappa) t + kappa rho > 0 and
     sd = sqrt(disc) (disc = (kappa rho nu + kappa - rho)^2 + 4 rho^2 kappa nu) all of them are
-    ratios of sums of positive terms (:func:`_stable_moments`; identities proved in the tests).
+    ratios of sums of positive terms (:func:`stable_moments`; identities proved in the tests).
     """
 
     g: np.ndarray
@@ -227,7 +227,7 @@ class PoolMoments:
     V_tilde: np.ndarray
 
 
-def _stable_moments(t, nu, k, r, sd, dgt):
+def stable_moments(t, nu, k, r, sd, dgt):
     """Cancellation-free moments from t = g~(-nu) (works for numpy arrays and mpmath numbers)."""
     kt = k + t
     P = r * nu * t * kt
@@ -246,7 +246,7 @@ def _stable_moments(t, nu, k, r, sd, dgt):
 def _population_moments(nu, r):
     """The kappa = inf pool (a fresh task per prompt): S is the population second moment (1/rho) P_A.
 
-    Each moment is the kappa -> infinity limit of :func:`_stable_moments` (derived in
+    Each moment is the kappa -> infinity limit of :func:`stable_moments` (derived in
     :func:`derive_population_moments`; equal by the tests); with t = rho/(1 + rho nu) they are
     products of nonnegative factors. Works for numpy arrays and mpmath numbers.
     """
@@ -263,7 +263,7 @@ def derive_population_moments() -> dict:
 
     Divide the pool quadratic by kappa and let kappa -> infinity: (rho z - 1) t + rho = 0, so
     t -> rho/(1 + rho nu) (the root that stays finite; the other one runs to -infinity). Insert it in
-    :func:`_stable_moments` with kappa = 1/epsilon and take epsilon -> 0. The result is the moments of
+    :func:`stable_moments` with kappa = 1/epsilon and take epsilon -> 0. The result is the moments of
     the two-atom law (weight rho at 1/rho, weight 1 - rho at 0): the pool spectrum becomes the
     population one.
     """
@@ -275,7 +275,7 @@ def derive_population_moments() -> dict:
     t_inf = roots[0]
     k = 1 / eps
     sd = sp.sqrt((k * r_s * nu_s + k - r_s) ** 2 + 4 * r_s**2 * k * nu_s)
-    mo = _stable_moments(gt, nu_s, k, r_s, sd, r_s * gt * (gt + k) / sd)
+    mo = stable_moments(gt, nu_s, k, r_s, sd, r_s * gt * (gt + k) / sd)
     out = {"t": t_inf}
     for name in PoolMoments.__dataclass_fields__:
         out[name] = sp.factor(sp.limit(getattr(mo, name).subs(gt, t_inf), eps, 0))
@@ -293,7 +293,7 @@ def pool_moments(z_value, kappa_value, rho_value) -> PoolMoments:
     tr = pool_transforms(-nu, k_fin, r)
     sd = np.sqrt(((k_fin - r) + k_fin * r * nu) ** 2 + 4 * r * r * k_fin * nu)
     t = np.asarray(tr.g_tilde)
-    finite_mo = _stable_moments(t, nu, k_fin, r, sd, r * t * (t + k_fin) / sd)
+    finite_mo = stable_moments(t, nu, k_fin, r, sd, r * t * (t + k_fin) / sd)
     if not np.any(infinite):
         return finite_mo
     pop = _population_moments(nu, r)
@@ -337,4 +337,4 @@ def pool_moments_mp(z_value, kappa_value, rho_value) -> PoolMoments:
     nu, k, r = -mpmath.mpf(z_value), mpmath.mpf(kappa_value), mpmath.mpf(rho_value)
     sd = mpmath.sqrt(((k - r) + k * r * nu) ** 2 + 4 * r * r * k * nu)
     t = tr.g_tilde
-    return _stable_moments(t, nu, k, r, sd, r * t * (t + k) / sd)
+    return stable_moments(t, nu, k, r, sd, r * t * (t + k) / sd)

@@ -21,7 +21,8 @@ Derivations (each built from premises by a function below, checked by sympy / mp
    C = U E_X[(sigma^2 Lambda^{-1} + A^T A)^{-1}] U^T.
 3. Small noise. sigma -> 0 with N > r + 1: tr Sigma_post -> sigma^2 tr((A^T A)^{-1}), and A^T A ~
    Wishart_r(S, N), S = U^T Sigma_x U, whose inverse has mean S^{-1}/(N - r - 1) (checked at r = 1 by the
-   chi-square integral E[1/chi^2_N] = 1/(N - 2), :func:`inverse_chi2_mean_symbolic`, and by Monte Carlo).
+   chi-square integral E[1/chi^2_N] = 1/(N - 2), :func:`inverse_chi2_mean_symbolic`, and by the Monte
+   Carlo of :func:`lowrank_icl.numerics.inverse.risk.ore_expected_inverse`).
    Risk ~ sigma^2 tr(S^{-1}) / (N - r - 1).
 4. High-dimensional limit, r, N -> infinity, r/N = gamma. For S = I and Lambda = lambda I, the
    eigenvalues of A^T A / N follow Marchenko-Pastur(gamma), whose Stieltjes transform
@@ -30,7 +31,8 @@ Derivations (each built from premises by a function below, checked by sympy / mp
        tr Sigma_post / r = (sigma^2 / N) m(-mu),   mu = sigma^2 / (lambda N).
    For general S and Lambda the deterministic equivalent (D = sigma^2 Lambda^{-1})
        E (D + A^T A)^{-1} ~ (D + N S / (1 + delta))^{-1},  delta = tr(S (D + N S/(1 + delta))^{-1})
-   reduces to the MP formula when S = I, Lambda = lambda I (:func:`ore_deterministic_equivalent`).
+   reduces to the MP formula when S = I, Lambda = lambda I (solved in
+   :func:`lowrank_icl.numerics.inverse.high_dim.ore_deterministic_equivalent`).
 
 This module imports nothing from the rest of ``lowrank_icl``. Sympy work runs only when a
 ``*_symbolic`` function is called.
@@ -40,9 +42,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["ore_error_covariance_symbolic", "inverse_chi2_mean_symbolic", "mp_stieltjes_symbolic",
-           "posterior_covariance", "ore_conditional_risk", "ore_risk_bound", "sample_design_gram",
-           "ore_expected_inverse", "ore_risk_small_noise", "mp_stieltjes_negative", "ore_risk_mp_isotropic",
-           "ore_deterministic_equivalent"]
+           "posterior_covariance", "ore_conditional_risk", "ore_risk_bound", "ore_risk_small_noise",
+           "mp_stieltjes_negative", "ore_risk_mp_isotropic"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,37 +126,6 @@ def ore_risk_bound(b, Lambda, sigma, N):
     return np.sum(1.0 / (1.0 / Lambda + N * b / sigma**2), axis=-1)
 
 
-def sample_design_gram(S: np.ndarray, N: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n draws of A^T A with A = X U (N x r), rows ~ N(0, S), S = U^T Sigma_x U; shape (n, r, r)."""
-    r = S.shape[0]
-    L = np.linalg.cholesky(S)
-    Z = rng.standard_normal((n, N, r)) @ L.T
-    return np.einsum("nir,nis->nrs", Z, Z)
-
-
-def ore_expected_inverse(S, Lambda, sigma: float, N: int, n: int, rng, chunk: int = 2000):
-    """Monte Carlo of E_X[(sigma^2 Lambda^{-1} + A^T A)^{-1}] (r x r) with its per-entry standard error.
-
-    Returns (mean, sem) of shape (r, r) each. Also gives the exact ORE risk:
-    E tr Sigma_post = sigma^2 tr(mean).
-    """
-    S = np.asarray(S, dtype=float)
-    D = sigma**2 * np.diag(1.0 / np.asarray(Lambda, dtype=float))
-    r = S.shape[0]
-    s1 = np.zeros((r, r))
-    s2 = np.zeros((r, r))
-    done = 0
-    while done < n:
-        k = min(chunk, n - done)
-        inv = np.linalg.inv(D + sample_design_gram(S, N, k, rng))
-        s1 += inv.sum(axis=0)
-        s2 += (inv**2).sum(axis=0)
-        done += k
-    mean = s1 / n
-    var = np.maximum(s2 / n - mean**2, 0.0) * n / max(n - 1, 1)
-    return mean, np.sqrt(var / n)
-
-
 def ore_risk_small_noise(S, sigma, N: int):
     """sigma^2 tr(S^{-1}) / (N - r - 1): the sigma -> 0 ORE risk (inverse-Wishart mean), N > r + 1."""
     S = np.asarray(S, dtype=float)
@@ -193,31 +163,3 @@ def ore_risk_mp_isotropic(sigma, gamma, lam, N):
     gamma = np.asarray(gamma, dtype=float)
     limit = np.where(gamma < 1, 0.0, lam * (1.0 - 1.0 / np.where(gamma > 0, gamma, 1.0)))
     return np.where(small, limit, out)
-
-
-def ore_deterministic_equivalent(S, Lambda, sigma: float, N: int, xtol: float = 1e-14):
-    """Deterministic equivalent of E[(D + A^T A)^{-1}], D = sigma^2 Lambda^{-1} (sigma > 0), rows of A ~ N(0, S):
-    Q = (D + N S/(1 + delta))^{-1}, delta = tr(S Q). Returns (Q, delta, iterations, residual).
-
-    In the basis D^{-1/2} S D^{-1/2} = V diag(t) V^T the fixed point is the scalar equation
-    delta = sum_i t_i (1 + delta)/(1 + delta + N t_i), solved by brentq on [0, sum_i t_i]
-    (the right side is increasing in delta and bounded by sum_i t_i). Exact ORE risk ~ sigma^2 tr Q.
-    """
-    from scipy.optimize import brentq
-    S = np.asarray(S, dtype=float)
-    d_inv_half = np.sqrt(np.asarray(Lambda, dtype=float)) / sigma     # D^{-1/2} (diagonal)
-    t, V = np.linalg.eigh(d_inv_half[:, None] * S * d_inv_half[None, :])
-    t = np.maximum(t, 0.0)
-
-    def excess(delta):
-        return float(np.sum(t * (1 + delta) / (1 + delta + N * t))) - delta
-
-    hi = float(np.sum(t))
-    if excess(hi) >= 0.0:          # only when all t = 0
-        delta, iters = hi, 0
-    else:
-        delta, info = brentq(excess, 0.0, hi, xtol=xtol, rtol=4 * np.finfo(float).eps, full_output=True)
-        iters = info.iterations
-    inner = V @ np.diag(1.0 / (1.0 + N * t / (1.0 + delta))) @ V.T
-    Q = d_inv_half[:, None] * inner * d_inv_half[None, :]
-    return Q, float(delta), int(iters), abs(excess(delta))

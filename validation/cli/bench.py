@@ -27,14 +27,14 @@ def configure(bench):
                        help="a seconds-long smoke run: D = 8 everywhere and tiny spectrum sections")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--inverse", action="store_true",
-                       help="inverse ICL instead: the LT training kernel, previous vs fast, per evaluation and to "
+                       help="inverse ICL instead: the LT training kernel, reference vs fast, per evaluation and to "
                             "convergence (d=100, N=50, K=4)")
     bench.add_argument("--inverse-tasks", type=positive_int, default=10000, help="n_s for --inverse (default 10000)")
     bench.add_argument("--inverse-loss", default="supervised", choices=("supervised", "unsupervised", "heldout"),
                        help="LT loss for --inverse (default supervised)")
     bench.add_argument("--no-converge", action="store_true", help="--inverse: per-evaluation times only")
     bench.add_argument("--inverse-threads", type=positive_int, default=2,
-                       help="--inverse: threads of the current trainer (default 2; the previous one used 1)")
+                       help="--inverse: threads of the default trainer (default 2; the baseline trainer uses 1)")
     bench.set_defaults(func=_cmd_bench)
 
 

@@ -49,7 +49,8 @@ def configure(p):
 def _run(args) -> int:
     import warnings
 
-    from lowrank_icl.numerics import LT_LOSSES, InverseParams, InverseRegimeWarning, check_int, check_real
+    from lowrank_icl.numerics.inverse import InverseParams, InverseRegimeWarning, LT_LOSSES
+    from lowrank_icl.numerics.utils import check_int, check_real
     from lowrank_icl.validation.inverse.experiments import LTSettings, compare_estimators
 
     check_int("test", args.test, lower=2)

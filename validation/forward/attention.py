@@ -78,8 +78,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.optimize as sopt
-from lowrank_icl.numerics import check_int, check_real, single_threaded_blas
-from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics.utils import check_int, check_real, single_threaded_blas
+from lowrank_icl.numerics.utils import json_document
 from lowrank_icl.numerics.results import ConvergenceReport
 from lowrank_icl.theory import SecondMoment, exact_test_error
 from lowrank_icl.validation.forward.ridge import fit_ridge

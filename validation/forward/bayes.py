@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from lowrank_icl.numerics import check_int, check_real
+from lowrank_icl.numerics.utils import check_int, check_real
 from lowrank_icl.theory import SecondMoment
 from lowrank_icl.validation.forward.sampling import Sizes, pretraining_pool
 from lowrank_icl.numerics._json import json_document
@@ -80,6 +80,22 @@ def dmmse_estimate(X, y, pool, sigma) -> np.ndarray:
     ``X`` (n, L, D) contexts, ``y`` (n, L) labels (a single (L, D), (L) prompt is accepted), ``sigma``
     the noise std. Returns (n, D). sigma = 0 gives the sigma -> 0 limit: the pool task(s) of smallest
     residual ||y - X w_i|| (ties share the weight equally).
+
+    Parameters
+    ----------
+    X : ndarray
+        Contexts, (n, L, D).
+    y : ndarray
+        Labels, (n, L).
+    pool : ndarray
+        Pool tasks w_i, (M0, D).
+    sigma : float
+        Noise standard deviation.
+
+    Returns
+    -------
+    ndarray
+        w_hat = sum_i p_i w_i, p_i proportional to exp(-||y - X w_i||^2 / (2 sigma^2)), shape (n, D).
     """
     X, y = _as_contexts(X, y)
     W = np.atleast_2d(np.asarray(pool, dtype=float))
@@ -161,6 +177,24 @@ def gmmse_estimate(X, y, prior, sigma, *, route: str = "auto") -> np.ndarray:
 
     ``prior``: a :class:`SecondMoment` (factor form is cheapest), a D x D covariance, or None (C = I).
     ``route``: "task" (ridge/Woodbury form), "context" (Gaussian conditioning) or "auto".
+
+    Parameters
+    ----------
+    X : ndarray
+        Contexts, (n, L, D).
+    y : ndarray
+        Labels, (n, L).
+    prior : SecondMoment, ndarray or None
+        C = F F^T.
+    sigma : float
+        Noise standard deviation.
+    route : {'auto', 'task', 'context'}
+        Which of the two equal formulas to evaluate.
+
+    Returns
+    -------
+    ndarray
+        w_hat = C X^T (X C X^T + sigma^2 I)^{-1} y, shape (n, D).
     """
     X, y = _as_contexts(X, y)
     n, L, dim = X.shape
@@ -348,6 +382,21 @@ def bayes_errors(*, dim, alpha, kappa, rho=1.0, sigma=0.0, estimator: str = "dmm
     not trained, so alpha is the context ratio); M0 = round(kappa D) pool tasks (kappa = inf allowed
     for gmmse), r = round(rho D). ``sigma`` is the noise std the posterior assumes and the test labels
     carry (``sigma_test`` overrides the latter). Keyword-only parameters: there is no tau or lam here.
+
+    Parameters
+    ----------
+    dim : int
+        D.
+    alpha, kappa, rho, sigma : float
+        Context ratio, task diversity (inf allowed for gmmse), rank ratio, noise std.
+    estimator : {'dmmse', 'gmmse'}
+        Discrete (pool) prior or Gaussian prior.
+    seeds : iterable of int
+        Pretraining draws (the pool and subspace of each seed).
+    prompts : int
+        Test prompts per protocol and seed.
+    alpha_test, sigma_test : float, optional
+        Test context ratio and test-label noise.
 
     Returns
     -------

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
-from lowrank_icl.numerics import check_int, check_real, single_threaded_blas
-from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics.utils import check_int, check_real, single_threaded_blas
+from lowrank_icl.numerics.utils import json_document
 from lowrank_icl.numerics.results import ConvergenceReport
 
 METHODS = ("auto", "primal", "dual", "cg", "dual-cg")

@@ -49,7 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from lowrank_icl.numerics import check_int, check_real
+from lowrank_icl.numerics.utils import check_int, check_real
 
 _STREAMS = ("subspace", "pool", "prompts")
 _CHUNK = 1 << 14  # prompts per chunk when drawing h (bounds temporaries)

@@ -46,7 +46,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
-from lowrank_icl.numerics import ForwardParams, check_int, check_real
+from lowrank_icl.numerics import ForwardParams
+from lowrank_icl.numerics.utils import check_int, check_real
 from lowrank_icl.theory import SecondMoment, error_from_summaries, order_summaries
 from lowrank_icl.validation.forward.resources import check_resources, format_bytes, format_seconds
 from lowrank_icl.validation.forward.ridge import fit_ridge
@@ -76,6 +77,29 @@ class SimulationResult(MonteCarloResult):
     residual ||N(Gamma) - B||_F / ||B||_F of the fits, ``iterations`` the largest iteration count,
     ``reason`` "" or what failed (``message`` one line).
     ``parts`` (pool_repeats > 1 only) maps "q", "q_bar", "q0" to {"signal", "noise"} Estimates.
+
+    Attributes
+    ----------
+    params : ForwardParams
+        The model.
+    sizes : Sizes
+        D, L, M, M0, r.
+    seeds : tuple of int
+        Pretraining draws.
+    q, m, q_bar, m_bar, q0, m0, t_tm : Estimate
+        Order parameters over seeds.
+    converged, residual, iterations : bool, float, int
+        Ridge-fit diagnostics.
+    seconds : float
+        Wall-clock time.
+    methods : tuple of str
+        Ridge method per seed.
+    alpha_test, sigma_test : float or None
+        Defaults of ``errors()``.
+    parts : dict or None
+        Signal/noise splits (pool_repeats > 1).
+    method, tol, pool_repeats : str, float, int
+        The settings used.
     """
 
     params: ForwardParams

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lowrank_icl.numerics import TaskSpectrum, check_int, check_real, solve
+from lowrank_icl.numerics import TaskSpectrum, solve
+from lowrank_icl.numerics.utils import check_int, check_real
 from lowrank_icl.theory import SecondMoment, error_from_summaries, order_summaries
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_h

@@ -26,9 +26,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from lowrank_icl.numerics import ForwardParams, check_int, check_real
-from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics import ForwardParams
 from lowrank_icl.numerics.results import PROTOCOLS
+from lowrank_icl.numerics.utils import check_int, check_real, json_document
 from lowrank_icl.theory import population_excess, task_law_moments, y2_column_test_error
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_pretraining
@@ -46,6 +46,23 @@ class Y2ColumnResult(MonteCarloResult):
     (1/M0 on average); ``b_cosine`` the cosine between b and w_bar. ``residual`` is the largest
     relative normal-equation residual of the two ridge fits over the seeds; ``converged`` means
     every fit met its tolerance and every value is finite; ``reason`` says what failed.
+
+    Attributes
+    ----------
+    params : ForwardParams
+        The model.
+    sizes : Sizes
+        D, L, M, M0, r.
+    seeds : tuple of int
+        Pretraining draws.
+    reduced, y2_column, excess, population_excess : EstimatedErrors
+        TM/IDG/ODG errors of both models, their paired difference and its infinite-pretraining limit.
+    b_norm2, pool_mean_norm2, b_cosine : Estimate
+        The trained column (above).
+    converged, residual, reason : bool, float, str
+        Ridge-fit diagnostics (above).
+    seconds : float
+        Wall-clock time.
     """
 
     params: ForwardParams
@@ -146,6 +163,8 @@ def simulate_y2_column(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, s
     Returns
     -------
     Y2ColumnResult
+        Exact errors of the reduced model yhat = x_q^T Gamma h and of the model with the extra feature
+        b^T x_q (1/L) sum_l y_l^2, and their difference.
     """
     dim = check_int("dim", dim, lower=2)
     params = ForwardParams(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)

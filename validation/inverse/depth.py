@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowrank_icl.numerics import LT_LOSSES
+from lowrank_icl.numerics.inverse import LT_LOSSES
 from lowrank_icl.validation.inverse.experiments import (
     BASELINES,
     LTSettings,
@@ -41,7 +41,7 @@ DEPTH_LT = LTSettings(maxiter=3000)
 
 def depth_runs(sc: Scale = DEPTH_SCALE, progress=None, seeds=None, sigmas=None, depths=None, losses=LT_LOSSES,
                cache: RunCache | None = None, cached_only: bool = False) -> dict:
-    """{(sigma, K): Comparison} for every depth (LT rows) and {(sigma, 0): Comparison} for the baselines.
+    """{(sigma, K): EstimatorComparison} for every depth (LT rows) and {(sigma, 0): EstimatorComparison} for the baselines.
 
     ``cached_only``: use only the runs already in the cache (per cell, the seeds found; a cell or a
     loss without any is left out), computing nothing -- for reports while runs are still going.

@@ -19,23 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lowrank_icl.numerics._checks import check_seeds
-from lowrank_icl.numerics import (
-    LT,
-    LT_LOSSES,
-    ORE,
-    RE,
-    TRE,
-    InverseModel,
-    InverseParams,
-    InverseRegimeWarning,
-    lt1_theory,
-    mse_per_coordinate,
-    ore_risk,
-)
-from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics.inverse import (InverseModel, InverseParams, InverseRegimeWarning, LT, LT_LOSSES, ORE,
+                                          RE, TRE, lt1_risk_per_coordinate, mse_per_coordinate,
+                                          ore_risk_per_coordinate)
 from lowrank_icl.numerics.power_law import log_log_fit
 from lowrank_icl.numerics.results import ConvergenceReport
+from lowrank_icl.numerics.utils import check_seeds, json_document
 
 ESTIMATOR_ORDER = ("RE", "TRE", "LT-unsupervised", "LT-heldout", "LT-supervised", "ORE")
 BASELINES = ("RE", "TRE", "ORE")
@@ -251,12 +240,29 @@ class RunCache:
 # --- several estimators and seeds ----------------------------------------------------------------
 @dataclass(frozen=True)
 class EstimatorScore(ConvergenceReport):
-    """Test error of one estimator over training seeds.
+    """Test error of one estimator over training seeds (MSE per coordinate, ||w_hat - w||^2 / d).
 
-    mean      mean over seeds of the per-seed test MSE
-    sem       its standard error across seeds (training sets and test contexts both vary); for one
-              seed, the test-context SE of that seed
-    sem_test  mean over seeds of the per-seed test-context SE
+    Attributes
+    ----------
+    mean : float
+        Mean over seeds of the per-seed test MSE.
+    sem : float
+        Its standard error across seeds (training sets and test contexts both vary); for one seed,
+        the test-context standard error of that seed.
+    sem_test : float
+        Mean over seeds of the per-seed test-context standard error.
+    seeds : int
+        Training seeds.
+    train_seconds : float
+        Mean training time per seed.
+    iterations : int
+        Mean training iterations (0 for the untrained estimators).
+    converged : bool
+        Every seed's training converged.
+    train_loss : float
+        Mean final training loss (nan for the untrained estimators).
+    per_seed : tuple of float
+        The per-seed test MSE.
     """
 
     mean: float
@@ -297,8 +303,34 @@ def aggregate(runs: list[RunResult]) -> EstimatorScore:
 
 
 @dataclass(frozen=True, eq=False)
-class Comparison:
-    """Result of :func:`compare_estimators`."""
+class EstimatorComparison:
+    """Result of :func:`compare_estimators`: every estimator's test error on one task distribution.
+
+    Attributes
+    ----------
+    params : InverseParams
+        The problem.
+    K : int
+        Depth of the LTs.
+    seeds : tuple of int
+        Training seeds.
+    scores : dict
+        Estimator name ('RE', 'TRE', 'ORE', 'LT-<loss>') -> :class:`EstimatorScore`.
+    rank_recovered : tuple
+        TRE's r_hat per seed.
+    ore_theory : float or None
+        Exact ORE risk per coordinate, E_X tr Sigma_post / d (None at sigma = 0 or without ``theory``).
+    lt1_theory : float or None
+        Optimal one-layer LT risk per coordinate, R* / d.
+    seconds : float
+        Wall-clock time.
+    model : InverseModel
+        The draw of the task distribution.
+    ore_conditional : tuple
+        Mean and standard error over the first seed's test designs of tr Sigma_post / d.
+    runs, arrays : dict
+        Per-estimator run records and cached arrays.
+    """
 
     params: InverseParams
     K: int
@@ -330,20 +362,43 @@ class Comparison:
                 "rank_recovered": list(self.rank_recovered), "seconds": self.seconds}
 
 
-def ore_theory(model: InverseModel) -> float | None:
-    """Exact ORE risk per coordinate E_X tr Sigma_post / d; None at sigma = 0 (where ORE is exact)."""
-    if model.sigma <= 0:
-        return None
-    return float(ore_risk(model.Sigma_x, model.U, model.Lambda, model.sigma, model.N).risk) / model.d
-
-
 def compare_estimators(params: InverseParams, *, K: int = 4, losses=LT_LOSSES, n_test: int = 2000,
                        seeds=(0,), model_seed: int = 0, include=BASELINES, lt: LTSettings = LTSettings(),
-                       cache: RunCache | None = None, progress=None, theory: bool = True) -> Comparison:
+                       cache: RunCache | None = None, progress=None, theory: bool = True) -> EstimatorComparison:
     """Fit RE, TRE, ORE (``include``) and one LT per loss on n_s tasks per training seed; score on fresh ones.
 
-    ``cache``: a :class:`RunCache` (default: none, every run computed). Scores are aggregated over
-    ``seeds`` by :func:`aggregate`.
+    The task distribution (Q, U) is drawn from ``model_seed``; training seed s draws n_s training
+    contexts and ``n_test`` test contexts; each estimator's score is the per-seed mean of
+    ||w_hat - w||^2 / d over the test contexts, aggregated over ``seeds`` by :func:`aggregate`.
+
+    Parameters
+    ----------
+    params : InverseParams
+        The problem (d, N, r, sigma, cond, n_s, w0, Lambda).
+    K : int
+        Depth of the LTs.
+    losses : sequence of str
+        One LT per loss (:data:`lowrank_icl.numerics.inverse.LT_LOSSES`).
+    n_test : int
+        Test contexts per seed.
+    seeds : sequence of int
+        Distinct training seeds.
+    model_seed : int
+        Seed of the task distribution's bases.
+    include : sequence of str
+        Untrained estimators to score ('RE', 'TRE', 'ORE').
+    lt : LTSettings
+        Training settings of the LTs.
+    cache : RunCache, optional
+        Content-addressed cache of the runs (default: every run computed).
+    progress : callable, optional
+        Receives one line per LT training.
+    theory : bool
+        Also evaluate the exact ORE and optimal one-layer LT risks.
+
+    Returns
+    -------
+    EstimatorComparison
     """
     seeds = check_seeds(seeds)
     start = time.perf_counter()
@@ -373,8 +428,10 @@ def compare_estimators(params: InverseParams, *, K: int = 4, losses=LT_LOSSES, n
     test0 = test_contexts(model, seeds[0], n_test)
     cond_risk = ORE.from_model(model).conditional_risk(test0.X)
     ore_conditional = (float(cond_risk.mean()), float(cond_risk.std(ddof=1) / np.sqrt(cond_risk.size)))
-    return Comparison(params, K, seeds, ordered, rank, ore_theory(model) if theory else None,
-                      lt1_theory(model) if theory else None, time.perf_counter() - start, model,
+    # the exact ORE risk; None at sigma = 0, where the ORE recovers the task exactly
+    ore = ore_risk_per_coordinate(model) if theory and model.sigma > 0 else None
+    return EstimatorComparison(params, K, seeds, ordered, rank, ore, lt1_risk_per_coordinate(model) if theory else None,
+                               time.perf_counter() - start, model,
                       ore_conditional=ore_conditional, runs=runs, arrays=arrays)
 
 
@@ -402,6 +459,6 @@ def fit_loglog_slope(x, mean, sem) -> SlopeFit:
     return SlopeFit(fit.exponent, fit.exponent_se, fit.exponent_ci, fit.chi2_dof, fit.n)
 
 
-__all__ = ["SCALES", "Scale", "get_scale", "LTSettings", "RunCache", "RunResult", "EstimatorScore", "Comparison",
-           "compare_estimators", "aggregate", "draw_model", "training_contexts", "test_contexts", "ore_theory",
-           "lt1_theory", "fit_loglog_slope", "SlopeFit", "quiet_params", "params_job"]
+__all__ = ["SCALES", "Scale", "get_scale", "LTSettings", "RunCache", "RunResult", "EstimatorScore",
+           "EstimatorComparison", "compare_estimators", "aggregate", "draw_model", "training_contexts", "test_contexts",
+           "fit_loglog_slope", "SlopeFit", "quiet_params", "params_job"]

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowrank_icl.numerics import ORE, RE, TRE, lt_forward, mse_per_coordinate
+from lowrank_icl.numerics.inverse import ORE, RE, TRE, lt_forward, mse_per_coordinate
 from lowrank_icl.validation.inverse.experiments import (
     RE_SETTINGS,
     TRE_SETTINGS,
-    Comparison,
+    EstimatorComparison,
     test_contexts,
     training_contexts,
 )
 
 
-def median_test_errors(comparison: Comparison, n_test: int, names=None) -> dict:
+def median_test_errors(comparison: EstimatorComparison, n_test: int, names=None) -> dict:
     """{estimator: (mean over training seeds of the per-seed median test MSE, its SE across seeds)}.
 
     ``names``: estimators to evaluate (default: every one in the comparison); LTs need their

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import sys
 
-from lowrank_icl.numerics import ForwardParams, single_threaded_blas
+from lowrank_icl.numerics import ForwardParams
+from lowrank_icl.numerics.utils import single_threaded_blas
 from lowrank_icl.validation.cache import Cache
 from lowrank_icl.validation.forward.resources import estimate_seed
 from lowrank_icl.validation.forward.sampling import Sizes

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lowrank_icl.numerics import ForwardParams, check_int, check_real, solve
-from lowrank_icl.numerics._checks import check_seeds, check_sizes
+from lowrank_icl.numerics import ForwardParams, solve
+from lowrank_icl.numerics.utils import check_int, check_real, check_seeds, check_sizes
 from lowrank_icl.validation.cache import default_cache_dir, package_version
 from lowrank_icl.validation.io import dumps_json
 from lowrank_icl.validation.forward.sampling import Sizes
@@ -43,7 +43,17 @@ ANNOUNCE_AT = 10_000         # a sweep with this many points or cells says its s
 
 @dataclass
 class SweepRun:
-    """A finished sweep: the Dataset and how its cells were obtained."""
+    """A finished sweep: the Dataset and how its cells were obtained.
+
+    Attributes
+    ----------
+    dataset : xarray.Dataset
+        The result.
+    cells, computed, reused : int
+        Cells in the grid, computed now and read from the cache.
+    seconds : float
+        Wall-clock time.
+    """
 
     dataset: object
     cells: int
@@ -72,6 +82,33 @@ def sweep(grid, dims=None, seeds=range(5), client=None, *, workers=None, cache_d
     >>> ds = sweep(dict(alpha=[1, 2], kappa=0.5, tau=2, rho=0.5))
     >>> ds.theory_idg.dims
     ('alpha',)
+
+    Parameters
+    ----------
+    grid : dict
+        Parameter name -> number or list.
+    dims : sequence of int, optional
+        Simulated D.
+    seeds : iterable of int
+        Pretraining draws per (point, D).
+    client : None, dask.distributed.Client or str
+        Where the cells run.
+    workers : int, optional
+        Local processes.
+    cache_dir : path, optional
+        The cell cache.
+    method, tol : str, float
+        The ridge solver.
+    progress : bool
+        Progress on stderr.
+    worker_timeout : float
+        Seconds before a silent worker is declared lost.
+
+    Returns
+    -------
+    xarray.Dataset
+        The theory errors e_X(point) of :func:`lowrank_icl.solve` and, per D, the Monte Carlo mean and
+        SE over seeds, with the D -> infinity extrapolation.
     """
     return run_sweep(grid, dims, seeds, client, workers=workers, cache_dir=cache_dir, method=method,
                      tol=tol, progress=progress, worker_timeout=worker_timeout).dataset

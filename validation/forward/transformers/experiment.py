@@ -25,9 +25,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from lowrank_icl.numerics import check_int, check_real, solve
-from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics import solve
 from lowrank_icl.numerics.results import ConvergenceReport, ProtocolErrors
+from lowrank_icl.numerics.utils import check_int, check_real, json_document
 from lowrank_icl.validation.forward.attention import context_statistics
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_contexts
@@ -148,6 +148,31 @@ def train_transformer(*, model, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=
     context ratios (default [alpha]); ``sigma_test`` defaults to ``sigma``. ``n_test_prompts``:
     fresh prompts per protocol for the sampled errors. Precision: float64 for the linear model,
     float32 for the others. Keyword-only.
+
+    Parameters
+    ----------
+    model : {'linear', 'softmax', 'mlp'}
+        The architecture.
+    dim : int
+        D.
+    alpha, tau, kappa, rho, sigma, lam : float
+        The model (sizes above).
+    steps, learning_rate : int, float, optional
+        Adam steps and step size.
+    seed : int
+        Pretraining draw.
+    attention_dim, width, n_layers, batch_size : int, optional
+        Architecture and minibatch (above).
+    alpha_tests : sequence of float, optional
+        Test context ratios.
+    sigma_test : float, optional
+        Test-label noise.
+    n_test_prompts : int
+        Fresh prompts per protocol.
+    init_scale : float
+        Scale of the initial weights.
+    progress : callable, optional
+        Receives progress lines.
 
     Returns
     -------

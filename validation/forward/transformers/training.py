@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lowrank_icl.numerics import check_int, check_real
-from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics.utils import check_int, check_real
+from lowrank_icl.numerics.utils import json_document
 from lowrank_icl.numerics.results import ConvergenceReport
 from lowrank_icl.validation.forward.transformers._backend import require_jax
 
