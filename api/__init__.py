@@ -23,10 +23,10 @@ __getattr__, __dir__, __all__ = attach(__name__, {
         "ForwardParams", "solve", "TaskSpectrum", "ForwardSolution", "SpectrumSolution", "ForwardErrors",
         "Decomposition", "PartSplit", "ORDER_PARAMETERS", "phase_boundary", "PhaseBoundary", "crossover_scaling",
         "fit_power_law", "ScalingFit", "prediction_law", "PredictionLaw", "optimal_context_length",
-        "optimal_token_allocation", "DesignOptimum")},
+        "optimal_token_allocation", "DesignOptimum", "ProtocolErrors", "PROTOCOLS")},
     **{name: _SAMPLED for name in (
-        "simulate", "SimulationResult", "SimulatedErrors", "simulate_spectrum", "SpectrumSimulation",
-        "simulate_y2_column", "Y2ColumnResult", "bayes_errors", "BayesErrors", "dmmse_estimate", "gmmse_estimate",
+        "simulate", "SimulationResult", "EstimatedErrors", "MonteCarloResult", "simulate_spectrum",
+        "SpectrumSimulation", "simulate_y2_column", "Y2ColumnResult", "bayes_errors", "BayesResult", "dmmse_estimate", "gmmse_estimate",
         "train_transformer", "TransformerResult", "sweep", "SweepRun", "Estimate")},
     "inverse": "lowrank_icl.inverse:",
     "__version__": "lowrank_icl._version",

@@ -11,7 +11,7 @@ from lowrank_icl._lazy import attach
 _FORWARD = ["ForwardParams", "solve", "TaskSpectrum", "ForwardSolution", "SpectrumSolution", "ForwardErrors",
             "Decomposition", "PartSplit", "ORDER_PARAMETERS", "phase_boundary", "PhaseBoundary",
             "crossover_scaling", "fit_power_law", "ScalingFit", "prediction_law", "PredictionLaw",
-            "optimal_context_length", "optimal_token_allocation", "DesignOptimum"]
+            "optimal_context_length", "optimal_token_allocation", "DesignOptimum", "ProtocolErrors", "PROTOCOLS"]
 
 __getattr__, __dir__, __all__ = attach(__name__, {
     **{name: f"lowrank_icl.numerics.forward:{name}" for name in _FORWARD},

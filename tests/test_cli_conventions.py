@@ -133,7 +133,7 @@ def test_phase_boundary_refuses_empty_or_repeated_alpha(alpha, message):
 # ------------------------------------------------------------------------------------------- seeds
 
 def test_seed_parsing_is_linear():
-    from lowrank_icl.numerics._checks import check_seeds
+    from lowrank_icl.numerics.utils import check_seeds
     start = time.perf_counter()
     seeds = check_seeds("0-200000", "--seeds")
     assert len(seeds) == 200001 and time.perf_counter() - start < 2.0   # a list.count check takes hours

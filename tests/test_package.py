@@ -174,7 +174,7 @@ def test_importing_a_layer_loads_nothing_heavy(statement):
 def test_train_transformer_without_jax_names_the_extra():
     """Reading the name works without jax; the call raises an ImportError naming the [nn] extra."""
     code = ("import sys\nsys.modules['jax'] = None\nimport lowrank_icl as li\nf = li.train_transformer\n"
-            "try:\n    f('linear', 8, alpha=1, tau=1, kappa=1)\nexcept ImportError as exc:\n    print(exc)\n")
+            "try:\n    f(model='linear', dim=8, alpha=1, tau=1, kappa=1)\nexcept ImportError as exc:\n    print(exc)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "lowrank-icl[nn]" in out.stdout
 

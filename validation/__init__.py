@@ -19,14 +19,14 @@ from lowrank_icl._lazy import attach
 _FWD = "lowrank_icl.validation.forward"
 
 __getattr__, __dir__, __all__ = attach(__name__, {
-    "simulate": f"{_FWD}.simulate", "SimulationResult": f"{_FWD}.simulate", "SimulatedErrors": f"{_FWD}.simulate",
+    "simulate": f"{_FWD}.simulate", "SimulationResult": f"{_FWD}.simulate", "MonteCarloResult": f"{_FWD}.results",
     "simulate_spectrum": f"{_FWD}.spectrum_simulate", "SpectrumSimulation": f"{_FWD}.spectrum_simulate",
     "simulate_y2_column": f"{_FWD}.y2_column", "Y2ColumnResult": f"{_FWD}.y2_column",
-    "bayes_errors": f"{_FWD}.bayes", "BayesErrors": f"{_FWD}.bayes",
+    "bayes_errors": f"{_FWD}.bayes", "BayesResult": f"{_FWD}.bayes",
     "dmmse_estimate": f"{_FWD}.bayes", "gmmse_estimate": f"{_FWD}.bayes",
     "train_transformer": f"{_FWD}.transformers.experiment", "TransformerResult": f"{_FWD}.transformers.experiment",
     "sweep": "lowrank_icl.validation.sweeps.runner", "SweepRun": "lowrank_icl.validation.sweeps.runner",
-    "Estimate": "lowrank_icl.validation.stats",
+    "Estimate": "lowrank_icl.validation.stats", "EstimatedErrors": "lowrank_icl.validation.stats",
     "inverse": "lowrank_icl.validation.inverse:",
     "__version__": "lowrank_icl._version",
 })

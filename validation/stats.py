@@ -91,7 +91,7 @@ class Estimate:
 
     def to_dict(self, values: bool = True) -> dict:
         """{"mean", "sem", "n", "values"} as floats or nested lists (NaN stays NaN: the JSON rule of
-        :mod:`lowrank_icl.numerics._json` turns it into null); ``values=False`` leaves out the draws."""
+        :mod:`lowrank_icl.numerics.utils` turns it into null); ``values=False`` leaves out the draws."""
         if self._is_scalar():
             out = {"mean": self.mean, "sem": self.sem, "n": self.n}
             return {**out, "values": list(self.values)} if values else out

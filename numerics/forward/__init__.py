@@ -25,4 +25,6 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "optimal_context_length": "lowrank_icl.numerics.forward.design",
     "optimal_token_allocation": "lowrank_icl.numerics.forward.design",
     "DesignOptimum": "lowrank_icl.numerics.forward.design",
+    "ProtocolErrors": "lowrank_icl.numerics.results",
+    "PROTOCOLS": "lowrank_icl.numerics.results",
 })

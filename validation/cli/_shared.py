@@ -50,9 +50,9 @@ def add_quiet_argument(p):
 def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     """"0-4" -> [0, 1, 2, 3, 4]; "1,3,7" -> [1, 3, 7]; "5" -> [5]; ranges and lists combine.
 
-    The one seed rule of the package (:func:`lowrank_icl.numerics._checks.check_seeds`).
+    The one seed rule of the package (:func:`lowrank_icl.numerics.utils.check_seeds`).
     """
-    from lowrank_icl.numerics._checks import check_seeds
+    from lowrank_icl.numerics.utils import check_seeds
     return list(check_seeds(text, option))
 
 
@@ -105,10 +105,10 @@ ERROR_KEYS = ("tm", "idg", "odg")
 def result_document(result: dict, parameters: dict | None = None, *, precision: int | None = None,
                     **extra) -> dict:
     """A command's JSON document from a result's ``to_dict()``: the package layout
-    (:func:`lowrank_icl.numerics._json.json_document`), the command-only inputs added to
+    (:func:`lowrank_icl.numerics.utils.json_document`), the command-only inputs added to
     ``"parameters"``, ``extra`` keys added, and the TM/IDG/ODG triple nested under ``"errors"``;
     ``precision``: the significant digits kept for mpmath numbers."""
-    from lowrank_icl.numerics._json import json_document
+    from lowrank_icl.numerics.utils import json_document
     out = dict(result)
     params = dict(out.pop("parameters", None) or {})
     out.pop("version", None)

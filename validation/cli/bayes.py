@@ -41,7 +41,7 @@ def _cmd_bayes(args) -> int:
     from lowrank_icl.validation.forward.bayes import bayes_errors
     kappa = _kappa(args.kappa)
     seeds = parse_seeds(args.seeds)
-    from lowrank_icl.numerics._checks import check_sizes
+    from lowrank_icl.numerics.utils import check_sizes
     check_sizes(args.dim, alpha=args.alpha, alpha_test=args.alpha_test, kappa=kappa, rho=args.rho)
     _check_budget(args, kappa, len(seeds))
     res = bayes_errors(dim=args.dim, alpha=args.alpha, kappa=kappa, rho=args.rho, sigma=args.sigma,

@@ -40,7 +40,7 @@ def configure(sim):
 def _cmd_simulate(args) -> int:
     from lowrank_icl.validation.cache import default_cache_dir
     from lowrank_icl.validation.forward.simulate import simulate
-    from lowrank_icl.numerics._checks import check_sizes
+    from lowrank_icl.numerics.utils import check_sizes
     seeds = parse_seeds(args.seeds)
     check_sizes(args.dim, alpha=args.alpha, alpha_test=args.alpha_test, tau=args.tau, kappa=args.kappa,
                 rho=None if args.spectrum is not None else args.rho)

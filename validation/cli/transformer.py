@@ -45,7 +45,7 @@ def configure(p):
 def _cmd_transformer(args) -> int:
     from lowrank_icl.validation.forward.transformers import train_transformer
     from lowrank_icl.validation.forward.transformers.training import stderr_progress
-    from lowrank_icl.numerics._checks import check_sizes
+    from lowrank_icl.numerics.utils import check_sizes
     (seed,) = parse_seeds(str(args.seed), "--seed")
     check_sizes(args.dim, alpha=args.alpha, alpha_test=args.alpha_test, tau=args.tau, kappa=args.kappa, rho=args.rho)
     res = train_transformer(

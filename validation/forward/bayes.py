@@ -52,7 +52,7 @@ import numpy as np
 from lowrank_icl.numerics.utils import check_int, check_real
 from lowrank_icl.theory import SecondMoment
 from lowrank_icl.validation.forward.sampling import Sizes, pretraining_pool
-from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics.utils import json_document
 from lowrank_icl.numerics.results import PROTOCOLS, ConvergenceReport
 from lowrank_icl.validation.stats import EstimatedErrors
 

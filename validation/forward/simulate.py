@@ -53,7 +53,7 @@ from lowrank_icl.validation.forward.resources import check_resources, format_byt
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_pretraining
 from lowrank_icl.validation.parallel import check_workers, run_parallel
-from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics.utils import json_document
 from lowrank_icl.validation.forward.results import MonteCarloResult, emit_progress, fit_report
 from lowrank_icl.validation.stats import Estimate, EstimatedErrors, format_mean_sem
 

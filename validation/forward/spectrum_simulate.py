@@ -28,7 +28,7 @@ from lowrank_icl.numerics.utils import check_int, check_real
 from lowrank_icl.theory import SecondMoment, error_from_summaries, order_summaries
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_h
-from lowrank_icl.numerics._json import json_document
+from lowrank_icl.numerics.utils import json_document
 from lowrank_icl.numerics.results import PROTOCOLS
 from lowrank_icl.validation.forward.results import MonteCarloResult, emit_progress, fit_report
 from lowrank_icl.validation.stats import Estimate, EstimatedErrors
