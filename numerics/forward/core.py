@@ -95,7 +95,7 @@ class Float64Backend:
     def array(self, x):
         return np.asarray(x, dtype=float)
 
-    exp, log = staticmethod(np.exp), staticmethod(np.log)
+    exp, log, sqrt = staticmethod(np.exp), staticmethod(np.log), staticmethod(np.sqrt)
     isfinite, isinf = staticmethod(np.isfinite), staticmethod(np.isinf)
 
     def to_float(self, x):
@@ -130,6 +130,7 @@ class MPBackend:
 
     exp = staticmethod(np.vectorize(mpmath.exp, otypes=[object]))
     log = staticmethod(np.vectorize(mpmath.log, otypes=[object]))
+    sqrt = staticmethod(np.vectorize(mpmath.sqrt, otypes=[object]))
     isfinite = staticmethod(np.vectorize(lambda v: bool(mpmath.isfinite(v)), otypes=[bool]))
     isinf = staticmethod(np.vectorize(lambda v: bool(mpmath.isinf(v)), otypes=[bool]))
 

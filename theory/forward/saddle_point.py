@@ -358,6 +358,8 @@ def numeric_state_equations(module: str = "numpy"):
     """
     eqs = derive_state_equations()
     params = (alpha, tau, sigma, lam_kappa)
-    z_fn = sp.lambdify((*STATE, E, *params), eqs.z, modules=module)
-    rhs = {k: sp.lambdify((*STATE, E, g, dg, *MOMENTS, *params), v, modules=module) for k, v in eqs.rhs.items()}
+    # common subexpressions are evaluated once (the right-hand sides share Delta and its powers)
+    z_fn = sp.lambdify((*STATE, E, *params), eqs.z, modules=module, cse=True)
+    rhs = {k: sp.lambdify((*STATE, E, g, dg, *MOMENTS, *params), v, modules=module, cse=True)
+           for k, v in eqs.rhs.items()}
     return z_fn, rhs

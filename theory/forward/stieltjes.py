@@ -288,11 +288,12 @@ def pool_moments(z_value, kappa_value, rho_value) -> PoolMoments:
     kappa may be +inf (a fresh task per prompt): those entries use :func:`_population_moments`.
     """
     nu, k, r = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (-np.asarray(z_value), kappa_value, rho_value)))
+    if np.any(~(nu > 0)):
+        raise ValueError("z must be < 0 (the moments are evaluated left of the spectrum)")
     infinite = np.isinf(k)
     k_fin = np.where(infinite, 1.0, k)
-    tr = pool_transforms(-nu, k_fin, r)
+    t = _g_tilde(-nu, k_fin, r)
     sd = np.sqrt(((k_fin - r) + k_fin * r * nu) ** 2 + 4 * r * r * k_fin * nu)
-    t = np.asarray(tr.g_tilde)
     finite_mo = stable_moments(t, nu, k_fin, r, sd, r * t * (t + k_fin) / sd)
     if not np.any(infinite):
         return finite_mo
