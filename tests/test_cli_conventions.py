@@ -140,7 +140,7 @@ def test_seed_parsing_is_linear():
 
 
 def test_one_seed_rule_for_the_python_api():
-    from lowrank_icl.numerics import InverseParams
+    from lowrank_icl.numerics.inverse import InverseParams
     from lowrank_icl.validation.inverse.experiments import compare_estimators
     from lowrank_icl.validation.sweeps import run_sweep
     for call in (lambda: run_sweep(dict(alpha=1, tau=2, kappa=1), [6], [2, 2]),

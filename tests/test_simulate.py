@@ -273,4 +273,4 @@ def test_text_output_summarizes_the_seeds(capsys):
     assert main(["simulate", "--dim", "4", "--alpha", "2", "--tau", "1", "--kappa", "1", "--seeds", "0-40",
                  "--quiet", "--no-cache"]) == 0
     out = capsys.readouterr().out
-    assert "41 seeds" in out and "[0, 1, 2" not in out and "e_IDG  = " in out and " ± " in out
+    assert "seeds=0-40 (41)" in out and "[0, 1, 2" not in out and "0, 1, 2" not in out and "e_IDG  = " in out and " ± " in out

@@ -51,7 +51,7 @@ class PhaseBoundary:
     kappa_star: steepest point of log e vs log kappa; width: full width at half depth of the
     slope dip, in log kappa (natural log); kappa_lo, kappa_hi: its two ends; slope: the extreme
     slope d log e/d log kappa at kappa*; error_at_star: e at kappa*; converged: a crossover exists and every root was found;
-    residual: |f''(x*)| w^2/|s*| (dimensionless curvature left at the reported point);
+    residual: abs(f''(x*)) w^2 / abs(s*) (dimensionless curvature left at the reported point);
     reason: "" or why a point failed. Fields are scalars for scalar alpha, arrays for array alpha.
 
     Attributes
@@ -61,7 +61,9 @@ class PhaseBoundary:
     kappa_star, width, kappa_lo, kappa_hi, slope, error_at_star : ndarray
         The crossover (above).
     converged, residual, reason : ndarray
-        Diagnostics (above).
+        Diagnostics (above); ``message`` one line over all alphas.
+    iterations : ndarray of int
+        Grid zooms plus Brent iterations spent at each alpha.
     protocol : str
         'idg', 'odg' or 'tm'.
     """
@@ -78,9 +80,20 @@ class PhaseBoundary:
     protocol: str
     reason: np.ndarray = None
     parameters: dict = None
+    iterations: np.ndarray = None
+
+    @property
+    def message(self) -> str:
+        """One line: "converged" at every alpha, or how many alphas have no certified crossover and
+        the first reason."""
+        conv = np.atleast_1d(self.converged)
+        if conv.all():
+            return "converged"
+        first = np.atleast_1d(self.reason)[~conv][0]
+        return f"not converged at {int((~conv).sum())} of {conv.size} alphas: {first}"
 
     _FIELDS = ("kappa_star", "width", "kappa_lo", "kappa_hi", "slope", "error_at_star", "converged",
-               "residual", "reason")
+               "residual", "reason", "message", "iterations")
 
     def to_dict(self) -> dict:
         """The package's JSON layout (:func:`lowrank_icl.numerics._json.json_document`): the inputs
@@ -118,15 +131,17 @@ class NoBoundary(ArithmeticError):
 def _one_boundary(alpha, tau, rho, sigma, lam, protocol):
     """(kappa*, width, kappa_lo, kappa_hi, slope, e*, converged, residual, reason); NaN values with a
     reason when the point has no certified crossover."""
+    counter = [0]
     try:
         with np.errstate(all="ignore"):   # non-finite intermediate values are caught below, with a reason
-            *values, residual = _boundary_point(alpha, tau, rho, sigma, lam, protocol)
-        return (*values, True, residual, "")
+            *values, residual = _boundary_point(alpha, tau, rho, sigma, lam, protocol, counter)
+        return (*values, True, residual, "", counter[0])
     except (UnconvergedSolve, NoBoundary) as exc:
-        return (np.nan,) * 6 + (False, np.inf, str(exc))
+        return (np.nan,) * 6 + (False, np.inf, str(exc), counter[0])
 
 
-def _boundary_point(alpha, tau, rho, sigma, lam, protocol):
+def _boundary_point(alpha, tau, rho, sigma, lam, protocol, counter):
+    """The crossover at one alpha; ``counter[0]`` accumulates the grid zooms and Brent iterations."""
     from scipy import optimize  # scipy.optimize costs ~0.3 s: loaded on first use
 
     def f(x):
@@ -135,6 +150,7 @@ def _boundary_point(alpha, tau, rho, sigma, lam, protocol):
     # 1. bracket the steepest point on zooming grids (the grid only brackets)
     lo, hi = np.log(rho) - WINDOW, np.log(rho) + WINDOW
     for zoom in range(12):
+        counter[0] += 1
         x = np.linspace(lo, hi, 401)
         s = np.gradient(f(x), x)
         if not np.all(np.isfinite(s)):
@@ -163,7 +179,9 @@ def _boundary_point(alpha, tau, rho, sigma, lam, protocol):
         return (f(xx + h) - 2 * f(xx) + f(xx - h)) / h**2
 
     try:
-        x_star = optimize.brentq(curvature, lo, hi, xtol=1e-12 * max(1.0, abs(lo)), rtol=1e-12)
+        x_star, info = optimize.brentq(curvature, lo, hi, xtol=1e-12 * max(1.0, abs(lo)), rtol=1e-12,
+                                       full_output=True)
+        counter[0] += info.iterations
     except ValueError:
         raise NoBoundary(f"the curvature of log e_{protocol} has no sign change around kappa = "
                          f"{np.exp(0.5 * (lo + hi)):.6g}: the steepest point is not an inflection "
@@ -184,7 +202,9 @@ def _boundary_point(alpha, tau, rho, sigma, lam, protocol):
             n += 1
         a, b = sorted((x_star + direction * 2 * h, far))
         try:
-            ends.append(optimize.brentq(half_depth, a, b, xtol=1e-12, rtol=1e-12))
+            end, info = optimize.brentq(half_depth, a, b, xtol=1e-12, rtol=1e-12, full_output=True)
+            ends.append(end)
+            counter[0] += info.iterations
         except ValueError:
             raise NoBoundary(f"the slope of log e_{protocol} does not come back to half its extreme "
                              f"({s_star:.3g}) {side} kappa* = {np.exp(x_star):.6g}") from None
@@ -248,12 +268,12 @@ def phase_boundary(*, alpha, tau, rho, sigma=0.1, lam=0.0, protocol: str = "idg"
     rows = [_one_boundary(a, tau, rho, sigma, lam, protocol) for a in alphas]
     cols = [np.array(c, dtype=object) for c in zip(*rows)]
     cols = [alphas, *(c.astype(float) for c in cols[:6]), cols[6].astype(bool), cols[7].astype(float),
-            cols[8]]
+            cols[8], cols[9].astype(int)]
     if scalar:
         cols = [c[0] for c in cols]
     parameters = {"alpha": alphas[0] if scalar else alphas, "tau": tau, "rho": rho, "sigma": sigma, "lam": lam,
                   "protocol": protocol}
-    return PhaseBoundary(*cols[:9], protocol=protocol, reason=cols[9], parameters=parameters)
+    return PhaseBoundary(*cols[:9], protocol=protocol, reason=cols[9], parameters=parameters, iterations=cols[10])
 
 
 @dataclass(frozen=True)

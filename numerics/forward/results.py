@@ -218,6 +218,16 @@ class ForwardSolution:
         """(1 + sigma^2)/alpha: the part of nu present even at lam = 0 (finite contexts)."""
         return (1 + self.params.sigma**2) / self.params.alpha
 
+    @property
+    def message(self) -> str:
+        """One line: "converged" at every point, or how many points did not converge and the first
+        point's reason."""
+        conv = np.atleast_1d(np.asarray(self.converged, dtype=bool))
+        if conv.all():
+            return "converged"
+        first = np.atleast_1d(np.asarray(self.reason, dtype=object))[~conv][0]
+        return f"not converged at {int((~conv).sum())} of {conv.size} points: {first}"
+
     def order_parameters(self) -> dict:
         """The order parameters as a dict keyed like the CLI JSON."""
         return {k: getattr(self, k) for k in ORDER_PARAMETERS}
@@ -230,7 +240,7 @@ class ForwardSolution:
         """JSON-ready dict (the package's JSON rule, :mod:`lowrank_icl.numerics._json`).
 
         Keys: ``parameters``, ``version``, ``order_parameters``, ``errors``, ``converged``,
-        ``residual``, ``stopped``, ``reason``, ``iterations``, ``branch``, ``method``, ``precision``,
+        ``residual``, ``stopped``, ``reason``, ``message``, ``iterations``, ``branch``, ``method``, ``precision``,
         ``tolerance``. With ``precision=N`` every order parameter and error is a decimal string of N
         significant digits; NaN is null and +-inf the strings "inf"/"-inf".
         """
@@ -240,7 +250,8 @@ class ForwardSolution:
         result = {"order_parameters": self.order_parameters(),
                   "errors": {k: getattr(err, k) for k in ("tm", "idg", "odg")},
                   "converged": self.converged, "residual": self.residual, "stopped": self.stopped,
-                  "reason": self.reason, "iterations": self.iterations, "branch": self.branch,
+                  "reason": self.reason, "message": self.message, "iterations": self.iterations,
+                  "branch": self.branch,
                   "method": self.method, "precision": self.precision, "tolerance": self.tolerance}
         return json_document(self.parameters(), result, self.precision)
 

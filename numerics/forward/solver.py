@@ -41,6 +41,7 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
         rho = r/D in (0, 1], sigma >= 0 the label-noise std, lam >= 0 the ridge (penalty
         lam M0 ||Gamma||_F^2).
     method : {"reduced", "damped"}
+        The one-dimensional reduced equation (default) or the published damped iteration.
     precision : int, optional
         mpmath digits, 20 to 1000 (reduced method).
     max_iter : int, optional
@@ -53,7 +54,10 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
     Returns
     -------
     ForwardSolution
-        (a :class:`~lowrank_icl.numerics.forward.general.SpectrumSolution` with ``spectrum=``).
+        The order parameters at each point (a
+        :class:`~lowrank_icl.numerics.forward.general.SpectrumSolution` with ``spectrum=``); its
+        ``errors(alpha_test, sigma_test)`` gives e_X = s2_t - 2 m_X + q_X + s2_t q_bar / alpha_t,
+        s2_t = 1 + sigma_t^2, for X = TM, IDG, ODG.
 
     ``method="reduced"`` (default) solves G(u) = tau - 1 + u g(-c-u) - lam kappa/u = 0 and
     evaluates every order parameter explicitly; ``method="damped"`` runs the published damped
@@ -74,38 +78,6 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
     >>> res = solve(alpha=4, tau=1.2, kappa=3, rho=0.5, sigma=0.9, lam=0.1)
     >>> bool(res.converged), round(float(res.errors().idg), 6)
     (True, 1.647853)
-
-    Parameters
-    ----------
-    alpha : float, array_like or ForwardParams
-        Context length ratio L / D (> 0), or a :class:`ForwardParams` holding all six values.
-    tau : float or array_like
-        Pretraining prompts ratio M / D^2 (> 0).
-    kappa : float or array_like
-        Task diversity M0 / D (> 0, or ``inf`` with lam = 0).
-    rho : float or array_like
-        Task rank ratio r / D, 0 < rho <= 1.
-    sigma : float or array_like
-        Label-noise standard deviation (>= 0).
-    lam : float or array_like
-        Ridge strength (>= 0).
-    method : {'reduced', 'damped'}
-        The one-dimensional reduced equation (default) or the published damped iteration.
-    precision : int, optional
-        Significant digits of an mpmath solve.
-    max_iter : int, optional
-        Iteration cap.
-    damping : float
-        Damping of ``method='damped'``.
-    spectrum : TaskSpectrum, optional
-        A general task spectrum instead of rho.
-
-    Returns
-    -------
-    ForwardSolution
-        The order parameters at each point (a :class:`SpectrumSolution` with ``spectrum=``); its
-        ``errors(alpha_test, sigma_test)`` gives e_X = s2_t - 2 m_X + q_X + s2_t q_bar / alpha_t,
-        s2_t = 1 + sigma_t^2, for X = TM, IDG, ODG.
     """
     if isinstance(params, ForwardParams):
         defaults = ((rho, 1.0), (sigma, 0.0), (lam, 0.0))

@@ -290,6 +290,21 @@ class BayesResult(ConvergenceReport):
     iteration), so ``residual`` is 0 and ``iterations`` 0; ``converged`` means every error is
     finite, and ``reason`` names the protocols whose error is not (for example GMMSE at sigma = 0
     and alpha = rho). ``parameters`` are the inputs as given.
+
+    Attributes
+    ----------
+    estimator : str
+        'dmmse' or 'gmmse'.
+    estimates : EstimatedErrors
+        TM/IDG/ODG errors over seeds, e_X = sigma_t^2 + E ||w - w_hat||^2 / D.
+    parameters, sizes : dict
+        Inputs as given and the integer sizes.
+    seeds : tuple of int
+        Pretraining draws.
+    prompts : int
+        Test prompts per protocol and seed.
+    seconds : float
+        Wall-clock time.
     """
 
     estimator: str

@@ -18,7 +18,13 @@ from lowrank_icl.numerics.results import ConvergenceReport
 
 
 class MonteCarloResult(ConvergenceReport):
-    """Base of the results of ``simulate`` (module docstring); subclasses are frozen dataclasses."""
+    """Base of the results of ``simulate`` (module docstring); subclasses are frozen dataclasses.
+
+    Attributes
+    ----------
+    converged, residual, reason, message, iterations
+        The convergence words of the ridge fits (each subclass says what its residual measures).
+    """
 
     def errors(self, *args, **kwargs):  # pragma: no cover - every subclass defines it
         raise NotImplementedError

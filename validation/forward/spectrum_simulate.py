@@ -87,6 +87,29 @@ class SpectrumSimulation(MonteCarloResult):
     ratios L/D, M/D^2, M0/D are what :meth:`theory` uses). ``residual`` is the largest relative
     normal-equation residual of the seeds' ridge fits; ``converged`` means every fit met its tolerance
     and every value is finite; ``reason`` says what failed ("" when converged).
+
+    Attributes
+    ----------
+    dim : int
+        D.
+    alpha, tau, kappa : float
+        The ratios as given.
+    sizes : Sizes
+        D, L, M, M0.
+    spectrum : TaskSpectrum
+        The task law.
+    sigma, lam : float
+        Noise std and ridge.
+    seeds : tuple of int
+        Pretraining draws.
+    per_seed : tuple of dict
+        The per-seed summaries.
+    seconds : float
+        Wall-clock time.
+    alpha_test, sigma_test : float or None
+        Defaults of ``errors()``.
+    method, tol : str, float
+        The ridge solver and its relative residual.
     """
 
     dim: int

@@ -52,6 +52,29 @@ class TransformerResult(ConvergenceReport):
     the last 10% of the steps); ``train`` holds the other training settings and timings.
     ``weights`` is the trained parameter tree (numpy arrays); ``parameters`` the inputs.
     ``sampled`` (linear model only): sampled errors at the first alpha_test, a check of the exact ones.
+
+    Attributes
+    ----------
+    model : str
+        The architecture ('linear', 'softmax' or 'mlp').
+    parameters, sizes : dict
+        Inputs and integer sizes.
+    alpha_tests : tuple of float
+        Test context ratios measured.
+    by_alpha_test : mapping
+        alpha_test -> {"errors", "reduced", "theory"}.
+    converged, residual, reason, iterations : bool, float, str, int
+        Of the Adam training (above).
+    loss : float
+        Final training loss.
+    train : dict
+        Other training settings and timings.
+    parameter_count : int
+        Trainable parameters.
+    weights : object
+        The trained parameter tree.
+    sampled : ProtocolErrors or None
+        Sampled check of the exact errors (linear model).
     """
 
     model: str
