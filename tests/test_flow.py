@@ -106,3 +106,130 @@ def test_simulate_flow_starts_at_the_null_predictor_and_ends_at_simulate():
         t0 = np.asarray(fl.t_tm.values) if name == "tm" else 1.0
         assert np.allclose(e[:, 0], 0.3**2 + t0, rtol=1e-14)
         assert np.allclose(e[:, 1], np.asarray(getattr(err_ref, name).values), rtol=1e-8)
+
+
+# ----------------------------------------------------------------------------------------------
+# theory: derivations, the two-point reduction, the limits of the learning curves
+
+def test_flow_derivations_hold_symbolically():
+    import sympy as sp
+    from lowrank_icl.theory.forward import flow as F
+    sol = F.derive_flow_solution()
+    assert sol["ode_residual"] == 0 and sol["initial"] == 0 and sol["contour"] == 0
+    ridge = F.derive_complex_ridge()
+    assert sp.simplify(ridge["lam_prime"] - (F.lam - F.tau * F.z / F.kappa)) == 0
+    assert sp.simplify(F.derive_pool_divided_difference() - F.two_point_divided_difference_form()) == 0
+    assert all(v == 0 for v in F.derive_two_point_integrals().values())
+    assert F.derive_cross_training_error()["difference"] == 0
+    slope = F.derive_initial_slope()
+    assert sp.simplify(slope["m_tm"] - (1 / F.rho + 1 / F.kappa)) == 0 and slope["m_bar"] == 1
+    assert F.derive_population_flow()["u_limit"] == -F.z
+
+
+POINTS = [dict(alpha=2, tau=2, kappa=0.8, rho=0.5, sigma=0.3, lam=0.05),
+          dict(alpha=4, tau=1.2, kappa=3, rho=0.5, sigma=0.9, lam=0.1),
+          dict(alpha=2, tau=0.6, kappa=1.5, rho=1.0, sigma=0.2, lam=0.0),
+          dict(alpha=3, tau=2, kappa=np.inf, rho=0.4, sigma=0.5, lam=0.0),
+          dict(alpha=2.3, tau=1.7, kappa=0.5, rho=0.2, sigma=0.003, lam=3.0)]
+
+
+@pytest.mark.parametrize("p", POINTS)
+def test_two_point_at_equal_ridges_is_the_saddle_point(p):
+    from lowrank_icl.numerics import solve
+    from lowrank_icl.numerics.forward.flow import pool_transform, two_point
+    sol = solve(**p)
+    nu = float(sol.nu)
+    t = pool_transform(nu, p["kappa"], p["rho"])
+    tp = two_point(nu, t, nu, t, **{k: p[k] for k in ("tau", "kappa", "rho", "sigma", "alpha")})
+    for mine, ref in ((tp["q"], sol.q), (tp["q0"], sol.q0), (tp["q_bar"], sol.q_bar), (tp["m1"], sol.m),
+                      (tp["m0_1"], sol.m0), (tp["m_bar1"], sol.m_bar), (tp["E"], sol.training_error)):
+        assert abs(float(mine) / float(ref) - 1) < 1e-12
+
+
+def test_pool_divided_difference_against_the_transform_at_two_points():
+    from lowrank_icl.numerics.forward.flow import pool_divided_difference, pool_transform
+    from lowrank_icl.theory.forward.stieltjes import pool_transforms_by_quadrature
+    for kappa, rho in ((0.8, 0.5), (3.0, 1.0), (0.3, 0.7)):
+        nu1, nu2 = 0.4, 1.3
+        t1, t2 = pool_transform(nu1, kappa, rho), pool_transform(nu2, kappa, rho)
+        ref1 = float(pool_transforms_by_quadrature(-nu1, kappa, rho).g_tilde)
+        ref2 = float(pool_transforms_by_quadrature(-nu2, kappa, rho).g_tilde)
+        assert abs(t1 / ref1 - 1) < 1e-12 and abs(t2 / ref2 - 1) < 1e-12
+        assert abs(pool_divided_difference(t1, t2, nu1, nu2, kappa, rho) / ((ref2 - ref1) / (nu1 - nu2)) - 1) < 1e-11
+
+
+@pytest.fixture(scope="module")
+def theory_curves():
+    from lowrank_icl.numerics.forward.flow import flow_theory
+    keys = ("alpha", "tau", "kappa", "rho", "sigma", "lam")
+    arr = {k: np.array([p[k] for p in POINTS[:4]], dtype=float) for k in keys}
+    times = np.array([0.0, 1e-4, 2e-4, 1.0, np.inf])
+    return arr, times, flow_theory(**arr, time=times)
+
+
+def test_flow_theory_converges_and_ends_at_solve(theory_curves):
+    from lowrank_icl.numerics import solve
+    arr, times, ft = theory_curves
+    assert np.all(ft.converged), ft.reason
+    sol = solve(**arr)
+    err, ref = ft.errors(), sol.errors()
+    for name in ("tm", "idg", "odg"):
+        assert np.allclose(err[name][:, -1], getattr(ref, name), rtol=1e-10, atol=0)
+
+
+def test_flow_theory_starts_at_zero(theory_curves):
+    """Gamma(0) = 0: the contour integral must cancel the ridge solution exactly (a wrong branch or a
+    singularity inside the contour would leave a remainder)."""
+    _, _, ft = theory_curves
+    for name in ("q", "m", "q_bar", "m_bar", "q0", "m0"):
+        assert np.all(np.abs(getattr(ft, name)[:, 0]) < 1e-10)
+
+
+def test_flow_theory_initial_slope_is_the_population_gradient(theory_curves):
+    """Gamma(t) = t S + O(t^2): m_TM'(0) = 1/rho + 1/kappa, m0'(0) = 1/rho, m_bar'(0) = 1; q = O(t^2)."""
+    arr, times, ft = theory_curves
+    h1, h2 = times[1], times[2]
+
+    def slope(v):   # Richardson: removes the O(t) term of v(t)/t
+        return 2 * v[:, 1] / h1 - v[:, 2] / h2
+    with np.errstate(divide="ignore"):
+        assert np.allclose(slope(ft.m), 1 / arr["rho"] + 1 / arr["kappa"], rtol=1e-6)
+    assert np.allclose(slope(ft.m0), 1 / arr["rho"], rtol=1e-6)
+    assert np.allclose(slope(ft.m_bar), 1.0, rtol=1e-6)
+    assert np.all(np.abs(ft.q[:, 1]) < 10 * h1**2 * (1 + 1 / arr["rho"]) ** 2)
+
+
+def test_flow_theory_infinite_tau_is_the_population_flow():
+    from lowrank_icl.numerics.forward.flow import flow_theory
+    from lowrank_icl.theory.forward.flow import derive_population_flow
+    import sympy as sp
+    from lowrank_icl.theory.forward import flow as F
+    times = np.array([0.3, 1.0, 4.0])
+    rho, sigma, alpha, tau = 0.4, 0.5, 3.0, 1e7
+    ft = flow_theory(alpha=alpha, tau=tau, kappa=np.inf, rho=rho, sigma=sigma, lam=0.0, time=times)
+    pop = derive_population_flow()
+    c = (1 + sigma**2) / alpha
+    for name in ("m0", "q0", "m_bar", "q_bar", "m", "q"):
+        ref = np.array([float(pop[name].subs({F.t: tt, F.rho: rho, F.c: c})) for tt in times])
+        assert np.allclose(getattr(ft, name), ref, rtol=1e-5)
+    del sp
+
+
+def test_flow_theory_large_kappa_tends_to_infinite_kappa():
+    from lowrank_icl.numerics.forward.flow import flow_theory
+    times = np.array([0.5, 3.0, 20.0])
+    kw = dict(alpha=2.0, tau=1.5, rho=0.5, sigma=0.4, lam=0.0, time=times)
+    a = flow_theory(kappa=1e7, **kw)
+    b = flow_theory(kappa=np.inf, **kw)
+    for name in ("q", "m", "q0", "m0", "q_bar", "m_bar"):
+        assert np.allclose(getattr(a, name), getattr(b, name), rtol=1e-5)
+
+
+def test_flow_theory_quadrature_is_converged():
+    from lowrank_icl.numerics.forward.flow import flow_theory
+    kw = dict(alpha=2, tau=2, kappa=0.8, rho=0.5, sigma=0.3, lam=0.05, time=[0.1, 2.0, 50.0])
+    a = flow_theory(**kw)
+    b = flow_theory(**kw, nodes=2 * a.nodes)
+    assert float(a.residual) < 1e-8
+    for name in ("q", "m", "q0"):
+        assert np.allclose(getattr(a, name), getattr(b, name), rtol=0, atol=1e-10)

@@ -54,7 +54,7 @@ import time as _time
 from dataclasses import dataclass
 
 import numpy as np
-from lowrank_icl.numerics import check_int, check_real
+from lowrank_icl.numerics import check_int, check_real, single_threaded_blas
 from lowrank_icl.theory import SecondMoment, error_from_summaries
 from lowrank_icl.validation.forward.ridge import design_matrix, normal_apply, normal_rhs
 from lowrank_icl.validation.forward.sampling import Sizes, sample_pretraining
@@ -188,11 +188,14 @@ def spectral_basis(data, lam: float, n_tasks: int, *, method: str = "auto", tol:
     if method not in ("auto", "eigh", "lanczos"):
         raise ValueError(f"method must be 'auto', 'eigh' or 'lanczos' (got {method!r})")
     dim = data.x.shape[1]
-    if method == "eigh" or (method == "auto" and dim <= EIGH_MAX_DIM):
-        if dim > 2 * EIGH_MAX_DIM:
-            raise ValueError(f"method='eigh' needs dim <= {2 * EIGH_MAX_DIM} (got {dim}); use 'lanczos'")
-        return _eigh_basis(data, lam, n_tasks)
-    return _lanczos_basis(data, lam, n_tasks, float(tol), check_int("max_steps", max_steps, lower=1))
+    max_steps = check_int("max_steps", max_steps, lower=1)
+    # one BLAS thread: multithreaded BLAS loses 4-10x on a busy small machine (see ridge.fit_ridge)
+    with single_threaded_blas():
+        if method == "eigh" or (method == "auto" and dim <= EIGH_MAX_DIM):
+            if dim > 2 * EIGH_MAX_DIM:
+                raise ValueError(f"method='eigh' needs dim <= {2 * EIGH_MAX_DIM} (got {dim}); use 'lanczos'")
+            return _eigh_basis(data, lam, n_tasks)
+        return _lanczos_basis(data, lam, n_tasks, float(tol), max_steps)
 
 
 flow_basis = spectral_basis

@@ -1,0 +1,388 @@
+r"""Learning curves of gradient flow in the proportional limit: two-point ridge theory and contour quadrature.
+
+Model (docs/learning_curves.md): F(Gamma) = (1/M)[sum_mu (y_mu - <Gamma, H_mu>)^2 + lam M0 ||Gamma||^2],
+dGamma/dt = -(D/2) grad F, Gamma(0) = 0, so Gamma(t) = f_t(D K) D b with f_t(x) = (1 - e^{-t x})/x,
+K = (Phi^T Phi + lam M0)/M, b = Phi^T y/M.
+
+Step 1 (exact, finite D): (z - D K)^{-1} D b = -Gamma_{lam'(z)}, the ridge solution on the same data
+at the complex ridge lam'(z) = lam - z tau/kappa (D K - z = (D/M)(Phi^T Phi + M0 lam') and
+M/(D M0) = tau/kappa). With a contour around the spectrum of D K that leaves 0 outside,
+
+    Gamma(t) = Gamma_lam + (1/2 pi i) oint (e^{-t z}/z) Gamma_{lam'(z)} dz
+
+(the residue of e^{-tz}(z - DK)^{-1}/z ... gives e^{-t DK} (DK)^{-1} D b; Gamma_lam is the ridge solution).
+
+Step 2 (one-point theory at complex ridge): the reduced saddle point G(u) = tau - 1 + u g(c + u) -
+lam' kappa/u = 0 of :mod:`lowrank_icl.numerics.forward.core`, with lam' kappa = lam kappa - z tau, is
+solved for u explicitly in z:
+
+    z(u) = [lam kappa - (tau - 1) u - u^2 g(c + u)] / tau,
+
+and continued off the real axis along the contour by Newton on (u, g~) jointly (g~ the span-A
+Stieltjes transform, a root of the pool quadratic), started on the real branch at the contour's left
+end. The spectral edges of D K are the critical values of z(u) (dz/du = 0), found by bisection.
+
+Step 3 (two-point theory, derived in docs/derivations.md): the ridge solutions at two ridges on the
+same data are jointly equivalent to
+
+    Gamma_a = (S + N_a)(S + nu_a)^{-1},   E[N_a^T N_b]/D-normalized covariance (E_ab/tau)(S + c I),
+
+with S the pool second moment, nu_a = c + u_a, c = (1 + sigma^2)/alpha and the cross training error
+E_12 = s2 - m_1 - m_2 + q_12 + c q_bar_12 (s2 = 1 + sigma^2) fixed by one linear equation:
+E_12 = E_12^signal / (1 - K_12/tau). All two-point integrals are divided differences of the pool's
+Stieltjes transform, evaluated without subtraction from the pool quadratic
+(:func:`pool_divided_difference`). At nu_1 = nu_2 every formula is the one-point solution of ``solve``.
+
+Step 4: m_X(t) = m_X(inf) + sum_j W_j(t) m_X(z_j) and q_X(t) = sum_{kl} W_k W_l q_X(z_k, z_l) over the
+nodes {0} U {z_j} with W_0 = 1 (the node z = 0 is lam' = lam) and W_j(t) the trapezoid weights of
+(1/2 pi i) e^{-t z}/z dz on an ellipse around the spectrum; the quadrature error is estimated by
+the same rule on every other node (reported as ``residual``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def pool_divided_difference(t1, t2, nu1, nu2, kappa, rho):
+    r"""int dmu_A(s) / ((s + nu1)(s + nu2)) for the span-A law of the pool, without subtraction.
+
+    t_a = g~(nu_a) = int dmu_A/(s + nu_a) are roots of -rho nu t^2 + (rho - kappa - kappa rho nu) t + kappa rho = 0.
+    Subtracting the two quadratics and dividing by t1 - t2 gives
+
+        (t2 - t1)/(nu1 - nu2) = rho t2 (t2 + kappa) / (rho nu1 (t1 + t2) + kappa rho nu1 + kappa - rho),
+
+    which at nu1 = nu2 is -dg~/dnu = rho t (t + kappa)/sqrt(disc). kappa = inf (population law,
+    t = rho/(1 + rho nu)): t1 t2. Works for real and complex arrays (broadcast).
+    """
+    kappa = np.asarray(kappa)
+    inf = np.isinf(np.real(kappa))
+    k = np.where(inf, 1.0, kappa)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fin = rho * t2 * (t2 + k) / (rho * nu1 * (t1 + t2) + k * rho * nu1 + k - rho)
+    return np.where(inf, t1 * t2, fin)
+
+
+def pool_transform(nu, kappa, rho):
+    """g~(nu) on the real axis outside the spectrum (nu > -s_min or nu < -s_max), any kappa (inf allowed).
+
+    Roots of -rho nu t^2 + (rho - kappa - kappa rho nu) t + kappa rho = 0: for nu > 0 the positive root;
+    for nu < 0 the root of smaller modulus (the two meet at the spectral edges only).
+    """
+    nu = np.asarray(nu, dtype=float)
+    kappa = np.broadcast_to(np.asarray(kappa, dtype=float), nu.shape)
+    rho = np.broadcast_to(np.asarray(rho, dtype=float), nu.shape)
+    inf = np.isinf(kappa)
+    k = np.where(inf, 1.0, kappa)
+    a, b, c0 = -rho * nu, (rho - k) - k * rho * nu, k * rho
+    disc = np.sqrt(np.maximum(b * b - 4 * a * c0, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # roots in cancellation-free form: q = -(b + sign(b) disc)/2, roots q/a and c0/q
+        sgn = np.where(b >= 0, 1.0, -1.0)
+        qq = -(b + sgn * disc) / 2
+        r1, r2 = qq / a, c0 / qq
+    pos = np.where(r1 > 0, r1, r2)
+    small = np.where(np.abs(r1) < np.abs(r2), r1, r2)
+    t = np.where(nu > 0, pos, small)
+    return np.where(inf, rho / (1 + rho * nu), t)
+
+
+def spectrum_edges(kappa, rho):
+    """(s_min, s_max) of the pool spectrum law mu (atoms included): S on span A is (1/rho) MP(rho/kappa)."""
+    kappa = np.asarray(kappa, dtype=float)
+    rho = np.asarray(rho, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gam = np.where(np.isinf(kappa), 0.0, rho / kappa)
+    s_max = (1 + np.sqrt(gam)) ** 2 / rho
+    s_min_a = np.where(gam < 1, (1 - np.sqrt(gam)) ** 2 / rho, 0.0)
+    s_min = np.where(rho < 1, 0.0, s_min_a)
+    return s_min, s_max
+
+
+def two_point(nu1, t1, nu2, t2, *, tau, kappa, rho, sigma, alpha):
+    r"""Two-point order parameters of ridge solutions at effective ridges nu1, nu2 on the same data.
+
+    ``t_a`` = g~(nu_a). Returns a dict of arrays (broadcast): q (pool law, TM), q0 (span-A law, IDG),
+    q_bar (isotropic, ODG), E (cross training error E_12), and the one-point linear parts at each side
+    m1, m2, m0_1, m0_2, m_bar1, m_bar2. With I_k = int s^k dmu/((s + nu1)(s + nu2)) (law of S, mean 1),
+    J_k the same on span A, and f = E_12/tau:
+
+        q_12 = I3 + f (I2 + c I1),  q_bar_12 = I2 + f (I1 + c I0),  q0_12 = J2 + f (J1 + c J0),
+        E_12 = [s2 - Mm(nu1) - Mm(nu2) + I3 + c I2] / (1 - (I2 + 2c I1 + c^2 I0)/tau).
+    """
+    c = (1 + sigma**2) / alpha
+    s2 = 1 + sigma**2
+    g1 = rho * t1 + (1 - rho) / nu1
+    g2 = rho * t2 + (1 - rho) / nu2
+    J0 = pool_divided_difference(t1, t2, nu1, nu2, kappa, rho)
+    I0 = rho * J0 + (1 - rho) / (nu1 * nu2)
+    I1 = g2 - nu1 * I0
+    I2 = (1 - nu2 * g2) - nu1 * I1
+    I3 = (1 - nu2 * (1 - nu2 * g2)) - nu1 * I2
+    J1 = t2 - nu1 * J0
+    J2 = (1 - nu2 * t2) - nu1 * J1
+    Mm1 = 1 - nu1 * (1 - nu1 * g1)
+    Mm2 = 1 - nu2 * (1 - nu2 * g2)
+    K12 = I2 + 2 * c * I1 + c * c * I0
+    E = (s2 - Mm1 - Mm2 + I3 + c * I2) / (1 - K12 / tau)
+    f = E / tau
+    return {"q": I3 + f * (I2 + c * I1), "q_bar": I2 + f * (I1 + c * I0), "q0": J2 + f * (J1 + c * J0), "E": E,
+            "m1": Mm1, "m2": Mm2, "m_bar1": 1 - nu1 * g1, "m_bar2": 1 - nu2 * g2,
+            "m0_1": 1 - nu1 * t1, "m0_2": 1 - nu2 * t2}
+
+
+# ----------------------------------------------------------------------------------------------
+# the one-point theory along z: z(u), its critical points (spectral edges), continuation off the axis
+
+def _g_and_g2(u, t, c, kappa, rho):
+    """g = int dmu/(s + nu) and g2 = int dmu/(s + nu)^2 at nu = c + u from t = g~(nu) (real axis)."""
+    nu = c + u
+    g = rho * t + (1 - rho) / nu
+    g2 = rho * pool_divided_difference(t, t, nu, nu, kappa, rho) + (1 - rho) / nu**2
+    return g, g2
+
+
+def _z_of_u(u, t, c, tau, lk, rho):
+    """z(u) = [lam kappa - (tau - 1) u - u^2 g(c + u)] / tau (the reduced equation solved for z)."""
+    g = rho * t + (1 - rho) / (c + u)
+    return (lk - (tau - 1) * u - u * u * g) / tau
+
+
+def _slope_sign(u, c, tau, kappa, rho):
+    """f(u) = tau - 1 + 2 u g - u^2 g2 = -tau dz/du (real u)."""
+    t = pool_transform(c + u, kappa, rho)
+    g, g2 = _g_and_g2(u, t, c, kappa, rho)
+    return tau - 1 + 2 * u * g - u * u * g2
+
+
+def _bisect(fun, lo, hi, iters=200):
+    """Vectorized bisection for a sign change of fun between lo (fun < 0) and hi (fun > 0)."""
+    lo, hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        neg = fun(mid) < 0
+        lo, hi = np.where(neg, mid, lo), np.where(neg, hi, mid)
+        if np.all(np.abs(hi - lo) <= 4e-16 * np.maximum(1.0, np.abs(mid))):
+            break
+    return (lo + hi) / 2
+
+
+def spectral_edges(u0, *, c, tau, kappa, rho, lk):
+    """Edges (z_lo, z_hi) of the limiting spectrum of D K, and the critical points (u_lo, u_hi).
+
+    On the physical real branch z(u) decreases for u > u_lo (z(u0) = 0) and increases from
+    u -> -infinity (z ~ -u) to its minimum z_hi at u_hi < -c - s_max; both are zeros of dz/du, found by
+    bisection of f(u) = -tau dz/du, which runs to -infinity at the spectral edges of the pool.
+    """
+    s_min, s_max = spectrum_edges(kappa, rho)
+    tiny = 1e-12 * (1 + c + s_max)
+    left = -c - s_min + tiny
+    u_lo = _bisect(lambda u: _slope_sign(u, c, tau, kappa, rho), left, u0)
+    right = -c - s_max - tiny
+    far = right - 10 * (1 + c + s_max + np.abs(tau - 1))
+    u_hi = _bisect(lambda u: -_slope_sign(u, c, tau, kappa, rho), far, right)
+    z_lo = _z_of_u(u_lo, pool_transform(c + u_lo, kappa, rho), c, tau, lk, rho)
+    z_hi = _z_of_u(u_hi, pool_transform(c + u_hi, kappa, rho), c, tau, lk, rho)
+    return z_lo, z_hi, u_lo, u_hi
+
+
+def _newton_ut(z, u, t, *, c, tau, kappa, rho, lk, iters=30):
+    """Solve [pool quadratic in t at nu = c + u, tau z = lam kappa - (tau - 1) u - u^2 g] for (u, t) by
+    Newton from (u, t) (complex arrays). Returns (u, t, relative residual)."""
+    inf = np.isinf(np.real(kappa))
+    k = np.where(inf, 1.0, kappa)
+    for _ in range(iters):
+        nu = c + u
+        g = rho * t + (1 - rho) / nu
+        F1 = np.where(inf, t * (1 + rho * nu) - rho, -rho * nu * t * t + (rho - k - k * rho * nu) * t + k * rho)
+        a11 = np.where(inf, rho * t, -rho * t * t - k * rho * t)
+        a12 = np.where(inf, 1 + rho * nu, -2 * rho * nu * t + rho - k - k * rho * nu)
+        F2 = tau * z - lk + (tau - 1) * u + u * u * g
+        a21 = (tau - 1) + 2 * u * g - u * u * (1 - rho) / nu**2
+        a22 = u * u * rho
+        det = a11 * a22 - a12 * a21
+        du = (F1 * a22 - a12 * F2) / det
+        dt = (a11 * F2 - a21 * F1) / det
+        u, t = u - du, t - dt
+        step = np.maximum(np.abs(du) / np.maximum(1, np.abs(u)), np.abs(dt) / np.maximum(1e-300, np.abs(t)))
+        if np.all(step <= 1e-15):
+            break
+    nu = c + u
+    g = rho * t + (1 - rho) / nu
+    r2 = np.abs(tau * z - lk + (tau - 1) * u + u * u * g) / (np.abs(tau * z) + np.abs(lk) + np.abs((tau - 1) * u)
+                                                            + np.abs(u * u * g))
+    return u, t, r2
+
+
+# ----------------------------------------------------------------------------------------------
+# contour quadrature of the learning curves
+
+ORDER_NAMES = ("q", "m", "q_bar", "m_bar", "q0", "m0")
+
+
+def _default_nodes(eta):
+    """Trapezoid nodes on the ellipse: the error decays like exp(-N eta); N eta = 48, so that the rule on
+    every other node (the error estimate) is already ~exp(-24) (at least 64 nodes, at most 4096)."""
+    n = int(np.ceil(48.0 / max(float(np.min(eta)), 1e-6)))
+    return int(min(4096, max(64, 4 * ((n + 3) // 4))))
+
+
+def _contour(z_lo, z_hi, n_nodes):
+    """Ellipse with foci z_lo, z_hi halfway (in the elliptic coordinate) between the spectrum and z = 0.
+
+    z(theta) = m - h cosh(eta) cos(theta) - i h sinh(eta) sin(theta), counterclockwise from its left end
+    x_L = m - h cosh(eta) in (0, z_lo); eta = eta_0/2 with cosh(eta_0) = m/h (the ellipse through 0).
+    Returns nodes (P, N), dz/dtheta (P, N), eta (P,).
+    """
+    m = (z_lo + z_hi) / 2
+    h = (z_hi - z_lo) / 2
+    eta = np.arccosh(m / h) / 2
+    theta = 2 * np.pi * np.arange(n_nodes) / n_nodes
+    ch, sh = (np.cosh(eta) * h)[:, None], (np.sinh(eta) * h)[:, None]
+    z = m[:, None] - ch * np.cos(theta) - 1j * sh * np.sin(theta)
+    dz = ch * np.sin(theta) - 1j * sh * np.cos(theta)
+    return z, dz, eta
+
+
+def _continue_along(z, u_start, t_start, p, substeps=4):
+    """(u, t) at the nodes z[:, 0..N/2] by continuation from the real solution at z[:, 0]."""
+    P, n = z.shape
+    half = n // 2
+    u = np.empty((P, half + 1), dtype=complex)
+    t = np.empty((P, half + 1), dtype=complex)
+    u[:, 0], t[:, 0] = u_start, t_start
+    worst = np.zeros(P)
+    uc, tc = u_start.astype(complex), t_start.astype(complex)
+    for j in range(1, half + 1):
+        for s in range(1, substeps + 1):
+            zz = z[:, j - 1] + (z[:, j] - z[:, j - 1]) * s / substeps
+            uc, tc, r = _newton_ut(zz, uc, tc, **p, iters=8 if s < substeps else 30)
+        worst = np.maximum(worst, r)
+        u[:, j], t[:, j] = uc, tc
+    return u, t, worst
+
+
+class FlowTheory:
+    """Learning curves of the theory: order parameters and TM/IDG/ODG errors at each time.
+
+    Arrays have shape ``param_shape + (T,)``. ``residual`` (param_shape) is the largest quadrature
+    error estimate (difference between the trapezoid rule on all nodes and on every other node) over
+    times and order parameters, or the inner solves' residual if larger; ``converged`` =
+    residual <= ``tolerance`` and every inner solve converged; ``reason`` explains a failure.
+    """
+
+    def __init__(self, params, times, order, residual, converged, reason, nodes, edges):
+        self.params, self.time = params, times
+        for k, v in order.items():
+            setattr(self, k, v)
+        self.residual, self.converged, self.reason, self.nodes = residual, converged, reason, nodes
+        self.z_lo, self.z_hi = edges
+
+    def errors(self, alpha_test=None, sigma_test=None) -> dict:
+        """{"tm", "idg", "odg"}: e_X(t) = sigma_t^2 + 1 - 2 m_X + q_X + (1 + sigma_t^2) q_bar/alpha_t."""
+        from lowrank_icl.theory.forward.saddle_point import asymptotic_error
+        a_t = self.params["alpha"] if alpha_test is None else np.asarray(alpha_test, dtype=float)
+        s_t = self.params["sigma"] if sigma_test is None else np.asarray(sigma_test, dtype=float)
+        a_t, s_t = np.asarray(a_t)[..., None], np.asarray(s_t)[..., None]
+        return {"tm": asymptotic_error(self.m, self.q, self.q_bar, a_t, s_t),
+                "idg": asymptotic_error(self.m0, self.q0, self.q_bar, a_t, s_t),
+                "odg": asymptotic_error(self.m_bar, self.q_bar, self.q_bar, a_t, s_t)}
+
+    def __repr__(self):
+        return (f"FlowTheory(points={int(np.size(self.residual))}, times={np.size(self.time)}, "
+                f"converged={bool(np.all(self.converged))}, residual={float(np.max(self.residual)):.1e})")
+
+
+def flow_theory(*, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, time, nodes: int | None = None,
+                tolerance: float = 1e-8) -> FlowTheory:
+    r"""D -> infinity learning curves of gradient flow from zero (module docstring).
+
+    Parameters
+    ----------
+    alpha, tau, kappa, rho, sigma, lam : float or array
+        As in ``solve`` (broadcast together); kappa may be inf (then lam = 0).
+    time : float or 1-D array
+        Training times t >= 0 (inf allowed).
+    nodes : int, optional
+        Trapezoid nodes on the contour (default from the distance of the spectrum to 0).
+    tolerance : float
+        Largest accepted quadrature error estimate for ``converged``.
+
+    Returns
+    -------
+    FlowTheory
+    """
+    from lowrank_icl.numerics.forward.core import lam_kappa
+    from lowrank_icl.numerics.forward.solver import solve
+    times = np.atleast_1d(np.asarray(time, dtype=float))
+    if times.ndim != 1 or np.any(np.isnan(times)) or np.any(times < 0):
+        raise ValueError("time must be a scalar or 1-D array of values >= 0 (inf allowed)")
+    sol = solve(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
+    shape = np.shape(sol.nu)
+    b = {k: np.ravel(np.broadcast_to(np.asarray(v, dtype=float), shape)) for k, v in
+         dict(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam).items()}
+    P = b["alpha"].size
+    c = (1 + b["sigma"] ** 2) / b["alpha"]
+    lk = lam_kappa(b["lam"], b["kappa"])
+    nu0 = np.ravel(np.asarray(sol.nu, dtype=float))
+    u0 = nu0 - c
+    t0 = pool_transform(nu0, b["kappa"], b["rho"])
+    p = dict(c=c, tau=b["tau"], kappa=b["kappa"], rho=b["rho"], lk=lk)
+    z_lo, z_hi, u_lo, _ = spectral_edges(u0, **p)
+    m = (z_lo + z_hi) / 2
+    h = (z_hi - z_lo) / 2
+    eta = np.arccosh(m / h) / 2
+    n = int(nodes) if nodes is not None else _default_nodes(eta)
+    if n < 8 or n % 4:
+        raise ValueError(f"nodes must be a multiple of 4, at least 8 (got {n})")
+    z, dz, _ = _contour(z_lo, z_hi, n)
+    x_left = z[:, 0].real
+    u_start = _bisect(lambda uu: x_left - _z_of_u(uu, pool_transform(c + uu, b["kappa"], b["rho"]), c, b["tau"],
+                                                  lk, b["rho"]), u_lo, u0)
+    t_start = pool_transform(c + u_start, b["kappa"], b["rho"])
+    uh, th, inner = _continue_along(z, u_start, t_start, p)
+    # the right end must land on the physical real branch (nu < -s_max): a wrong sheet is caught here
+    t_right = pool_transform(c + uh[:, -1].real, b["kappa"], b["rho"])
+    branch_err = np.abs(th[:, -1] - t_right) / np.abs(t_right) + np.abs(uh[:, -1].imag) / np.abs(uh[:, -1])
+    half = n // 2
+    u_full = np.concatenate([uh, np.conj(uh[:, 1:half][:, ::-1])], axis=1)
+    t_full = np.concatenate([th, np.conj(th[:, 1:half][:, ::-1])], axis=1)
+    # node 0 of the combined list is z = 0 (lam' = lam, weight 1); then the contour nodes
+    U = np.concatenate([u0[:, None].astype(complex), u_full], axis=1)
+    Tt = np.concatenate([t0[:, None].astype(complex), t_full], axis=1)
+    Nu = c[:, None] + U
+    finite_t = np.where(np.isinf(times), 0.0, times)
+    with np.errstate(over="ignore", under="ignore"):
+        ez = np.exp(-finite_t[None, :, None] * z[:, None, :])        # (P, T, N)
+    ez = np.where(np.isinf(times)[None, :, None], 0.0, ez)
+    W = np.concatenate([np.ones((P, times.size, 1)), (dz / (1j * n * z))[:, None, :] * ez], axis=2)
+    W_half = np.concatenate([np.ones((P, times.size, 1)), 2 * (dz / (1j * n * z))[:, None, :] * ez], axis=2)
+    W_half[:, :, 1 + 1::2] = 0.0
+    out = {k: np.empty((P, times.size)) for k in ORDER_NAMES}
+    half_out = {k: np.empty((P, times.size)) for k in ORDER_NAMES}
+    kw = {k: b[k][:, None, None] for k in ("tau", "kappa", "rho", "sigma", "alpha")}
+    for i in range(P):
+        sl = slice(i, i + 1)
+        tp = two_point(Nu[sl, :, None], Tt[sl, :, None], Nu[sl, None, :], Tt[sl, None, :],
+                       **{k: v[sl] for k, v in kw.items()})
+        lin = {"m": tp["m1"][0, :, 0], "m_bar": tp["m_bar1"][0, :, 0], "m0": tp["m0_1"][0, :, 0]}
+        for name, target, w in (("full", out, W[i]), ("half", half_out, W_half[i])):
+            for k, v in lin.items():
+                target[k][i] = (w @ v).real
+            for k in ("q", "q_bar", "q0"):
+                target[k][i] = np.sum((w @ tp[k][0]) * w, axis=1).real
+    quad = np.max([np.max(np.abs(out[k] - half_out[k]), axis=1) for k in ORDER_NAMES], axis=0)
+    residual = np.maximum.reduce([quad, inner, branch_err])
+    solved = np.ravel(np.asarray(sol.converged))
+    converged = solved & (residual <= tolerance) & np.isfinite(residual)
+    reason = np.array([None] * P, dtype=object)
+    for i in np.flatnonzero(~converged):
+        if not solved[i]:
+            reason[i] = "the t = infinity saddle point did not converge"
+        elif branch_err[i] > tolerance:
+            reason[i] = "the continuation off the real axis left the physical branch"
+        else:
+            reason[i] = f"contour quadrature error estimate {residual[i]:.1e} > {tolerance:.0e}: raise nodes="
+    order = {k: v.reshape(shape + (times.size,)) for k, v in out.items()}
+    params = {k: v.reshape(shape) for k, v in b.items()}
+    return FlowTheory(params, times, order, residual.reshape(shape), converged.reshape(shape),
+                      reason.reshape(shape), n, (z_lo.reshape(shape), z_hi.reshape(shape)))
