@@ -187,24 +187,28 @@ def spectral_edges(u0, *, c, tau, kappa, rho, lk):
 
 def _newton_ut(z, u, t, *, c, tau, kappa, rho, lk, iters=30):
     """Solve [pool quadratic in t at nu = c + u, tau z = lam kappa - (tau - 1) u - u^2 g] for (u, t) by
-    Newton from (u, t) (complex arrays). Returns (u, t, relative residual)."""
+    Newton from (u, t) (complex arrays). Returns (u, t, relative residual of the second equation)."""
     inf = np.isinf(np.real(kappa))
     k = np.where(inf, 1.0, kappa)
+    krho = k * rho
+    tz = tau * z - lk
     for _ in range(iters):
         nu = c + u
-        g = rho * t + (1 - rho) / nu
-        F1 = np.where(inf, t * (1 + rho * nu) - rho, -rho * nu * t * t + (rho - k - k * rho * nu) * t + k * rho)
-        a11 = np.where(inf, rho * t, -rho * t * t - k * rho * t)
-        a12 = np.where(inf, 1 + rho * nu, -2 * rho * nu * t + rho - k - k * rho * nu)
-        F2 = tau * z - lk + (tau - 1) * u + u * u * g
-        a21 = (tau - 1) + 2 * u * g - u * u * (1 - rho) / nu**2
-        a22 = u * u * rho
+        inv_nu = 1 / nu
+        g = rho * t + (1 - rho) * inv_nu
+        rnt = rho * nu * t
+        F1 = np.where(inf, t + rnt - rho, -rnt * t + (rho - k - krho * nu) * t + krho)
+        a11 = np.where(inf, rho * t, -rho * t * t - krho * t)
+        a12 = np.where(inf, 1 + rho * nu, -2 * rnt + rho - k - krho * nu)
+        uu = u * u
+        F2 = tz + (tau - 1) * u + uu * g
+        a21 = (tau - 1) + 2 * u * g - uu * (1 - rho) * inv_nu * inv_nu
+        a22 = uu * rho
         det = a11 * a22 - a12 * a21
         du = (F1 * a22 - a12 * F2) / det
         dt = (a11 * F2 - a21 * F1) / det
         u, t = u - du, t - dt
-        step = np.maximum(np.abs(du) / np.maximum(1, np.abs(u)), np.abs(dt) / np.maximum(1e-300, np.abs(t)))
-        if np.all(step <= 1e-15):
+        if np.all(np.abs(du) <= 1e-15 * np.abs(u)) and np.all(np.abs(dt) <= 1e-15 * np.abs(t)):
             break
     nu = c + u
     g = rho * t + (1 - rho) / nu
@@ -243,19 +247,34 @@ def _contour(z_lo, z_hi, n_nodes):
     return z, dz, eta
 
 
-def _continue_along(z, u_start, t_start, p, substeps=4):
-    """(u, t) at the nodes z[:, 0..N/2] by continuation from the real solution at z[:, 0]."""
+def _continue_along(z, u_start, t_start, p):
+    """(u, t) at the nodes z[:, 0..N/2] by continuation from the real solution at z[:, 0].
+
+    Each node starts Newton from the linear extrapolation of the two previous nodes; a node whose
+    Newton residual stays above 1e-13 is redone in 8 sub-steps from the previous node.
+    """
     P, n = z.shape
     half = n // 2
     u = np.empty((P, half + 1), dtype=complex)
     t = np.empty((P, half + 1), dtype=complex)
     u[:, 0], t[:, 0] = u_start, t_start
     worst = np.zeros(P)
-    uc, tc = u_start.astype(complex), t_start.astype(complex)
     for j in range(1, half + 1):
-        for s in range(1, substeps + 1):
-            zz = z[:, j - 1] + (z[:, j] - z[:, j - 1]) * s / substeps
-            uc, tc, r = _newton_ut(zz, uc, tc, **p, iters=8 if s < substeps else 30)
+        if j >= 2:
+            ratio = (z[:, j] - z[:, j - 1]) / (z[:, j - 1] - z[:, j - 2])
+            u0 = u[:, j - 1] + ratio * (u[:, j - 1] - u[:, j - 2])
+            t0 = t[:, j - 1] + ratio * (t[:, j - 1] - t[:, j - 2])
+        else:
+            u0, t0 = u[:, 0], t[:, 0]
+        uc, tc, r = _newton_ut(z[:, j], u0, t0, **p, iters=12)
+        bad = ~(r <= 1e-13)
+        if np.any(bad):
+            sub = {k: (v[bad] if np.ndim(v) else v) for k, v in p.items()}
+            ub, tb = u[bad, j - 1], t[bad, j - 1]
+            for step in range(1, 9):
+                zz = z[bad, j - 1] + (z[bad, j] - z[bad, j - 1]) * step / 8
+                ub, tb, rb = _newton_ut(zz, ub, tb, **sub, iters=30)
+            uc[bad], tc[bad], r[bad] = ub, tb, rb
         worst = np.maximum(worst, r)
         u[:, j], t[:, j] = uc, tc
     return u, t, worst
@@ -344,32 +363,60 @@ def flow_theory(*, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, time, nodes: 
     t_right = pool_transform(c + uh[:, -1].real, b["kappa"], b["rho"])
     branch_err = np.abs(th[:, -1] - t_right) / np.abs(t_right) + np.abs(uh[:, -1].imag) / np.abs(uh[:, -1])
     half = n // 2
-    u_full = np.concatenate([uh, np.conj(uh[:, 1:half][:, ::-1])], axis=1)
-    t_full = np.concatenate([th, np.conj(th[:, 1:half][:, ::-1])], axis=1)
-    # node 0 of the combined list is z = 0 (lam' = lam, weight 1); then the contour nodes
-    U = np.concatenate([u0[:, None].astype(complex), u_full], axis=1)
-    Tt = np.concatenate([t0[:, None].astype(complex), t_full], axis=1)
+    # Conjugate symmetry: node j and node N - j are conjugates, with conjugate weights and values, and
+    # q(conj a, conj b) = conj q(a, b). With R the real nodes (z = 0, the two ends of the ellipse) and C
+    # the nodes 1..N/2-1, sum_{ab} W_a W_b Q_ab = Q(R,R) + 4 Re Q(R,C) + 2 Re Q(C,C) + 2 Q(C, conj C)
+    # (each term short for the weighted sum); half the evaluations of the full double sum.
+    U = np.concatenate([u0[:, None].astype(complex), uh[:, [0, half]], uh[:, 1:half]], axis=1)
+    Tt = np.concatenate([t0[:, None].astype(complex), th[:, [0, half]], th[:, 1:half]], axis=1)
     Nu = c[:, None] + U
+    zc = np.concatenate([z[:, [0, half]], z[:, 1:half]], axis=1)
+    dzc = np.concatenate([dz[:, [0, half]], dz[:, 1:half]], axis=1)
     finite_t = np.where(np.isinf(times), 0.0, times)
     with np.errstate(over="ignore", under="ignore"):
-        ez = np.exp(-finite_t[None, :, None] * z[:, None, :])        # (P, T, N)
+        ez = np.exp(-finite_t[None, :, None] * zc[:, None, :])        # (P, T, N/2 + 1)
     ez = np.where(np.isinf(times)[None, :, None], 0.0, ez)
-    W = np.concatenate([np.ones((P, times.size, 1)), (dz / (1j * n * z))[:, None, :] * ez], axis=2)
-    W_half = np.concatenate([np.ones((P, times.size, 1)), 2 * (dz / (1j * n * z))[:, None, :] * ez], axis=2)
-    W_half[:, :, 1 + 1::2] = 0.0
+    W = np.concatenate([np.ones((P, times.size, 1)), (dzc / (1j * n * zc))[:, None, :] * ez], axis=2)
+    n_a = W.shape[2]
+    # every other node: node 0, the two ends (j = 0, N/2: N/2 is even) and the even interior nodes
+    sub = np.concatenate([[0, 1, 2], 3 + np.flatnonzero(np.arange(1, half) % 2 == 0)])
+    scale_sub = np.concatenate([[1.0, 2.0, 2.0], np.full(sub.size - 3, 2.0)])
     out = {k: np.empty((P, times.size)) for k in ORDER_NAMES}
     half_out = {k: np.empty((P, times.size)) for k in ORDER_NAMES}
     kw = {k: b[k][:, None, None] for k in ("tau", "kappa", "rho", "sigma", "alpha")}
+
+    def weighted(w, lin, qa, qc):
+        """(linear sums, quadratic sums) of one rule from values on A = R U C and on C x conj C."""
+        wr, wc = w[:, :3], w[:, 3:]
+        lin_out = {k: (wr @ v[:3]).real + 2 * (wc @ v[3:]).real for k, v in lin.items()}
+        quad_out = {}
+        for k in ("q", "q_bar", "q0"):
+            Q = qa[k]
+            rr = np.sum((wr @ Q[:3, :3]) * wr, axis=1).real
+            rc = np.sum((wr @ Q[:3, 3:]) * wc, axis=1).real
+            cc = np.sum((wc @ Q[3:, 3:]) * wc, axis=1).real
+            cbar = np.sum((wc @ qc[k]) * np.conj(wc), axis=1).real
+            quad_out[k] = rr + 4 * rc + 2 * cc + 2 * cbar
+        return lin_out, quad_out
+
     for i in range(P):
         sl = slice(i, i + 1)
-        tp = two_point(Nu[sl, :, None], Tt[sl, :, None], Nu[sl, None, :], Tt[sl, None, :],
-                       **{k: v[sl] for k, v in kw.items()})
+        args = {k: v[sl] for k, v in kw.items()}
+        tp = two_point(Nu[sl, :, None], Tt[sl, :, None], Nu[sl, None, :], Tt[sl, None, :], **args)
+        tc = two_point(Nu[sl, 3:, None], Tt[sl, 3:, None], np.conj(Nu[sl, None, 3:]), np.conj(Tt[sl, None, 3:]),
+                       **args)
         lin = {"m": tp["m1"][0, :, 0], "m_bar": tp["m_bar1"][0, :, 0], "m0": tp["m0_1"][0, :, 0]}
-        for name, target, w in (("full", out, W[i]), ("half", half_out, W_half[i])):
-            for k, v in lin.items():
-                target[k][i] = (w @ v).real
-            for k in ("q", "q_bar", "q0"):
-                target[k][i] = np.sum((w @ tp[k][0]) * w, axis=1).real
+        qa = {k: tp[k][0] for k in ("q", "q_bar", "q0")}
+        qc = {k: tc[k][0] for k in ("q", "q_bar", "q0")}
+        lo, qo = weighted(W[i], lin, qa, qc)
+        ws = W[i][:, sub] * scale_sub
+        csub = sub[3:] - 3
+        lh, qh = weighted(ws, {k: v[sub] for k, v in lin.items()}, {k: v[np.ix_(sub, sub)] for k, v in qa.items()},
+                          {k: v[np.ix_(csub, csub)] for k, v in qc.items()})
+        for k in ORDER_NAMES:
+            out[k][i] = {**lo, **qo}[k]
+            half_out[k][i] = {**lh, **qh}[k]
+    del n_a
     quad = np.max([np.max(np.abs(out[k] - half_out[k]), axis=1) for k in ORDER_NAMES], axis=0)
     residual = np.maximum.reduce([quad, inner, branch_err])
     solved = np.ravel(np.asarray(sol.converged))
