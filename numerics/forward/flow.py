@@ -54,8 +54,9 @@ def pool_divided_difference(t1, t2, nu1, nu2, kappa, rho):
     which at nu1 = nu2 is -dg~/dnu = rho t (t + kappa)/sqrt(disc). kappa = inf (population law,
     t = rho/(1 + rho nu)): t1 t2. Works for real and complex arrays (broadcast).
     """
-    kappa = np.asarray(kappa)
-    inf = np.isinf(np.real(kappa))
+    inf = np.isinf(np.asarray(kappa, dtype=float))
+    if not np.any(inf):   # also the path of mpmath scalars (rounding tests)
+        return rho * t2 * (t2 + kappa) / (rho * nu1 * (t1 + t2) + kappa * rho * nu1 + kappa - rho)
     k = np.where(inf, 1.0, kappa)
     with np.errstate(invalid="ignore", divide="ignore"):
         fin = rho * t2 * (t2 + k) / (rho * nu1 * (t1 + t2) + k * rho * nu1 + k - rho)
