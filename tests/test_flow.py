@@ -101,7 +101,7 @@ def test_simulate_flow_starts_at_the_null_predictor_and_ends_at_simulate():
     ref = simulate(**kw, tol=1e-12)
     err, err_ref = fl.errors(), ref.errors()
     for name in ("tm", "idg", "odg"):
-        e = np.asarray(getattr(err, "get")(name).values)
+        e = np.asarray(getattr(err, name).values)
         # Gamma(0) = 0: e = sigma^2 + t_C exactly
         t0 = np.asarray(fl.t_tm.values) if name == "tm" else 1.0
         assert np.allclose(e[:, 0], 0.3**2 + t0, rtol=1e-14)
@@ -174,7 +174,7 @@ def test_flow_theory_converges_and_ends_at_solve(theory_curves):
     sol = solve(**arr)
     err, ref = ft.errors(), sol.errors()
     for name in ("tm", "idg", "odg"):
-        assert np.allclose(err[name][:, -1], getattr(ref, name), rtol=1e-10, atol=0)
+        assert np.allclose(getattr(err, name)[:, -1], getattr(ref, name), rtol=1e-10, atol=0)
 
 
 def test_flow_theory_starts_at_zero(theory_curves):
@@ -250,7 +250,7 @@ def test_flow_theory_against_the_finite_dimensional_flow():
         th = flow_theory(alpha=s.alpha, tau=s.tau, kappa=s.kappa, rho=s.rho, sigma=p["sigma"], lam=p["lam"],
                          time=times).errors(alpha_test=s.context_length / D)
         sim = fl.errors()
-        diffs[D] = {k: np.asarray(sim[k].values) - th[k] for k in ("tm", "idg", "odg")}
+        diffs[D] = {k: np.asarray(getattr(sim, k).values) - getattr(th, k) for k in ("tm", "idg", "odg")}
     for k in ("tm", "idg", "odg"):
         for i in range(times.size):
             d = [diffs[D][k][:, i] for D in dims]
@@ -300,3 +300,25 @@ def test_flow_theory_inner_values_against_50_digits():
                 for name in ("q", "q0", "q_bar", "E"):
                     ref = complex(exact[name].item() if hasattr(exact[name], "item") else exact[name])
                     assert abs(complex(f64[name]) - ref) <= 1e-12 * abs(ref), (name, a, b)
+
+
+def test_solve_and_simulate_take_time():
+    from lowrank_icl.numerics import solve
+    from lowrank_icl.numerics.forward.flow import FlowTheory
+    from lowrank_icl.validation.forward.flow import FlowSimulation
+    from lowrank_icl.validation.forward.simulate import simulate
+    import json
+    kw = dict(alpha=2, tau=2, kappa=0.8, rho=0.5, sigma=0.3, lam=0.05)
+    res = solve(**kw, time=[1.0, np.inf])
+    assert isinstance(res, FlowTheory)
+    assert abs(float(res.errors().idg[-1]) - float(solve(**kw).errors().idg)) < 1e-10
+    doc = json.loads(json.dumps(res.to_dict()))
+    assert doc["time"] == [1.0, "inf"] and len(doc["errors"]["idg"]) == 2
+    with pytest.raises(ValueError, match="time="):
+        solve(**kw, time=1.0, precision=30)
+    sim = simulate(dim=6, **kw, time=[0.5, 2.0], seeds=2)
+    assert isinstance(sim, FlowSimulation) and np.shape(sim.errors().idg.mean) == (2,)
+    doc = json.loads(json.dumps(sim.to_dict()))
+    assert doc["time"] == [0.5, 2.0] and len(doc["errors"]["tm"]["mean"]) == 2
+    with pytest.raises(ValueError, match="time="):
+        simulate(dim=6, **kw, time=[1.0], pool_repeats=2)

@@ -297,15 +297,37 @@ class FlowTheory:
         self.residual, self.converged, self.reason, self.nodes = residual, converged, reason, nodes
         self.z_lo, self.z_hi = edges
 
-    def errors(self, alpha_test=None, sigma_test=None) -> dict:
-        """{"tm", "idg", "odg"}: e_X(t) = sigma_t^2 + 1 - 2 m_X + q_X + (1 + sigma_t^2) q_bar/alpha_t."""
+    def errors(self, alpha_test=None, sigma_test=None):
+        """:class:`~lowrank_icl.numerics.forward.results.ForwardErrors` at every time (arrays of shape
+        ``parameters + (times,)``): e_X(t) = sigma_t^2 + 1 - 2 m_X + q_X + (1 + sigma_t^2) q_bar/alpha_t,
+        X = TM (m, q), IDG (m0, q0), ODG (m_bar, q_bar). Defaults: the training alpha and sigma."""
+        from lowrank_icl.numerics.forward.results import ForwardErrors
         from lowrank_icl.theory.forward.saddle_point import asymptotic_error
         a_t = self.params["alpha"] if alpha_test is None else np.asarray(alpha_test, dtype=float)
         s_t = self.params["sigma"] if sigma_test is None else np.asarray(sigma_test, dtype=float)
         a_t, s_t = np.asarray(a_t)[..., None], np.asarray(s_t)[..., None]
-        return {"tm": asymptotic_error(self.m, self.q, self.q_bar, a_t, s_t),
-                "idg": asymptotic_error(self.m0, self.q0, self.q_bar, a_t, s_t),
-                "odg": asymptotic_error(self.m_bar, self.q_bar, self.q_bar, a_t, s_t)}
+        return ForwardErrors(tm=asymptotic_error(self.m, self.q, self.q_bar, a_t, s_t),
+                             idg=asymptotic_error(self.m0, self.q0, self.q_bar, a_t, s_t),
+                             odg=asymptotic_error(self.m_bar, self.q_bar, self.q_bar, a_t, s_t))
+
+    def parameters(self) -> dict:
+        """The model parameters (arrays of the broadcast shape)."""
+        return dict(self.params)
+
+    def to_dict(self, alpha_test=None, sigma_test=None) -> dict:
+        """JSON document: ``parameters``, ``version``, ``time`` beside ``errors`` (tm/idg/odg at each
+        time), ``order_parameters``, ``converged``, ``residual`` (quadrature error estimate), ``reason``,
+        ``nodes`` and the spectral edges of D K."""
+        from lowrank_icl.numerics._json import json_document
+
+        def plain(x):   # 0-d arrays as Python scalars
+            return x.item() if isinstance(x, np.ndarray) and x.ndim == 0 else x
+        err = self.errors(alpha_test, sigma_test)
+        return json_document({k: plain(v) for k, v in self.parameters().items()}, {
+            "time": self.time, "errors": {k: getattr(err, k) for k in ("tm", "idg", "odg")},
+            "order_parameters": {k: getattr(self, k) for k in ORDER_NAMES},
+            "converged": plain(self.converged), "residual": plain(self.residual), "reason": plain(self.reason),
+            "nodes": self.nodes, "spectral_edges": {"z_lo": plain(self.z_lo), "z_hi": plain(self.z_hi)}})
 
     def __repr__(self):
         return (f"FlowTheory(points={int(np.size(self.residual))}, times={np.size(self.time)}, "

@@ -325,8 +325,10 @@ class FlowSimulation:
     steps: np.ndarray | None = None
     lr_max: float | None = None
 
-    def errors(self, alpha_test=None, sigma_test=None) -> dict:
-        """Exact e(Gamma(t)) per seed: {"tm", "idg", "odg"} -> Estimate with values of shape (T,)."""
+    def errors(self, alpha_test=None, sigma_test=None):
+        """Exact e(Gamma(t)) per seed: a :class:`~lowrank_icl.validation.forward.simulate.SimulatedErrors`
+        whose tm, idg, odg Estimates have values of shape (T,) (one curve per seed)."""
+        from lowrank_icl.validation.forward.simulate import SimulatedErrors
         D = self.sizes.dim
         a_t = float(self.params["alpha"] if alpha_test is None else alpha_test)
         s_t = float(self.params["sigma"] if sigma_test is None else sigma_test)
@@ -337,8 +339,21 @@ class FlowSimulation:
         def err(t, m, q):
             return Estimate.of(error_from_summaries(np.asarray(t)[:, None], np.asarray(m.values),
                                                     np.asarray(q.values), qb, D, Lt, s_t))
-        return {"tm": err(self.t_tm.values, self.m, self.q), "idg": err(np.ones(n), self.m0, self.q0),
-                "odg": err(np.ones(n), self.m_bar, self.q_bar)}
+        return SimulatedErrors(tm=err(self.t_tm.values, self.m, self.q), idg=err(np.ones(n), self.m0, self.q0),
+                               odg=err(np.ones(n), self.m_bar, self.q_bar))
+
+    def to_dict(self, alpha_test=None, sigma_test=None) -> dict:
+        """JSON document: ``parameters``, ``version``, ``time`` beside ``errors`` (mean, sem, values per
+        protocol and time), the integer sizes, ``converged``, ``residual`` and, for gradient descent,
+        ``lr``, ``steps`` and ``lr_max``."""
+        from lowrank_icl.numerics._json import json_document
+        s = self.sizes
+        return json_document({**self.params, "dim": s.dim, "seeds": list(self.seeds)}, {
+            "time": self.times, "errors": self.errors(alpha_test, sigma_test).to_dict(),
+            "sizes": {"D": s.dim, "L": s.context_length, "M": s.n_prompts,
+                      "M0": "inf" if s.fresh_tasks else s.n_tasks, "r": s.rank},
+            "converged": self.converged, "residual": self.residual, "methods": list(self.methods),
+            "lr": self.lr, "steps": self.steps, "lr_max": self.lr_max, "seconds": self.seconds})
 
     def __repr__(self) -> str:
         s = self.sizes

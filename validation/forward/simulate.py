@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from time import perf_counter as _perf_counter  # simulate() has a parameter named time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -425,7 +426,8 @@ def collect(dim, params: ForwardParams, seeds, results: list, alpha_test=None, s
 def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=None, sigma_test=None,
              seeds: Iterable[int] | int = range(5), method: str = "auto", tol: float = 1e-8,
              workers: int = 1, cache_dir=None, progress: bool | Callable[[str], None] = False,
-             pool_repeats: int = 1, y2_column: bool = False, spectrum=None) -> SimulationResult:
+             pool_repeats: int = 1, y2_column: bool = False, spectrum=None, time=None, steps=None,
+             lr=None) -> SimulationResult:
     """Train Gamma_hat at dimension ``dim`` for each seed and measure it (module docstring).
 
     Keyword-only. Model parameters as in :func:`lowrank_icl.numerics.solve` (alpha, tau, kappa,
@@ -441,10 +443,24 @@ def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=
     query) beside the reduced one on the same prompts and returns a
     :class:`lowrank_icl.validation.forward.y2_column.Y2ColumnResult` (seeds, method, progress only).
 
+    ``time=`` (training times of gradient flow from zero) or ``steps=`` with ``lr=`` (gradient descent)
+    returns the exact finite-D learning curves, a
+    :class:`lowrank_icl.validation.forward.flow.FlowSimulation` (docs/learning_curves.md; ``tol`` is the
+    Lanczos tolerance there).
+
     ``spectrum=TaskSpectrum(...)`` (instead of rho) draws tasks from N(0, Sigma) in a Haar eigenbasis and
     returns a :class:`lowrank_icl.validation.forward.spectrum_simulate.SpectrumSimulation` (D <= 256;
     exact TM, IDG and test-law errors; see that module).
     """
+    if time is not None or steps is not None or lr is not None:
+        # gradient flow (time=) or gradient descent (steps=, lr=): validation.forward.flow
+        from lowrank_icl.validation.forward.flow import simulate_flow
+        if (y2_column or spectrum is not None or pool_repeats != 1 or workers != 1 or cache_dir is not None
+                or alpha_test is not None or sigma_test is not None or method != "auto"):
+            raise ValueError("simulate(time=/steps=) takes no y2_column, spectrum, pool_repeats, workers, cache_dir, "
+                             "alpha_test, sigma_test or method (pass the test setting to .errors())")
+        return simulate_flow(dim=dim, alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam, time=time,
+                             steps=steps, lr=lr, seeds=seeds, tol=tol)
     if y2_column and spectrum is not None:
         raise ValueError("give y2_column=True or spectrum=, not both")
     if y2_column:
@@ -470,8 +486,8 @@ def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=
     pool_repeats = check_int("pool_repeats", pool_repeats, lower=1)
     tol = float(check_real("tol", tol, lower=0.0, upper=1.0))
     seeds = _parse_seeds(seeds)
-    start = time.perf_counter()
+    start = _perf_counter()
     jobs = make_jobs(dim, params, seeds, method, tol, pool_repeats)
     results = run_jobs(jobs, workers=workers, cache_dir=cache_dir, progress=progress)
-    return collect(dim, params, seeds, results, alpha_test, sigma_test, time.perf_counter() - start,
+    return collect(dim, params, seeds, results, alpha_test, sigma_test, _perf_counter() - start,
                    method=method, tol=tol, pool_repeats=pool_repeats)
