@@ -322,3 +322,22 @@ def test_solve_and_simulate_take_time():
     assert doc["time"] == [0.5, 2.0] and len(doc["errors"]["tm"]["mean"]) == 2
     with pytest.raises(ValueError, match="time="):
         simulate(dim=6, **kw, time=[1.0], pool_repeats=2)
+
+
+def test_cli_time_json_and_errors(capsys):
+    import json
+    from lowrank_icl.numerics import solve
+    from lowrank_icl.validation.cli.main import main
+    args = ["--alpha", "2", "--tau", "2", "--kappa", "0.8", "--rho", "0.5", "--sigma", "0.3", "--lam", "0.05"]
+    assert main(["solve", *args, "--time", "2,inf", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["time"] == [2.0, "inf"] and doc["converged"] is True
+    assert abs(doc["errors"]["idg"][1] - float(solve(alpha=2, tau=2, kappa=0.8, rho=0.5, sigma=0.3,
+                                                      lam=0.05).errors().idg)) < 1e-10
+    assert main(["simulate", "--dim", "6", *args, "--seeds", "0-2", "--time", "0.5,inf", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["time"] == [0.5, "inf"] and len(doc["errors"]["idg"]["values"]) == 3
+    assert main(["simulate", "--dim", "6", *args, "--time", "1,-2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--time" in err
+    assert main(["solve", *args, "--time", "1", "--precision", "30"]) == 2

@@ -428,3 +428,29 @@ def simulate_flow(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, time=N
 __all__ = ["SpectralBasis", "spectral_basis", "flow_basis", "flow_weights", "descent_weights", "flow_gamma",
            "descent_gamma", "largest_stable_step", "explicit_descent", "curve_summaries", "FlowSimulation",
            "simulate_flow", "EIGH_MAX_DIM"]
+
+
+def parse_times(text: str) -> np.ndarray:
+    """Training times from the command line: "T1,T2,..." (floats >= 0, ``inf`` allowed), in the given order."""
+    try:
+        values = np.array([float(v) for v in str(text).split(",") if v.strip()], dtype=float)
+    except ValueError:
+        raise ValueError(f"--time must be a comma-separated list of times >= 0 (got {text!r})") from None
+    if values.size == 0 or np.any(np.isnan(values)) or np.any(values < 0):
+        raise ValueError(f"--time must be a comma-separated list of times >= 0 (got {text!r})")
+    return values
+
+
+def print_curves(times, errors, header: str) -> None:
+    """Text table of learning curves: one row per time with tm, idg, odg (means ± SE for estimates)."""
+    print(header)
+    print(f"  {'time':>10s}  {'tm':>18s}  {'idg':>18s}  {'odg':>18s}")
+    for i, t in enumerate(np.atleast_1d(times)):
+        cells = []
+        for k in ("tm", "idg", "odg"):
+            v = getattr(errors, k)
+            if hasattr(v, "sem"):   # an Estimate (simulation); arrays have a mean() method too
+                cells.append(f"{np.atleast_1d(v.mean)[i]:.6g} ± {np.atleast_1d(v.sem)[i]:.2g}")
+            else:
+                cells.append(f"{np.ravel(v)[i]:.10g}")
+        print(f"  {t:>10.4g}  " + "  ".join(f"{c:>18s}" for c in cells))
