@@ -356,8 +356,15 @@ def flow_theory(*, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, time, nodes: 
     from lowrank_icl.numerics.forward.core import lam_kappa
     from lowrank_icl.numerics.forward.solver import solve
     times = np.atleast_1d(np.asarray(time, dtype=float))
-    if times.ndim != 1 or np.any(np.isnan(times)) or np.any(times < 0):
-        raise ValueError("time must be a scalar or 1-D array of values >= 0 (inf allowed)")
+    if times.ndim != 1 or times.size == 0 or np.any(np.isnan(times)) or np.any(times < 0):
+        raise ValueError("time must be a scalar or a nonempty 1-D array of values >= 0 (inf allowed)")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        return _flow_theory(alpha, tau, kappa, rho, sigma, lam, times, nodes, tolerance)
+
+
+def _flow_theory(alpha, tau, kappa, rho, sigma, lam, times, nodes, tolerance):
+    from lowrank_icl.numerics.forward.core import lam_kappa
+    from lowrank_icl.numerics.forward.solver import solve
     sol = solve(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
     shape = np.shape(sol.nu)
     b = {k: np.ravel(np.broadcast_to(np.asarray(v, dtype=float), shape)) for k, v in
@@ -446,7 +453,10 @@ def flow_theory(*, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, time, nodes: 
     converged = solved & (residual <= tolerance) & np.isfinite(residual)
     reason = np.array([None] * P, dtype=object)
     for i in np.flatnonzero(~converged):
-        if not solved[i]:
+        if b["lam"][i] == 0 and b["tau"][i] == 1:
+            reason[i] = ("lam = 0 at tau = 1: the t = infinity solution diverges (interpolation threshold), and the "
+                         "contour representation needs it; use lam > 0")
+        elif not solved[i]:
             reason[i] = "the t = infinity saddle point did not converge"
         elif branch_err[i] > tolerance:
             reason[i] = "the continuation off the real axis left the physical branch"
