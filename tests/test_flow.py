@@ -351,3 +351,19 @@ def test_flow_theory_refuses_or_flags_what_it_cannot_do():
         flow_theory(alpha=2, tau=2, kappa=1, time=[])
     with pytest.raises(ValueError, match="time"):
         flow_theory(alpha=2, tau=2, kappa=1, time=[-1.0])
+
+
+def test_descent_theory_first_step_and_small_steps():
+    """Gradient descent in the theory: one step is exactly lr D b, whose linear order parameters are
+    lr times the population slopes; tiny steps approach the flow at rate O(lr); a step above 2/z_hi is flagged."""
+    from lowrank_icl.numerics.forward.flow import flow_theory
+    kw = dict(alpha=2, tau=2, kappa=0.8, rho=0.5, sigma=0.3, lam=0.05)
+    one = flow_theory(**kw, steps=[1], lr=0.1)
+    assert one.converged
+    assert abs(float(one.m[0]) - 0.1 * (1 / 0.5 + 1 / 0.8)) < 1e-10
+    assert abs(float(one.m0[0]) - 0.1 / 0.5) < 1e-10 and abs(float(one.m_bar[0]) - 0.1) < 1e-10
+    flow = flow_theory(**kw, time=[1.0]).errors().idg[0]
+    gaps = [abs(flow_theory(**kw, steps=[round(1 / lr)], lr=lr).errors().idg[0] - flow) for lr in (0.02, 0.01)]
+    assert gaps[0] < 1e-2 and 1.8 < gaps[0] / gaps[1] < 2.2
+    bad = flow_theory(**kw, steps=[3], lr=1.0)
+    assert not bad.converged and "diverges" in str(bad.reason)

@@ -10,7 +10,8 @@ M/(D M0) = tau/kappa). With a contour around the spectrum of D K that leaves 0 o
 
     Gamma(t) = Gamma_lam + (1/2 pi i) oint (e^{-t z}/z) Gamma_{lam'(z)} dz
 
-(the residue of e^{-tz}(z - DK)^{-1}/z ... gives e^{-t DK} (DK)^{-1} D b; Gamma_lam is the ridge solution).
+(Cauchy: (1/2 pi i) oint e^{-tz}/z (z - DK)^{-1} D b dz = e^{-t DK} (DK)^{-1} D b, since e^{-tz}/z is
+analytic inside the contour; Gamma_lam = (DK)^{-1} D b is the ridge solution, i.e. ``solve``).
 
 Step 2 (one-point theory at complex ridge): the reduced saddle point G(u) = tau - 1 + u g(c + u) -
 lam' kappa/u = 0 of :mod:`lowrank_icl.numerics.forward.core`, with lam' kappa = lam kappa - z tau, is
@@ -334,8 +335,8 @@ class FlowTheory:
                 f"converged={bool(np.all(self.converged))}, residual={float(np.max(self.residual)):.1e})")
 
 
-def flow_theory(*, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, time, nodes: int | None = None,
-                tolerance: float = 1e-8) -> FlowTheory:
+def flow_theory(*, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, time=None, steps=None, lr=None,
+                nodes: int | None = None, tolerance: float = 1e-8) -> FlowTheory:
     r"""D -> infinity learning curves of gradient flow from zero (module docstring).
 
     Parameters
@@ -344,6 +345,10 @@ def flow_theory(*, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, time, nodes: 
         As in ``solve`` (broadcast together); kappa may be inf (then lam = 0).
     time : float or 1-D array
         Training times t >= 0 (inf allowed).
+    steps, lr : 1-D array of int, float
+        Gradient descent instead of the flow: Gamma_k = (1 - (1 - lr D K)^k) K^{-1} b after k = ``steps``
+        steps of size ``lr`` (reported at times k lr): the weight e^{-t z} becomes (1 - lr z)^k. Points
+        with lr >= 2/z_hi (descent diverges in the limit) are reported unconverged.
     nodes : int, optional
         Trapezoid nodes on the contour (default from the distance of the spectrum to 0).
     tolerance : float
@@ -355,14 +360,25 @@ def flow_theory(*, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, time, nodes: 
     """
     from lowrank_icl.numerics.forward.core import lam_kappa
     from lowrank_icl.numerics.forward.solver import solve
+    if (time is None) == (steps is None):
+        raise ValueError("give time= (gradient flow) or steps= with lr= (gradient descent)")
+    descent = None
+    if steps is not None:
+        if lr is None or not np.isfinite(float(lr)) or float(lr) <= 0:
+            raise ValueError(f"steps= needs lr= > 0, the gradient-descent step (got {lr!r})")
+        k = np.atleast_1d(np.asarray(steps, dtype=float))
+        if k.ndim != 1 or k.size == 0 or np.any(k < 0) or np.any(k != np.floor(k)):
+            raise ValueError("steps must be a nonempty 1-D list of integers >= 0")
+        descent = (k, float(lr))
+        time = k * float(lr)
     times = np.atleast_1d(np.asarray(time, dtype=float))
     if times.ndim != 1 or times.size == 0 or np.any(np.isnan(times)) or np.any(times < 0):
         raise ValueError("time must be a scalar or a nonempty 1-D array of values >= 0 (inf allowed)")
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        return _flow_theory(alpha, tau, kappa, rho, sigma, lam, times, nodes, tolerance)
+        return _flow_theory(alpha, tau, kappa, rho, sigma, lam, times, nodes, tolerance, descent)
 
 
-def _flow_theory(alpha, tau, kappa, rho, sigma, lam, times, nodes, tolerance):
+def _flow_theory(alpha, tau, kappa, rho, sigma, lam, times, nodes, tolerance, descent=None):
     from lowrank_icl.numerics.forward.core import lam_kappa
     from lowrank_icl.numerics.forward.solver import solve
     sol = solve(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
@@ -402,10 +418,12 @@ def _flow_theory(alpha, tau, kappa, rho, sigma, lam, times, nodes, tolerance):
     Nu = c[:, None] + U
     zc = np.concatenate([z[:, [0, half]], z[:, 1:half]], axis=1)
     dzc = np.concatenate([dz[:, [0, half]], dz[:, 1:half]], axis=1)
-    finite_t = np.where(np.isinf(times), 0.0, times)
-    with np.errstate(over="ignore", under="ignore"):
+    if descent is None:
+        finite_t = np.where(np.isinf(times), 0.0, times)
         ez = np.exp(-finite_t[None, :, None] * zc[:, None, :])        # (P, T, N/2 + 1)
-    ez = np.where(np.isinf(times)[None, :, None], 0.0, ez)
+        ez = np.where(np.isinf(times)[None, :, None], 0.0, ez)
+    else:   # gradient descent: (1 - lr z)^k in place of e^{-t z}
+        ez = np.power(1 - descent[1] * zc[:, None, :], descent[0][None, :, None])
     W = np.concatenate([np.ones((P, times.size, 1)), (dzc / (1j * n * zc))[:, None, :] * ez], axis=2)
     n_a = W.shape[2]
     # every other node: node 0, the two ends (j = 0, N/2: N/2 is even) and the even interior nodes
@@ -450,10 +468,13 @@ def _flow_theory(alpha, tau, kappa, rho, sigma, lam, times, nodes, tolerance):
     quad = np.max([np.max(np.abs(out[k] - half_out[k]), axis=1) for k in ORDER_NAMES], axis=0)
     residual = np.maximum.reduce([quad, inner, branch_err])
     solved = np.ravel(np.asarray(sol.converged))
-    converged = solved & (residual <= tolerance) & np.isfinite(residual)
+    unstable = np.zeros(P, dtype=bool) if descent is None else descent[1] * z_hi >= 2
+    converged = solved & (residual <= tolerance) & np.isfinite(residual) & ~unstable
     reason = np.array([None] * P, dtype=object)
     for i in np.flatnonzero(~converged):
-        if b["lam"][i] == 0 and b["tau"][i] == 1:
+        if unstable[i]:
+            reason[i] = f"lr = {descent[1]:g} >= 2/z_hi = {2 / z_hi[i]:.6g}: gradient descent diverges"
+        elif b["lam"][i] == 0 and b["tau"][i] == 1:
             reason[i] = ("lam = 0 at tau = 1: the t = infinity solution diverges (interpolation threshold), and the "
                          "contour representation needs it; use lam > 0")
         elif not solved[i]:
