@@ -21,8 +21,8 @@ def json_ready(obj, precision: int | None = None):
         return {str(k): json_ready(v, precision) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, range)):
         return [json_ready(v, precision) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [json_ready(v, precision) for v in obj.tolist()]
+    if isinstance(obj, np.ndarray):   # tolist() gives a list, or a scalar for a 0-d array
+        return json_ready(obj.tolist(), precision)
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, os.PathLike):

@@ -144,6 +144,23 @@ def _train_result():
                       learning_rate=0.1)
 
 
+def _flow_theory():
+    from lowrank_icl.numerics import solve
+    return solve(**POINT, time=[0.5, 2.0, np.inf])
+
+
+def _flow_simulation():
+    from lowrank_icl.validation.forward.simulate import simulate
+    return simulate(dim=4, **POINT, seeds=3, time=[0.5, 2.0])
+
+
+def _spectral_basis():
+    from lowrank_icl.validation.forward.flow import spectral_basis
+    from lowrank_icl.validation.forward.sampling import Sizes, sample_pretraining
+    s = Sizes.from_ratios(4, POINT["alpha"], POINT["tau"], POINT["kappa"], POINT["rho"])
+    return spectral_basis(sample_pretraining(s, POINT["sigma"], 0), POINT["lam"], s.n_tasks)
+
+
 def _run_result():
     from lowrank_icl.validation.inverse.experiments import RunResult
     return RunResult("RE", 0, 0.5, 0.01, 0.1)
@@ -173,6 +190,9 @@ REGISTRY = {
     "lowrank_icl.validation.forward.bayes:BayesResult": _bayes,
     "lowrank_icl.validation.forward.transformers.experiment:TransformerResult": _transformer,
     "lowrank_icl.validation.forward.transformers.training:TrainResult": _train_result,
+    "lowrank_icl.numerics.forward.flow:FlowTheory": _flow_theory,
+    "lowrank_icl.validation.forward.flow:FlowSimulation": _flow_simulation,
+    "lowrank_icl.validation.forward.flow:SpectralBasis": _spectral_basis,
     "lowrank_icl.validation.inverse.experiments:RunResult": _run_result,
     "lowrank_icl.validation.inverse.experiments:EstimatorScore": _estimator_score,
 }

@@ -20,6 +20,7 @@ from lowrank_icl.validation.figures.registry import all_figures
 # (full_attention also has summary rows whose D column is "inf(model)" or "excess~D^-b").
 FORWARD_COLUMNS = ("e_inf", "se", "theory", "mean_at_max_D", "sem_at_max_D")
 RESULT_COLUMNS = {
+    "learning_curves": ("theory", "sim_extrapolated", "se"),
     "forward_alpha_test": FORWARD_COLUMNS,
     "forward_order_parameters": FORWARD_COLUMNS,
     "forward_rank_transition": FORWARD_COLUMNS,

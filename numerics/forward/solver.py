@@ -28,7 +28,7 @@ from lowrank_icl.theory.forward.stieltjes import PoolMoments, pool_moments, pool
 
 def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.0, lam=0.0, method: str = "reduced",
           precision: int | None = None, max_iter: int | None = None, damping: float = 0.5,
-          spectrum=None) -> ForwardSolution:
+          spectrum=None, time=None) -> ForwardSolution:
     r"""Solve the forward saddle point of low-rank linear-attention ICL.
 
     Parameters
@@ -50,6 +50,10 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
         Damping of the published iteration (method="damped").
     spectrum : TaskSpectrum, optional
         A general train/test task spectrum instead of rho.
+    time : float or 1-D array, optional
+        Training time(s) t >= 0 of gradient flow from zero (docs/learning_curves.md): returns a
+        :class:`~lowrank_icl.numerics.forward.flow.FlowTheory` whose errors have a trailing time axis.
+        None (default) is the end point t = infinity, this solver unchanged.
 
     Returns
     -------
@@ -92,6 +96,11 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
     if method not in ("reduced", "damped"):
         raise ValueError(f"method must be 'reduced' or 'damped' (got {method!r})")
     precision = core.check_precision(precision)
+    if time is not None:  # learning curves of gradient flow (numerics.forward.flow)
+        if method != "reduced" or precision is not None or spectrum is not None:
+            raise ValueError("time= is available with method='reduced', float64 (no precision=) and no spectrum=")
+        from lowrank_icl.numerics.forward.flow import flow_theory
+        return flow_theory(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam, time=time)
     if spectrum is not None:  # general task covariance (numerics.forward.general)
         from lowrank_icl.numerics.forward.general import solve_spectrum
         if not (np.ndim(rho) == 0 and float(rho) == 1.0) or method != "reduced":

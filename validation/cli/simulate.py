@@ -33,6 +33,9 @@ def configure(sim):
     sim.add_argument("--spectrum", default=None, metavar="SPEC",
                      help="general task spectrum instead of --rho, as in `solve --spectrum` (D <= 256; one "
                           "process, no cache); also prints the finite-D theory at the same sizes")
+    sim.add_argument("--time", default=None, metavar="T1,T2,...",
+                     help="training times of exact gradient flow from zero (inf allowed): the finite-D "
+                          "learning curves (docs/learning_curves.md); one process, no cache")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(func=_cmd_simulate)
 
@@ -44,6 +47,8 @@ def _cmd_simulate(args) -> int:
     seeds = parse_seeds(args.seeds)
     check_sizes(args.dim, alpha=args.alpha, alpha_test=args.alpha_test, tau=args.tau, kappa=args.kappa,
                 rho=None if args.spectrum is not None else args.rho)
+    if args.time is not None:
+        return _cmd_simulate_time(args, simulate, seeds)
     if args.spectrum is not None:
         return _cmd_simulate_spectrum(args, seeds)
     if args.y2_column:
@@ -65,6 +70,23 @@ def _cmd_simulate(args) -> int:
         print(f"  e_{k.upper():<4} = {getattr(err, k)}")
     for k in ("q", "m", "q_bar", "m_bar", "q0", "m0"):
         print(f"  {k:<6} = {getattr(res, k)}")
+    return 0
+
+
+def _cmd_simulate_time(args, simulate, seeds) -> int:
+    from lowrank_icl.validation.forward.flow import parse_times, print_curves
+    if args.spectrum is not None or args.y2_column or args.workers != 1 or args.method != "auto":
+        raise ValueError("--time takes no --spectrum, --y2-column, --workers or --method")
+    times = parse_times(args.time)
+    res = simulate(dim=args.dim, **forward_parameters(args), seeds=seeds, time=times)
+    out = res.to_dict(alpha_test=args.alpha_test, sigma_test=args.sigma_test)
+    if args.json:
+        print_json(out)
+        return 0
+    s = out["sizes"]
+    print_curves(times, res.errors(args.alpha_test, args.sigma_test),
+                 f"D={s['D']} L={s['L']} M={s['M']} M0={s['M0']} r={s['r']}  seeds={out['parameters']['seeds']}  "
+                 f"({res.seconds:.1f} s, {','.join(res.methods)}, max residual {res.residual:.1e})")
     return 0
 
 

@@ -25,6 +25,9 @@ def configure(p):
                         "power:EXPONENT[,ATOMS], spiked:STRENGTH,FRACTION, or a .json/.npz file with arrays "
                         "train, test (optional, default isotropic) and weights (optional); odg is then the "
                         "error on the test law")
+    p.add_argument("--time", default=None, metavar="T1,T2,...",
+                   help="training times of gradient flow from zero (inf allowed): the learning curves "
+                        "(docs/learning_curves.md) instead of the end point")
     p.set_defaults(func=_cmd_solve)
 
 
@@ -35,6 +38,8 @@ def _cmd_solve(args) -> int:
     if args.spectrum is not None:
         from lowrank_icl.numerics import TaskSpectrum
         spectrum = TaskSpectrum.parse(args.spectrum)
+    if args.time is not None:
+        return _cmd_solve_time(args, params, spectrum)
     res = solve(**params, method=args.method, precision=args.precision,
                 **({"spectrum": spectrum} if spectrum is not None else {}))
     doc = dict(res.to_dict(alpha_test=args.alpha_test, sigma_test=args.sigma_test))
@@ -66,3 +71,21 @@ def _value(x, spec: str | None = None) -> str:
     if isinstance(x, float):
         return format(x, spec) if spec else repr(x)
     return str(x)
+
+
+def _cmd_solve_time(args, params, spectrum) -> int:
+    from lowrank_icl.numerics import solve
+    from lowrank_icl.validation.forward.flow import parse_times, print_curves
+    times = parse_times(args.time)
+    res = solve(**params, method=args.method, precision=args.precision, time=times,
+                **({"spectrum": spectrum} if spectrum is not None else {}))
+    out = res.to_dict(alpha_test=args.alpha_test, sigma_test=args.sigma_test)
+    if args.json:
+        out.pop("parameters", None)
+        print_json(result_document(out, {**params, "alpha_test": args.alpha_test, "sigma_test": args.sigma_test,
+                                         "time": args.time}))
+        return 0
+    print_curves(times, res.errors(args.alpha_test, args.sigma_test),
+                 f"gradient flow: converged: {out['converged']}   quadrature residual: {_value(out['residual'], '.3g')}"
+                 + (f"   reason: {out['reason']}" if out["reason"] else ""))
+    return 0

@@ -34,6 +34,7 @@ FIGURE_MODULES = (
     "lowrank_icl.validation.figures.bayes",
     "lowrank_icl.validation.figures.spectra",
     "lowrank_icl.validation.figures.transformers",
+    "lowrank_icl.validation.figures.learning_curves",
 )
 
 

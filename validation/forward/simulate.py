@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import time
+from time import perf_counter as _perf_counter  # simulate() has a parameter named time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -434,7 +435,8 @@ def collect(dim, params: ForwardParams, seeds, results: list, alpha_test=None, s
 def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=None, sigma_test=None,
              seeds: Iterable[int] | int = range(5), method: str = "auto", tol: float = 1e-8,
              workers: int = 1, cache_dir=None, progress: bool | Callable[[str], None] = False,
-             pool_repeats: int = 1, y2_column: bool = False, spectrum=None) -> MonteCarloResult:
+             pool_repeats: int = 1, y2_column: bool = False, spectrum=None, time=None, steps=None,
+             lr=None) -> MonteCarloResult:
     """Train Gamma_hat at dimension ``dim`` for each seed and measure it (module docstring).
 
     Parameters
@@ -464,13 +466,19 @@ def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=
         beside the reduced one on the same prompts.
     spectrum : TaskSpectrum, optional
         Draw tasks from N(0, Sigma) in a Haar eigenbasis instead of the rank-r law (D <= 256).
+    time : float or sequence of float, optional
+        Training times of gradient flow from Gamma = 0, dGamma/dt = -(D/2) grad F: the exact finite-D
+        learning curves (docs/learning_curves.md; ``tol`` is then the Lanczos tolerance).
+    steps, lr : int or sequence of int, float, optional
+        Gradient descent Gamma_{k+1} = Gamma_k - lr (D/2) grad F(Gamma_k) after ``steps`` steps.
 
     Returns
     -------
     MonteCarloResult
         :class:`SimulationResult`; with ``spectrum=`` a
         :class:`lowrank_icl.validation.forward.spectrum_simulate.SpectrumSimulation`; with
-        ``y2_column=True`` a :class:`lowrank_icl.validation.forward.y2_column.Y2ColumnResult`. All
+        ``y2_column=True`` a :class:`lowrank_icl.validation.forward.y2_column.Y2ColumnResult`; with
+        ``time=`` or ``steps=`` a :class:`lowrank_icl.validation.forward.flow.FlowSimulation`. All
         share ``errors()`` (EstimatedErrors), the convergence words and ``to_dict()``.
 
     Raises
@@ -480,6 +488,18 @@ def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=
         (``y2_column=True`` takes no alpha_test, sigma_test, workers, cache_dir or pool_repeats;
         ``spectrum=`` no rho, workers, cache_dir or pool_repeats).
     """
+    if time is not None or steps is not None or lr is not None:
+        # gradient flow (time=) or gradient descent (steps=, lr=): validation.forward.flow
+        from lowrank_icl.validation.forward.flow import simulate_flow
+        unsupported = {"y2_column": y2_column, "spectrum": spectrum is not None, "pool_repeats": pool_repeats != 1,
+                       "workers": workers != 1, "cache_dir": cache_dir is not None, "alpha_test": alpha_test is not None,
+                       "sigma_test": sigma_test is not None, "method": method != "auto"}
+        given = [name for name, bad in unsupported.items() if bad]
+        if given:
+            raise ValueError(f"simulate(time=/steps=) cannot honour {', '.join(given)}: the learning curves run the "
+                             "exact flow in one process (pass the test setting to .errors())")
+        return simulate_flow(dim=dim, alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam, time=time,
+                             steps=steps, lr=lr, seeds=seeds, tol=tol)
     if y2_column and spectrum is not None:
         raise ValueError("give y2_column=True or spectrum=, not both")
     if y2_column or spectrum is not None:
@@ -518,8 +538,8 @@ def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=
     pool_repeats = check_int("pool_repeats", pool_repeats, lower=1)
     tol = float(check_real("tol", tol, lower=0.0, upper=1.0))
     seeds = _parse_seeds(seeds)
-    start = time.perf_counter()
+    start = _perf_counter()
     jobs = make_jobs(dim, params, seeds, method, tol, pool_repeats)
     results = run_jobs(jobs, workers=workers, cache_dir=cache_dir, progress=progress)
-    return collect(dim, params, seeds, results, alpha_test, sigma_test, time.perf_counter() - start,
+    return collect(dim, params, seeds, results, alpha_test, sigma_test, _perf_counter() - start,
                    method=method, tol=tol, pool_repeats=pool_repeats)
