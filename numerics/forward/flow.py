@@ -499,7 +499,7 @@ def _flow_theory(alpha, tau, kappa, rho, sigma, lam, times, nodes, tolerance, de
     solved = np.ravel(np.asarray(sol.converged))
     unstable = np.zeros(P, dtype=bool) if descent is None else descent[1] * z_hi >= 2
     converged = solved & (residual <= tolerance) & np.isfinite(residual) & ~unstable
-    reason = np.array([None] * P, dtype=object)
+    reason = np.array([""] * P, dtype=object)
     for i in np.flatnonzero(~converged):
         if unstable[i]:
             reason[i] = f"lr = {descent[1]:g} >= 2/z_hi = {2 / z_hi[i]:.6g}: gradient descent diverges"

@@ -9,11 +9,12 @@ in 1/D (sim - theory per seed, theory at the integer sizes' ratios; pass rule 3 
 from __future__ import annotations
 
 import numpy as np
+
+from lowrank_icl.numerics.results import PROTOCOLS
 from lowrank_icl.validation.figures.registry import FigureOutput, figure, save_figure
 
 BASE = dict(alpha=2.0, rho=0.5, sigma=0.3, lam=0.05)
 PANELS = ((0.8, 2.0), (0.3, 2.0), (0.8, 0.7), (0.3, 0.7))   # (kappa, tau)
-PROTOCOLS = ("tm", "idg", "odg")
 
 
 @figure("learning_curves", "gradient-flow learning curves: theory vs the exact finite-D flow (1/D extrapolated), "
