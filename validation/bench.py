@@ -58,7 +58,7 @@ def ratio_text(slow: float, fast: float) -> str:
     return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
 
 
-def _ratio(slow: float, fast: float) -> float | None:
+def time_ratio(slow: float, fast: float) -> float | None:
     """``slow / fast`` for the JSON report; None where :func:`ratio_text` prints "n/a"."""
     return slow / fast if math.isfinite(slow) and math.isfinite(fast) and slow > 0 and fast > 0 else None
 
@@ -99,7 +99,7 @@ def speed_ratio(dim: int = 64, seed: int = 0) -> dict:
         fit = fit_ridge(data.x, data.h, data.y, p["lam"], s.n_tasks, method=method)
         out[label] = {"seconds": time.perf_counter() - t0, "method": fit.method,
                       "iterations": fit.iterations, "residual": fit.residual, "e_idg": _idg_error(fit, data)}
-    out["ratio"] = _ratio(out["dense_primal"]["seconds"], out["auto"]["seconds"])
+    out["ratio"] = time_ratio(out["dense_primal"]["seconds"], out["auto"]["seconds"])
     out["idg_difference"] = abs(out["auto"]["e_idg"] - out["dense_primal"]["e_idg"])
     return out
 
@@ -157,8 +157,8 @@ def forward_speed(side: int = 100, repeats: int = 5) -> dict:
         out[method] = {"seconds": best[method][0], "cpu_seconds": best[method][1],
                        "converged": int(np.sum(res.converged)), "mean_iterations": float(np.mean(res.iterations)),
                        "max_iterations": int(np.max(res.iterations))}
-    out["ratio"] = _ratio(out["damped"]["seconds"], out["reduced"]["seconds"])
-    out["cpu_ratio"] = _ratio(out["damped"]["cpu_seconds"], out["reduced"]["cpu_seconds"])
+    out["ratio"] = time_ratio(out["damped"]["seconds"], out["reduced"]["seconds"])
+    out["cpu_ratio"] = time_ratio(out["damped"]["cpu_seconds"], out["reduced"]["cpu_seconds"])
     return out
 
 

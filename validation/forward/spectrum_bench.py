@@ -17,7 +17,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from lowrank_icl.numerics import TaskSpectrum, solve
-from lowrank_icl.validation.bench import _ratio, ratio_text, seconds_text
+from lowrank_icl.validation.bench import ratio_text, seconds_text, time_ratio
 from lowrank_icl.validation.forward.alignment_reference import sampled_resolvent_error
 
 GRID = {"tau": 0.5, "sigma": 0.1, "lam": 1e-3}
@@ -70,7 +70,7 @@ def spectrum_speed(atoms: int = 1000, points: int = 10_000, baseline_points: int
             "per_point_seconds": per_point, "baseline_points": int(baseline_points),
             "naive_per_point_seconds": naive_s, "sampled_per_point_seconds": sampled_s,
             "sampled_dim": b["dim"], "sampled_draws": b["draws"], "sampled_atoms": b["atoms"],
-            "ratio_naive": _ratio(naive_s, per_point), "ratio_sampled": _ratio(sampled_s, per_point)}
+            "ratio_naive": time_ratio(naive_s, per_point), "ratio_sampled": time_ratio(sampled_s, per_point)}
 
 
 def print_spectrum_speed(report: dict, stream) -> None:
@@ -111,7 +111,7 @@ def letey_side_by_side(repeats: int = 20, dim: int = 100, draws: int = 10) -> li
                          "dim": int(dim), "draws": int(draws), "repeats": int(repeats),
                          "exact": exact, "sampled_mean": float(est.mean()), "sampled_std": sd,
                          "sampled_bias_in_sd": float((est.mean() - exact) / sd) if sd > 0 else None,
-                         "ours_seconds": ours_s, "sampled_seconds": theirs_s, "ratio": _ratio(theirs_s, ours_s)})
+                         "ours_seconds": ours_s, "sampled_seconds": theirs_s, "ratio": time_ratio(theirs_s, ours_s)})
     return rows
 
 
