@@ -131,6 +131,8 @@ def print_letey_side_by_side(rows, stream) -> None:
     print(f"  offset/sd = (sampled mean - exact) / sd of one estimate. It describes the sampled estimator, not "
           f"an error of\n  the exact solution: the exact value is the d -> infinity limit, and an estimate at "
           f"d={r0['dim']} from {r0['draws']} pools carries\n  a finite-d bias (it shrinks as d grows, not with more "
-          f"estimates) and sampling noise ({r0['repeats']} estimates give the sd itself to about "
+          f"estimates)\n  and sampling noise ({r0['repeats']} estimates give the sd itself to about "
           f"{100 / np.sqrt(2 * max(r0['repeats'] - 1, 1)):.0f}%).", file=stream, flush=True)
+
+
 __all__ = ["spectrum_speed", "print_spectrum_speed", "letey_side_by_side", "print_letey_side_by_side"]
