@@ -47,6 +47,21 @@ def test_python_entry_points_share_the_seed_message(entry, seeds, text, message)
     assert str(info.value) == "seeds" + message
 
 
+@pytest.mark.parametrize("seed, message", [(-1, " must be integers >= 0 (got -1)"),
+                                           ("x", " must be integers >= 0 (got 'x')"),
+                                           (1.5, " must be integers >= 0 (got 1.5)")])
+def test_train_transformer_takes_one_seed_by_the_same_rule(seed, message, capsys):
+    pytest.importorskip("jax")
+    from lowrank_icl.validation.forward.transformers import train_transformer
+    with pytest.raises(ValueError) as info:
+        train_transformer(model="linear", **POINT, tau=1.5, rho=0.5, steps=1, seed=seed)
+    assert str(info.value) == "seed" + message
+    if isinstance(seed, int):
+        code = main(["transformer", "--model", "linear", "--dim", "8", "--alpha", "2", "--tau", "1.5", "--kappa", "1",
+                     "--steps", "1", "--seed", str(seed)])
+        assert code == 2 and capsys.readouterr().err.strip().endswith("--seed" + message)
+
+
 @pytest.mark.parametrize("seeds, text, message", [b for b in BAD_SEEDS if b[1]])
 @pytest.mark.parametrize("command", sorted(CLI))
 def test_command_line_shares_the_seed_message(command, seeds, text, message, capsys):
