@@ -31,30 +31,6 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
           spectrum=None) -> ForwardSolution:
     r"""Solve the forward saddle point of low-rank linear-attention ICL.
 
-    Parameters
-    ----------
-    params : ForwardParams, optional
-        The six parameters as one object (the only positional argument); otherwise pass them by keyword.
-    alpha, tau, kappa, rho, sigma, lam : float or array
-        docs/model.md; all broadcast, keyword-only: alpha = L/D > 0, tau = M/D^2 > 0,
-        kappa = M0/D > 0 or ``inf`` (a fresh task for every prompt; then lam must be 0),
-        rho = r/D in (0, 1], sigma >= 0 the label-noise std, lam >= 0 the ridge (penalty
-        lam M0 ||Gamma||_F^2).
-    method : {"reduced", "damped"}
-    precision : int, optional
-        mpmath digits, 20 to 1000 (reduced method).
-    max_iter : int, optional
-        Iteration cap (default 200 reduced, 1000 damped).
-    damping : float
-        Damping of the published iteration (method="damped").
-    spectrum : TaskSpectrum, optional
-        A general train/test task spectrum instead of rho.
-
-    Returns
-    -------
-    ForwardSolution
-        (a :class:`~lowrank_icl.numerics.forward.general.SpectrumSolution` with ``spectrum=``).
-
     ``method="reduced"`` (default) solves G(u) = tau - 1 + u g(-c-u) - lam kappa/u = 0 and
     evaluates every order parameter explicitly; ``method="damped"`` runs the published damped
     fixed-point iteration (baseline: its own stop rule is ``stopped``, our residual test
@@ -67,45 +43,41 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
     terms, accurate to ~1e-13 relative even where they vanish. A point float64 cannot resolve
     comes back with ``converged=False`` and a ``reason``: solve it again with ``precision=``.
 
-    ``result.errors(alpha_test, sigma_test)`` gives TM/IDG/ODG.
-    ``spectrum=TaskSpectrum(...)`` replaces rho by a general train/test task spectrum
-    (:mod:`lowrank_icl.numerics.forward.general`; "odg" is then the error on its test law).
-
-    >>> res = solve(alpha=4, tau=1.2, kappa=3, rho=0.5, sigma=0.9, lam=0.1)
-    >>> bool(res.converged), round(float(res.errors().idg), 6)
-    (True, 1.647853)
-
     Parameters
     ----------
-    alpha : float, array_like or ForwardParams
-        Context length ratio L / D (> 0), or a :class:`ForwardParams` holding all six values.
-    tau : float or array_like
-        Pretraining prompts ratio M / D^2 (> 0).
-    kappa : float or array_like
-        Task diversity M0 / D (> 0, or ``inf`` with lam = 0).
-    rho : float or array_like
-        Task rank ratio r / D, 0 < rho <= 1.
-    sigma : float or array_like
-        Label-noise standard deviation (>= 0).
-    lam : float or array_like
-        Ridge strength (>= 0).
-    method : {'reduced', 'damped'}
+    params : ForwardParams, optional
+        The six parameters as one object (the only positional argument); otherwise pass them by keyword.
+    alpha, tau, kappa, rho, sigma, lam : float or array
+        docs/model.md; all broadcast, keyword-only: alpha = L/D > 0, tau = M/D^2 > 0,
+        kappa = M0/D > 0 or ``inf`` (a fresh task for every prompt; then lam must be 0),
+        rho = r/D in (0, 1], sigma >= 0 the label-noise std, lam >= 0 the ridge (penalty
+        lam M0 ||Gamma||_F^2).
+    method : {"reduced", "damped"}
         The one-dimensional reduced equation (default) or the published damped iteration.
     precision : int, optional
-        Significant digits of an mpmath solve.
+        mpmath digits, 20 to 1000, for rank r and general spectra alike (reduced method); the
+        residual tolerance is then 10^-(N-10) (1e-10 in float64).
     max_iter : int, optional
-        Iteration cap.
+        Iteration cap (default 200 reduced, 1000 damped).
     damping : float
-        Damping of ``method='damped'``.
+        Damping of the published iteration (method="damped").
     spectrum : TaskSpectrum, optional
-        A general task spectrum instead of rho.
+        A general train/test task spectrum instead of rho
+        (:mod:`lowrank_icl.numerics.forward.general`; "odg" is then the error on its test law).
 
     Returns
     -------
     ForwardSolution
-        The order parameters at each point (a :class:`SpectrumSolution` with ``spectrum=``); its
+        The order parameters at each point (a
+        :class:`~lowrank_icl.numerics.forward.general.SpectrumSolution` with ``spectrum=``); its
         ``errors(alpha_test, sigma_test)`` gives e_X = s2_t - 2 m_X + q_X + s2_t q_bar / alpha_t,
         s2_t = 1 + sigma_t^2, for X = TM, IDG, ODG.
+
+    Examples
+    --------
+    >>> res = solve(alpha=4, tau=1.2, kappa=3, rho=0.5, sigma=0.9, lam=0.1)
+    >>> bool(res.converged), round(float(res.errors().idg), 6)
+    (True, 1.647853)
     """
     if isinstance(params, ForwardParams):
         defaults = ((rho, 1.0), (sigma, 0.0), (lam, 0.0))
