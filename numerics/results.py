@@ -38,6 +38,11 @@ class ProtocolErrors:
     ``tm`` task memorization (a pool task), ``idg`` in-distribution generalization (a fresh task of
     the training law), ``odg`` out-of-distribution generalization (an isotropic task or the test
     law). Subclasses fix what a field holds: numbers/arrays for theory, estimates for samples.
+
+    Attributes
+    ----------
+    tm, idg, odg : float, array or Estimate
+        e_X = E[(y - yhat)^2] on a test prompt of protocol X (squared label units), for X = TM, IDG, ODG.
     """
 
     tm: Any

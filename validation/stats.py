@@ -115,6 +115,11 @@ class EstimatedErrors(ProtocolErrors):
 
     The draws are documented by the result that returns it (seeds of independent pretraining
     draws for ``simulate`` and ``bayes_errors``, fresh test prompts for a trained transformer).
+
+    Attributes
+    ----------
+    tm, idg, odg : Estimate
+        Mean, standard error of the mean (sem = sd / sqrt(n)) and the n per-draw values of e_X.
     """
 
     @classmethod

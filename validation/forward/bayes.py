@@ -290,6 +290,23 @@ class BayesResult(ConvergenceReport):
     iteration), so ``residual`` is 0 and ``iterations`` 0; ``converged`` means every error is
     finite, and ``reason`` names the protocols whose error is not (for example GMMSE at sigma = 0
     and alpha = rho). ``parameters`` are the inputs as given.
+
+    Attributes
+    ----------
+    estimator : str
+        "dmmse" or "gmmse".
+    estimates : EstimatedErrors
+        TM/IDG/ODG over the seeds (also ``errors()``).
+    parameters : dict
+        The inputs as given.
+    sizes : dict
+        Integer sizes D, L, M0, r.
+    seeds : tuple of int
+        Independent pretraining draws.
+    prompts : int
+        Test prompts per protocol and seed.
+    seconds : float
+        Wall time of the run.
     """
 
     estimator: str

@@ -18,7 +18,19 @@ from lowrank_icl.numerics.results import ConvergenceReport
 
 
 class MonteCarloResult(ConvergenceReport):
-    """Base of the results of ``simulate`` (module docstring); subclasses are frozen dataclasses."""
+    """Base of the results of ``simulate`` (module docstring); subclasses are frozen dataclasses.
+
+    Attributes
+    ----------
+    converged : bool
+        Every ridge fit met its tolerance and every value is finite.
+    residual : float
+        The largest relative normal-equation residual of the seeds' ridge fits.
+    reason : str
+        What failed ("" when converged); ``message`` is the one-line verdict.
+    iterations : int
+        The largest iteration count of the seeds' ridge fits.
+    """
 
     def errors(self, *args, **kwargs):  # pragma: no cover - every subclass defines it
         raise NotImplementedError

@@ -87,6 +87,27 @@ class SpectrumSimulation(MonteCarloResult):
     ratios L/D, M/D^2, M0/D are what :meth:`theory` uses). ``residual`` is the largest relative
     normal-equation residual of the seeds' ridge fits; ``converged`` means every fit met its tolerance
     and every value is finite; ``reason`` says what failed ("" when converged).
+
+    Attributes
+    ----------
+    dim : int
+        Token dimension D.
+    alpha, tau, kappa, sigma, lam : float
+        The model parameters as given.
+    sizes : Sizes
+        Integer sizes L, M, M0 of the run.
+    spectrum : TaskSpectrum
+        The train/test task law.
+    seeds : tuple of int
+        Independent pretraining draws.
+    per_seed : tuple of dict
+        The summaries of each seed.
+    seconds : float
+        Wall time of the run.
+    alpha_test, sigma_test : float or None
+        Test context ratio and noise (None: the training ones).
+    method, tol : str, float
+        Ridge solver and its relative residual.
     """
 
     dim: int

@@ -52,6 +52,28 @@ class TransformerResult(ConvergenceReport):
     the last 10% of the steps); ``train`` holds the other training settings and timings.
     ``weights`` is the trained parameter tree (numpy arrays); ``parameters`` the inputs.
     ``sampled`` (linear model only): sampled errors at the first alpha_test, a check of the exact ones.
+
+    Attributes
+    ----------
+    model : str
+        "linear", "softmax" or "mlp".
+    parameters, sizes : dict
+        The inputs as given and the integer sizes.
+    alpha_tests : tuple of float
+        Test context ratios measured.
+    by_alpha_test : mapping
+        alpha_test -> {"errors", "reduced", "theory"}.
+    converged, residual, reason, iterations, loss
+        The Adam training's verdict, relative loss decrease over the last 10% of the steps, reason,
+        steps and final loss.
+    train : dict
+        Other training settings and timings.
+    parameter_count : int
+        Number of trained weights.
+    weights : dict
+        The trained parameter tree (numpy arrays).
+    sampled : dict or None
+        Sampled errors at the first alpha_test (linear model only).
     """
 
     model: str
