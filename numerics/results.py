@@ -41,8 +41,8 @@ class ProtocolErrors:
 
     Attributes
     ----------
-    tm, idg, odg : float, ndarray or Estimate
-        The three errors e_X = E (y - yhat)^2 over test prompts of protocol X (squared label units).
+    tm, idg, odg : float, array or Estimate
+        e_X = E[(y - yhat)^2] on a test prompt of protocol X (squared label units), for X = TM, IDG, ODG.
     """
 
     tm: Any

@@ -18,11 +18,14 @@ r"""``lowrank-icl bench``: speed and memory of training one Gamma_hat.
 every size is checked against the memory and time limits of
 :mod:`lowrank_icl.validation.forward.resources` before it starts. The report is a JSON document
 (``parameters``, ``version``, ``speed_ratio``, ``sizes``, ``forward``, ``spectrum``,
-``spectrum_vs_sampled_resolvent``). ``lowrank-icl bench --quick`` runs every section at tiny sizes.
+``spectrum_vs_sampled_resolvent``). ``lowrank-icl bench --quick`` runs every section at small sizes
+(:data:`QUICK_SPECTRUM_SIZES`) and labels each line with the sizes it ran. A ratio is printed only
+from two measured, non-zero times (:func:`ratio_text`; "n/a" with the reason otherwise).
 """
 from __future__ import annotations
 
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -36,6 +39,28 @@ from lowrank_icl.validation.forward.sampling import sample_pretraining, sizes
 from lowrank_icl.validation.io import json_document
 
 BENCH_POINT = {"alpha": 2.0, "tau": 2.0, "kappa": 1.0, "rho": 0.5, "sigma": 0.3, "lam": 0.1}
+
+
+def seconds_text(seconds: float) -> str:
+    """A wall or CPU time for the tables: milliseconds below one second, three significant digits."""
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
+
+
+def ratio_text(slow: float, fast: float) -> str:
+    """The speed ratio ``slow / fast`` as text ("15x", "6.8x", "0.31x").
+
+    A time that is zero or not finite (below the clock's resolution, or not measured) gives
+    "n/a" with that reason instead of a ratio, so that no table shows a "0x" or "infx".
+    """
+    if not (math.isfinite(slow) and math.isfinite(fast)) or slow <= 0 or fast <= 0:
+        return "n/a (a time was zero or not measured)"
+    ratio = slow / fast
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
+
+
+def time_ratio(slow: float, fast: float) -> float | None:
+    """``slow / fast`` for the JSON report; None where :func:`ratio_text` prints "n/a"."""
+    return slow / fast if math.isfinite(slow) and math.isfinite(fast) and slow > 0 and fast > 0 else None
 
 
 def _idg_error(fit, data):
@@ -74,7 +99,7 @@ def speed_ratio(dim: int = 64, seed: int = 0) -> dict:
         fit = fit_ridge(data.x, data.h, data.y, p["lam"], s.n_tasks, method=method)
         out[label] = {"seconds": time.perf_counter() - t0, "method": fit.method,
                       "iterations": fit.iterations, "residual": fit.residual, "e_idg": _idg_error(fit, data)}
-    out["ratio"] = out["dense_primal"]["seconds"] / out["auto"]["seconds"]
+    out["ratio"] = time_ratio(out["dense_primal"]["seconds"], out["auto"]["seconds"])
     out["idg_difference"] = abs(out["auto"]["e_idg"] - out["dense_primal"]["e_idg"])
     return out
 
@@ -132,8 +157,8 @@ def forward_speed(side: int = 100, repeats: int = 5) -> dict:
         out[method] = {"seconds": best[method][0], "cpu_seconds": best[method][1],
                        "converged": int(np.sum(res.converged)), "mean_iterations": float(np.mean(res.iterations)),
                        "max_iterations": int(np.max(res.iterations))}
-    out["ratio"] = out["damped"]["seconds"] / out["reduced"]["seconds"]
-    out["cpu_ratio"] = out["damped"]["cpu_seconds"] / out["reduced"]["cpu_seconds"]
+    out["ratio"] = time_ratio(out["damped"]["seconds"], out["reduced"]["seconds"])
+    out["cpu_ratio"] = time_ratio(out["damped"]["cpu_seconds"], out["reduced"]["cpu_seconds"])
     return out
 
 
@@ -145,7 +170,9 @@ def print_forward_speed(r: dict, stream) -> None:
         print(f"  {method:8s} {m['seconds'] * 1e3:8.1f} ms wall {m['cpu_seconds'] * 1e3:8.1f} ms CPU  converged "
               f"{m['converged']}/{r['points']}  iterations mean {m['mean_iterations']:.1f} max {m['max_iterations']}",
               file=stream)
-    print(f"  speed ratio damped/reduced: {r['ratio']:.1f}x wall, {r['cpu_ratio']:.1f}x CPU", file=stream, flush=True)
+    wall = ratio_text(r["damped"]["seconds"], r["reduced"]["seconds"])
+    cpu = ratio_text(r["damped"]["cpu_seconds"], r["reduced"]["cpu_seconds"])
+    print(f"  speed ratio damped/reduced: {wall} wall, {cpu} CPU", file=stream, flush=True)
 
 
 def run_bench(dims=(128, 256), ratio_dim: int = 64, as_json: bool = False, stream=None,
@@ -165,9 +192,11 @@ def run_bench(dims=(128, 256), ratio_dim: int = 64, as_json: bool = False, strea
     if not as_json:
         r = ratio
         print(f"D={ratio_dim} tau=2 ({BENCH_POINT}):", file=stream)
-        print(f"  auto ({r['auto']['method']}, {r['auto']['iterations']} it): {r['auto']['seconds']:.2f} s", file=stream)
-        print(f"  dense direct primal: {r['dense_primal']['seconds']:.2f} s", file=stream)
-        print(f"  speed ratio dense/auto: {r['ratio']:.1f}x   |e_IDG(auto) - e_IDG(dense)| = "
+        print(f"  auto ({r['auto']['method']}, {r['auto']['iterations']} it): {seconds_text(r['auto']['seconds'])}",
+              file=stream)
+        print(f"  dense direct primal: {seconds_text(r['dense_primal']['seconds'])}", file=stream)
+        print(f"  speed ratio dense/auto: {ratio_text(r['dense_primal']['seconds'], r['auto']['seconds'])}   "
+              f"|e_IDG(auto) - e_IDG(dense)| = "
               f"{r['idg_difference']:.1e}", file=stream, flush=True)
         print(f"{'D':>5} {'weights':>8} {'prompts':>8} {'method':>8} {'iter':>5} {'sample s':>9} "
               f"{'solve s':>8} {'total s':>8} {'traced MB':>10} {'maxRSS MB':>10} {'e_IDG':>8}", file=stream, flush=True)

@@ -119,7 +119,7 @@ class EstimatedErrors(ProtocolErrors):
     Attributes
     ----------
     tm, idg, odg : Estimate
-        Mean, standard error and draws of each protocol's error (squared label units).
+        Mean, standard error of the mean (sem = sd / sqrt(n)) and the n per-draw values of e_X.
     """
 
     @classmethod

@@ -31,6 +31,18 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
           spectrum=None, time=None) -> ForwardSolution:
     r"""Solve the forward saddle point of low-rank linear-attention ICL.
 
+    ``method="reduced"`` (default) solves G(u) = tau - 1 + u g(-c-u) - lam kappa/u = 0 and
+    evaluates every order parameter explicitly; ``method="damped"`` runs the published damped
+    fixed-point iteration (baseline: its own stop rule is ``stopped``, our residual test
+    ``converged``). ``precision=N`` uses mpmath with N significant digits (reduced method; fields
+    are mpmath numbers, object arrays for array input), evaluated in a local N-digit context.
+    Both precisions and every task law run the one solver core (:mod:`lowrank_icl.numerics.forward.core`).
+
+    float64 (the default) accepts the parameters inside :data:`ForwardParams.FLOAT64_RANGE` and
+    refuses the rest with a ValueError that names the range; its errors are sums of nonnegative
+    terms, accurate to ~1e-13 relative even where they vanish. A point float64 cannot resolve
+    comes back with ``converged=False`` and a ``reason``: solve it again with ``precision=``.
+
     Parameters
     ----------
     params : ForwardParams, optional
@@ -43,13 +55,15 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
     method : {"reduced", "damped"}
         The one-dimensional reduced equation (default) or the published damped iteration.
     precision : int, optional
-        mpmath digits, 20 to 1000 (reduced method).
+        mpmath digits, 20 to 1000, for rank r and general spectra alike (reduced method); the
+        residual tolerance is then 10^-(N-10) (1e-10 in float64).
     max_iter : int, optional
         Iteration cap (default 200 reduced, 1000 damped).
     damping : float
         Damping of the published iteration (method="damped").
     spectrum : TaskSpectrum, optional
-        A general train/test task spectrum instead of rho.
+        A general train/test task spectrum instead of rho
+        (:mod:`lowrank_icl.numerics.forward.general`; "odg" is then the error on its test law).
     time : float or 1-D array, optional
         Training time(s) t >= 0 of gradient flow from zero (docs/learning_curves.md): returns a
         :class:`~lowrank_icl.numerics.forward.flow.FlowTheory` whose errors have a trailing time axis.
@@ -63,22 +77,8 @@ def solve(params=None, /, *, alpha=None, tau=None, kappa=None, rho=1.0, sigma=0.
         ``errors(alpha_test, sigma_test)`` gives e_X = s2_t - 2 m_X + q_X + s2_t q_bar / alpha_t,
         s2_t = 1 + sigma_t^2, for X = TM, IDG, ODG.
 
-    ``method="reduced"`` (default) solves G(u) = tau - 1 + u g(-c-u) - lam kappa/u = 0 and
-    evaluates every order parameter explicitly; ``method="damped"`` runs the published damped
-    fixed-point iteration (baseline: its own stop rule is ``stopped``, our residual test
-    ``converged``). ``precision=N`` uses mpmath with N significant digits (reduced method; fields
-    are mpmath numbers, object arrays for array input), evaluated in a local N-digit context.
-    Both precisions and every task law run the one solver core (:mod:`lowrank_icl.numerics.forward.core`).
-
-    float64 (the default) accepts the parameters inside :data:`ForwardParams.FLOAT64_RANGE` and
-    refuses the rest with a ValueError that names the range; its errors are sums of nonnegative
-    terms, accurate to ~1e-13 relative even where they vanish. A point float64 cannot resolve
-    comes back with ``converged=False`` and a ``reason``: solve it again with ``precision=``.
-
-    ``result.errors(alpha_test, sigma_test)`` gives TM/IDG/ODG.
-    ``spectrum=TaskSpectrum(...)`` replaces rho by a general train/test task spectrum
-    (:mod:`lowrank_icl.numerics.forward.general`; "odg" is then the error on its test law).
-
+    Examples
+    --------
     >>> res = solve(alpha=4, tau=1.2, kappa=3, rho=0.5, sigma=0.9, lam=0.1)
     >>> bool(res.converged), round(float(res.errors().idg), 6)
     (True, 1.647853)

@@ -24,7 +24,8 @@ def configure(bench):
     bench.add_argument("--ratio-dim", type=positive_int, default=64,
                        help="D of the auto-vs-dense speed ratio (default 64)")
     bench.add_argument("--quick", action="store_true",
-                       help="a seconds-long smoke run: D = 8 everywhere and tiny spectrum sections")
+                       help="a seconds-long smoke run: D = 8 for the training sections, a 10 x 10 forward grid and small "
+                            "spectrum sections; every line names the sizes it ran")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--inverse", action="store_true",
                        help="inverse ICL instead: the LT training kernel, reference vs fast, per evaluation and to "

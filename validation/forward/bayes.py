@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from lowrank_icl.numerics.utils import check_int, check_real
+from lowrank_icl.numerics.utils import check_int, check_real, check_seeds
 from lowrank_icl.theory import SecondMoment
 from lowrank_icl.validation.forward.sampling import Sizes, pretraining_pool
 from lowrank_icl.numerics.utils import json_document
@@ -294,17 +294,19 @@ class BayesResult(ConvergenceReport):
     Attributes
     ----------
     estimator : str
-        'dmmse' or 'gmmse'.
+        "dmmse" or "gmmse".
     estimates : EstimatedErrors
-        TM/IDG/ODG errors over seeds, e_X = sigma_t^2 + E ||w - w_hat||^2 / D.
-    parameters, sizes : dict
-        Inputs as given and the integer sizes.
+        TM/IDG/ODG over the seeds (also ``errors()``).
+    parameters : dict
+        The inputs as given.
+    sizes : dict
+        Integer sizes D, L, M0, r.
     seeds : tuple of int
-        Pretraining draws.
+        Independent pretraining draws.
     prompts : int
         Test prompts per protocol and seed.
     seconds : float
-        Wall-clock time.
+        Wall time of the run.
     """
 
     estimator: str
@@ -406,8 +408,10 @@ def bayes_errors(*, dim, alpha, kappa, rho=1.0, sigma=0.0, estimator: str = "dmm
         Context ratio, task diversity (inf allowed for gmmse), rank ratio, noise std.
     estimator : {'dmmse', 'gmmse'}
         Discrete (pool) prior or Gaussian prior.
-    seeds : iterable of int
-        Pretraining draws (the pool and subspace of each seed).
+    seeds : int, str or sequence of int
+        Distinct integers >= 0, a count n (the seeds 0 .. n-1) or a text such as "0-4" or "1,3,7"
+        (:func:`lowrank_icl.numerics.utils.check_seeds`, the package's one seed rule); one pretraining
+        draw (pool and subspace) per seed.
     prompts : int
         Test prompts per protocol and seed.
     alpha_test, sigma_test : float, optional
@@ -437,13 +441,7 @@ def bayes_errors(*, dim, alpha, kappa, rho=1.0, sigma=0.0, estimator: str = "dmm
     if sigma_test is not None:
         sigma_test = float(check_real("sigma_test", sigma_test, lower=0.0, lower_inclusive=True))
     prompts = check_int("prompts", prompts, lower=1)
-    if isinstance(seeds, (int, np.integer)):
-        seeds = range(int(seeds))
-    seeds = tuple(check_int("seed", s, lower=0) for s in seeds)
-    if not seeds:
-        raise ValueError("seeds must be a non-empty sequence of integers >= 0")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct (got {list(seeds)})")
+    seeds = check_seeds(seeds)
     start = time.perf_counter()
     per_seed = [bayes_seed_errors(estimator, dim, alpha=alpha, kappa=kappa, rho=rho, sigma=sigma, seed=s,
                                   prompts=prompts, alpha_test=alpha_test, sigma_test=sigma_test)

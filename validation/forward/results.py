@@ -22,8 +22,14 @@ class MonteCarloResult(ConvergenceReport):
 
     Attributes
     ----------
-    converged, residual, reason, message, iterations
-        The convergence words of the ridge fits (each subclass says what its residual measures).
+    converged : bool
+        Every ridge fit met its tolerance and every value is finite.
+    residual : float
+        The largest relative normal-equation residual of the seeds' ridge fits.
+    reason : str
+        What failed ("" when converged); ``message`` is the one-line verdict.
+    iterations : int
+        The largest iteration count of the seeds' ridge fits.
     """
 
     def errors(self, *args, **kwargs):  # pragma: no cover - every subclass defines it

@@ -48,7 +48,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 from lowrank_icl.numerics import ForwardParams
-from lowrank_icl.numerics.utils import check_int, check_real
+from lowrank_icl.numerics.utils import check_int, check_real, check_seeds
 from lowrank_icl.theory import SecondMoment, error_from_summaries, order_summaries
 from lowrank_icl.validation.forward.resources import check_resources, format_bytes, format_seconds
 from lowrank_icl.validation.forward.ridge import fit_ridge
@@ -340,22 +340,6 @@ def simulation_cache(cache_dir):
     return Cache(CACHE_NAMESPACE, SIMULATION_CODE, directory=cache_dir)
 
 
-def _parse_seeds(seeds) -> tuple:
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        seeds = range(check_int("seeds", seeds, lower=1))
-    try:
-        out = tuple(check_int("seed", s, lower=0) for s in seeds)
-    except TypeError:
-        raise ValueError(f"seeds must be a count or a sequence of integers >= 0 (got {seeds!r})") from None
-    if not out:
-        raise ValueError("seeds must be a non-empty sequence of integers >= 0")
-    repeated = sorted({s for s in out if out.count(s) > 1})
-    if repeated:
-        raise ValueError(f"seeds must be distinct (repeated: {repeated}); a repeated seed is the same draw "
-                         "and would shrink the standard error")
-    return out
-
-
 def run_jobs(jobs: list, workers: int = 1, cache_dir=None, progress: bool | Callable[[str], None] = False) -> list:
     """Run seed jobs (dicts as in :func:`run_seed`) in up to ``workers`` processes, in input order.
 
@@ -448,8 +432,9 @@ def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=
         ``inf`` (a fresh task for every prompt), which needs ``lam = 0``.
     alpha_test, sigma_test : float, optional
         Defaults of ``result.errors()`` (the training alpha and sigma when None).
-    seeds : int or sequence of int
-        Distinct integers >= 0, or a count.
+    seeds : int, str or sequence of int
+        Distinct integers >= 0, a count n (the seeds 0 .. n-1) or a text such as "0-4" or "1,3,7"
+        (:func:`lowrank_icl.numerics.utils.check_seeds`, the package's one seed rule).
     method, tol
         Ridge solver and its relative residual (:func:`lowrank_icl.validation.forward.ridge.fit_ridge`;
         the default 1e-8 changes the errors by far less than one Monte Carlo SE).
@@ -521,11 +506,11 @@ def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=
         if _is_inf(kappa):
             raise ValueError("y2_column needs a finite kappa (the label-power model is trained on a task pool)")
         return simulate_y2_column(dim=dim, alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam,
-                                  seeds=_parse_seeds(seeds), method=method, tol=tol, progress=progress)
+                                  seeds=check_seeds(seeds), method=method, tol=tol, progress=progress)
     if spectrum is not None:
         from lowrank_icl.validation.forward.spectrum_simulate import simulate_spectrum
         return simulate_spectrum(dim=dim, alpha=alpha, tau=tau, kappa=kappa, sigma=sigma, lam=lam, spectrum=spectrum,
-                                 alpha_test=alpha_test, sigma_test=sigma_test, seeds=_parse_seeds(seeds),
+                                 alpha_test=alpha_test, sigma_test=sigma_test, seeds=check_seeds(seeds),
                                  method=method, tol=tol, progress=progress)
     dim = check_int("dim", dim, lower=1)
     params = _forward_params(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
@@ -537,7 +522,7 @@ def simulate(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, alpha_test=
         sigma_test = float(check_real("sigma_test", sigma_test, lower=0.0, lower_inclusive=True))
     pool_repeats = check_int("pool_repeats", pool_repeats, lower=1)
     tol = float(check_real("tol", tol, lower=0.0, upper=1.0))
-    seeds = _parse_seeds(seeds)
+    seeds = check_seeds(seeds)
     start = _perf_counter()
     jobs = make_jobs(dim, params, seeds, method, tol, pool_repeats)
     results = run_jobs(jobs, workers=workers, cache_dir=cache_dir, progress=progress)

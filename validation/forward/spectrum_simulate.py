@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lowrank_icl.numerics import TaskSpectrum, solve
-from lowrank_icl.numerics.utils import check_int, check_real
+from lowrank_icl.numerics.utils import check_int, check_real, check_seeds
 from lowrank_icl.theory import SecondMoment, error_from_summaries, order_summaries
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_h
@@ -91,25 +91,23 @@ class SpectrumSimulation(MonteCarloResult):
     Attributes
     ----------
     dim : int
-        D.
-    alpha, tau, kappa : float
-        The ratios as given.
+        Token dimension D.
+    alpha, tau, kappa, sigma, lam : float
+        The model parameters as given.
     sizes : Sizes
-        D, L, M, M0.
+        Integer sizes L, M, M0 of the run.
     spectrum : TaskSpectrum
-        The task law.
-    sigma, lam : float
-        Noise std and ridge.
+        The train/test task law.
     seeds : tuple of int
-        Pretraining draws.
+        Independent pretraining draws.
     per_seed : tuple of dict
-        The per-seed summaries.
+        The summaries of each seed.
     seconds : float
-        Wall-clock time.
+        Wall time of the run.
     alpha_test, sigma_test : float or None
-        Defaults of ``errors()``.
+        Test context ratio and noise (None: the training ones).
     method, tol : str, float
-        The ridge solver and its relative residual.
+        Ridge solver and its relative residual.
     """
 
     dim: int
@@ -227,8 +225,9 @@ def simulate_spectrum(*, dim, alpha, tau, kappa, sigma=0.0, lam=0.0, spectrum: T
         The task law (train and test spectra).
     alpha_test, sigma_test : float, optional
         Defaults of ``errors()``.
-    seeds : int or sequence of int
-        Distinct integers >= 0, or a count.
+    seeds : int, str or sequence of int
+        Distinct integers >= 0, a count n (the seeds 0 .. n-1) or a text such as "0-4" or "1,3,7"
+        (:func:`lowrank_icl.numerics.utils.check_seeds`, the package's one seed rule).
     method, tol
         Ridge solver and its relative residual.
     progress : bool or callable
@@ -241,9 +240,7 @@ def simulate_spectrum(*, dim, alpha, tau, kappa, sigma=0.0, lam=0.0, spectrum: T
     dim = check_int("dim", dim, lower=2, upper=256)
     if not isinstance(spectrum, TaskSpectrum):
         raise ValueError(f"spectrum must be a TaskSpectrum (got {type(spectrum).__name__})")
-    seeds = tuple(check_int("seed", s, lower=0) for s in (range(seeds) if isinstance(seeds, int) else seeds))
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError("seeds must be distinct integers >= 0 (at least one)")
+    seeds = check_seeds(seeds)
     sigma = float(check_real("sigma", sigma, lower=0.0, lower_inclusive=True))
     lam = float(check_real("lam", lam, lower=0.0, lower_inclusive=True))
     if alpha_test is not None:

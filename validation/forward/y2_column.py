@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from lowrank_icl.numerics import ForwardParams
 from lowrank_icl.numerics.results import PROTOCOLS
-from lowrank_icl.numerics.utils import check_int, check_real, json_document
+from lowrank_icl.numerics.utils import check_int, check_real, check_seeds, json_document
 from lowrank_icl.theory import population_excess, task_law_moments, y2_column_test_error
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_pretraining
@@ -151,8 +151,9 @@ def simulate_y2_column(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, s
         Token dimension D >= 2.
     alpha, tau, kappa, rho, sigma, lam : float
         As in :func:`lowrank_icl.numerics.solve` (scalars, kappa finite).
-    seeds : int or sequence of int
-        Distinct integers >= 0, or a count.
+    seeds : int, str or sequence of int
+        Distinct integers >= 0, a count n (the seeds 0 .. n-1) or a text such as "0-4" or "1,3,7"
+        (:func:`lowrank_icl.numerics.utils.check_seeds`, the package's one seed rule).
     method, tol
         Ridge solver and its relative residual (both models).
     progress : bool or callable
@@ -170,11 +171,7 @@ def simulate_y2_column(*, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=0.0, s
     params = ForwardParams(alpha=alpha, tau=tau, kappa=kappa, rho=rho, sigma=sigma, lam=lam)
     if params.shape != ():
         raise ValueError("simulate_y2_column takes scalar parameters")
-    if isinstance(seeds, (int, np.integer)):
-        seeds = range(int(seeds))
-    seeds = tuple(check_int("seed", s, lower=0) for s in seeds)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError("seeds must be a non-empty sequence of distinct integers >= 0")
+    seeds = check_seeds(seeds)
     tol = float(check_real("tol", tol, lower=0.0, upper=1.0))
     s = Sizes.from_ratios(dim, alpha, tau, kappa, rho)
     start = time.perf_counter()

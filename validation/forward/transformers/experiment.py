@@ -27,7 +27,7 @@ import numpy as np
 
 from lowrank_icl.numerics import solve
 from lowrank_icl.numerics.results import ConvergenceReport, ProtocolErrors
-from lowrank_icl.numerics.utils import check_int, check_real, json_document
+from lowrank_icl.numerics.utils import check_int, check_real, check_seeds, json_document
 from lowrank_icl.validation.forward.attention import context_statistics
 from lowrank_icl.validation.forward.ridge import fit_ridge
 from lowrank_icl.validation.forward.sampling import Sizes, sample_contexts
@@ -56,25 +56,24 @@ class TransformerResult(ConvergenceReport):
     Attributes
     ----------
     model : str
-        The architecture ('linear', 'softmax' or 'mlp').
+        "linear", "softmax" or "mlp".
     parameters, sizes : dict
-        Inputs and integer sizes.
+        The inputs as given and the integer sizes.
     alpha_tests : tuple of float
         Test context ratios measured.
     by_alpha_test : mapping
         alpha_test -> {"errors", "reduced", "theory"}.
-    converged, residual, reason, iterations : bool, float, str, int
-        Of the Adam training (above).
-    loss : float
-        Final training loss.
+    converged, residual, reason, iterations, loss
+        The Adam training's verdict, relative loss decrease over the last 10% of the steps, reason,
+        steps and final loss.
     train : dict
         Other training settings and timings.
     parameter_count : int
-        Trainable parameters.
-    weights : object
-        The trained parameter tree.
+        Number of trained weights.
+    weights : dict
+        The trained parameter tree (numpy arrays).
     sampled : ProtocolErrors or None
-        Sampled check of the exact errors (linear model).
+        Sampled errors at the first alpha_test (linear model only), a check of the exact ones.
     """
 
     model: str
@@ -183,7 +182,8 @@ def train_transformer(*, model, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=
     steps, learning_rate : int, float, optional
         Adam steps and step size.
     seed : int
-        Pretraining draw.
+        Pretraining draw, an integer >= 0 (the seed rule of
+        :func:`lowrank_icl.numerics.utils.check_seeds`).
     attention_dim, width, n_layers, batch_size : int, optional
         Architecture and minibatch (above).
     alpha_tests : sequence of float, optional
@@ -225,6 +225,7 @@ def train_transformer(*, model, dim, alpha, tau, kappa, rho=1.0, sigma=0.0, lam=
     if model != "linear" and lam > 0:
         raise ValueError(f"lam > 0 is defined for model='linear' only (the product penalty); got lam={lam} "
                          f"with model={model!r}")
+    (seed,) = check_seeds([seed], "seed")
     steps = check_int("steps", DEFAULT_STEPS[model] if steps is None else steps, lower=1)
     lr = float(check_real("learning_rate", DEFAULT_LEARNING_RATE[model] if learning_rate is None
                           else learning_rate, lower=0.0))
