@@ -178,10 +178,11 @@ def reduced_equation(mo, u, tau, c, lk):
     dG/du = B1 + c g' + lam kappa/u^2 is a sum of positive terms.
     """
     inner = mo.A1 + c * mo.g
-    near_one = abs(tau - 1) + u * mo.g
+    ug, lk_u = u * mo.g, lk / u
+    near_one = abs(tau - 1) + ug
     far = tau + inner
-    G = np.where(near_one <= far, (tau - 1) + u * mo.g, tau - inner) - lk / u
-    return G, mo.B1 + c * mo.dg + lk / u**2, np.minimum(near_one, far) + lk / u
+    G = np.where(near_one <= far, (tau - 1) + ug, tau - inner) - lk_u
+    return G, mo.B1 + c * mo.dg + lk / u**2, np.minimum(near_one, far) + lk_u
 
 
 def find_root(provider, be, max_iter: int):
@@ -199,35 +200,44 @@ def find_root(provider, be, max_iter: int):
     act = np.flatnonzero((p["lam"] > 0) | (tau < 1))
     if act.size == 0:
         return u, iters, stopped
-    lo, hi = log_bracket(tau[act], c[act], lk[act])
+    # working arrays hold the points not yet stopped (positions ``pos`` in ``act``); they are
+    # compressed whenever points stop, so each iteration touches the unstopped points only
+    tau_w, c_w, lk_w = tau[act], c[act], lk[act]
+    lo, hi = log_bracket(tau_w, c_w, lk_w)
     t_lo, t_hi = be.log(lo), be.log(hi)
     t = (t_lo + t_hi) / 2
-    done = np.zeros(act.size, dtype=bool)
-    n_it = np.zeros(act.size, dtype=int)
+    t_out = t.copy()
+    done_out = np.zeros(act.size, dtype=bool)
+    n_it = np.full(act.size, max_iter, dtype=int)
+    pos, sel = np.arange(act.size), act
     step_tol = be.eps ** 0.6
-    for _ in range(max_iter):
-        idx = np.flatnonzero(~done)
-        if idx.size == 0:
-            break
-        sel = act[idx]
-        tt, lo_i, hi_i = t[idx], t_lo[idx], t_hi[idx]
-        uu = be.exp(tt)
-        G, dG, scale = reduced_equation(provider.root_moments(c[sel] + uu, sel), uu, tau[sel], c[sel], lk[sel])
-        n_it[idx] += 1
+    for it in range(max_iter):
+        uu = be.exp(t)
+        G, dG, scale = reduced_equation(provider.root_moments(c_w + uu, sel), uu, tau_w, c_w, lk_w)
         neg = G < 0
-        lo_i = np.where(neg, tt, lo_i)
-        hi_i = np.where(neg, hi_i, tt)
+        t_lo = np.where(neg, t, t_lo)
+        t_hi = np.where(neg, t_hi, t)
         at_root = abs(G) <= 2 * be.eps * scale  # a further step can only add rounding
-        t_new = tt - G / (uu * dG)
-        inside = be.isfinite(t_new) & (t_new >= lo_i) & (t_new <= hi_i)
-        t_new = np.where(at_root, tt, np.where(inside, t_new, (lo_i + hi_i) / 2))
+        t_new = t - G / (uu * dG)
+        inside = be.isfinite(t_new) & (t_new >= t_lo) & (t_new <= t_hi)
+        t_new = np.where(at_root, t, np.where(inside, t_new, (t_lo + t_hi) / 2))
         size = np.maximum(1, abs(t_new))
-        done[idx] = at_root | (inside & (abs(t_new - tt) <= step_tol * size)) \
-            | (hi_i - lo_i <= 4 * be.eps * size)
-        t[idx], t_lo[idx], t_hi[idx] = t_new, lo_i, hi_i
-    u[act] = be.exp(t)
+        done = at_root | (inside & (abs(t_new - t) <= step_tol * size)) | (t_hi - t_lo <= 4 * be.eps * size)
+        t = t_new
+        if not done.any():
+            continue
+        fin = pos[done]
+        t_out[fin], done_out[fin], n_it[fin] = t[done], True, it + 1
+        keep = np.flatnonzero(~done)
+        if keep.size == 0:
+            break
+        pos, sel, t, t_lo, t_hi = pos[keep], sel[keep], t[keep], t_lo[keep], t_hi[keep]
+        tau_w, c_w, lk_w = tau_w[keep], c_w[keep], lk_w[keep]
+    else:
+        t_out[pos] = t
+    u[act] = be.exp(t_out)
     iters[act] = n_it
-    stopped[act] = done
+    stopped[act] = done_out
     return u, iters, stopped
 
 
@@ -286,8 +296,10 @@ def solve_core(provider, be, max_iter: int, params, method: str = "reduced", sol
         residual = np.maximum(be.to_float(published_residual(p, sol, provider.state_moments, be)), g_res)
         sol, parts, more = provider.finish(sol, parts, order, mo, u)
         residual = np.maximum(residual, more.pop("extra_residual", 0.0))
-        finite = np.all([~np.isnan(be.to_float(v)) & ~np.isneginf(be.to_float(v)) for v in sol.values()], axis=0)
-        finite &= np.isfinite(residual)
+        finite = np.isfinite(residual)
+        for v in sol.values():
+            x = be.to_float(v)
+            finite &= ~(np.isnan(x) | np.isneginf(x))
     tol = residual_tolerance(be.precision)
     converged = finite & (residual <= tol)
     reason = residual_reason(residual, tol, finite, float64=be.precision is None)

@@ -21,6 +21,8 @@ At the interpolation threshold (errors +inf) the residual is 0 by definition (ex
 """
 from __future__ import annotations
 
+from functools import reduce
+
 import numpy as np
 
 from lowrank_icl.theory.forward.saddle_point import numeric_state_equations
@@ -54,15 +56,23 @@ def published_residual(p: dict, sol: dict, moments_at, be=None) -> np.ndarray:
     sel = np.flatnonzero(finite_e)
     if sel.size == 0:
         return res
+    # every point has a finite E at a converged grid: then no copies of the inputs are taken
+    pick = slice(None) if sel.size == tau.shape[0] else sel
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        q, m, chi, q_bar, chi_bar, e = (x[sel] for x in (q, m, chi, q_bar, chi_bar, e))
-        alpha, tau, sigma, lk, c = (x[sel] for x in (alpha, tau, sigma, lk, c))
-        regular, scaled = regular[sel], scaled[sel]
+        q, m, chi, q_bar, chi_bar, e = (x[pick] for x in (q, m, chi, q_bar, chi_bar, e))
+        alpha, tau, sigma, lk, c = (x[pick] for x in (alpha, tau, sigma, lk, c))
+        regular, scaled = regular[pick], scaled[pick]
+        all_regular = bool(np.all(regular))
         one = 1 + 0 * tau
         e_def = abs((1 + sigma**2) - 2 * m + q + c * q_bar - e) / ((1 + sigma**2) + 2 * abs(m) + abs(q)
                                                                  + c * abs(q_bar) + abs(e))
-        chi_r, chi_bar_r = np.where(regular, chi, one), np.where(regular, chi_bar, one)
-        z = np.where(regular, z_fn(q, m, chi_r, q_bar, chi_bar_r, e, alpha, tau, sigma, lk), -be.array(sol["nu"])[sel])
+        if all_regular:
+            chi_r, chi_bar_r = chi, chi_bar
+            z = z_fn(q, m, chi_r, q_bar, chi_bar_r, e, alpha, tau, sigma, lk)
+        else:
+            chi_r, chi_bar_r = np.where(regular, chi, one), np.where(regular, chi_bar, one)
+            z = np.where(regular, z_fn(q, m, chi_r, q_bar, chi_bar_r, e, alpha, tau, sigma, lk),
+                         -be.array(sol["nu"])[pick])
         ok = be.isfinite(z) & (z < 0)
         mo = moments_at(np.where(ok, -z, one), sel)
         args = (q, m, chi_r, q_bar, chi_bar_r, e, *_moment_args(mo), alpha, tau, sigma, lk)
@@ -74,12 +84,15 @@ def published_residual(p: dict, sol: dict, moments_at, be=None) -> np.ndarray:
 
         for name, x in (("q", q), ("m", m), ("q_bar", q_bar)):
             checks.append(rel(rhs_fns[name](*args), x))
+        # the checks are >= 0 (or NaN), so a check that is 0 at every point is left out of the maximum
         for name, x in (("chi", chi_r), ("chi_bar", chi_bar_r)):
-            checks.append(np.where(regular, rel(rhs_fns[name](*args), x), 0.0))
-        limit = mo.A1 + c * mo.g
-        checks.append(np.where(scaled, be.to_float(abs(limit - tau) / (limit + tau)), 0.0))
-        worst = np.max(checks, axis=0)
-    res[sel] = np.where(ok, 2 * worst, np.inf)
+            check = rel(rhs_fns[name](*args), x)
+            checks.append(check if all_regular else np.where(regular, check, 0.0))
+        if np.any(scaled):
+            limit = mo.A1 + c * mo.g
+            checks.append(np.where(scaled, be.to_float(abs(limit - tau) / (limit + tau)), 0.0))
+        worst = reduce(np.maximum, checks)  # elementwise, NaN propagates as in np.max
+    res[pick] = np.where(ok, 2 * worst, np.inf)
     return res
 
 
