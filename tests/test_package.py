@@ -164,11 +164,12 @@ def _import_report(statement):
 @pytest.mark.parametrize("statement", ["import lowrank_icl", "import lowrank_icl.numerics",
                                        "import lowrank_icl.theory", "import lowrank_icl.validation"])
 def test_importing_a_layer_loads_nothing_heavy(statement):
-    """Names load on first use: importing a package imports neither sympy nor scipy, and
-    ``import lowrank_icl`` takes well under 0.3 s (python -X importtime, cumulative microseconds)."""
+    """Names load on first use: importing a package imports none of sympy, scipy, mpmath, jax,
+    matplotlib, xarray or dask, so it stays fast. (No wall-clock bound here: timings belong to
+    ``lowrank-icl bench``; the import's own entry must still appear in the -X importtime report.)"""
     seconds, heavy, cumulative = _import_report(statement)
     assert heavy == "", heavy
-    assert cumulative and int(cumulative[-1].split("|")[1]) < 300_000, cumulative
+    assert cumulative, "python -X importtime did not report the import"
 
 
 def test_train_transformer_without_jax_names_the_extra():
