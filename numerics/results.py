@@ -25,6 +25,8 @@ Convergence vocabulary (every result type, forward and inverse):
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,16 +65,27 @@ class ProtocolErrors:
 
 
 class ConvergenceReport:
-    """Mixin of the convergence words: a result with ``converged`` and ``reason`` gets ``message``."""
+    """Mixin of the convergence words: a result with ``converged`` and ``reason`` (scalars, or arrays
+    over parameter points) gets ``message``; ``_message_unit`` names the points in the array case."""
+
+    _message_unit = "points"
 
     @property
     def message(self) -> str:
-        """"converged", or "not converged: <reason>" (one line)."""
-        return convergence_message(bool(self.converged), str(self.reason))
+        """One line: "converged", or "not converged: <reason>"; for arrays, how many points did not
+        converge and the first one's reason."""
+        conv = np.asarray(self.converged, dtype=bool)
+        if conv.ndim == 0:
+            return convergence_message(bool(conv), str(self.reason))
+        conv = conv.ravel()
+        if conv.all():
+            return "converged"
+        first = np.ravel(np.asarray(self.reason, dtype=object))[~conv][0]
+        return f"not converged at {int((~conv).sum())} of {conv.size} {self._message_unit}: {first}"
 
 
 def convergence_message(converged: bool, reason: str) -> str:
-    """The ``message`` line of a result: "converged", or "not converged: <reason>"."""
+    """The ``message`` line of a scalar result: "converged", or "not converged: <reason>"."""
     return "converged" if converged else f"not converged: {reason or 'unknown reason'}"
 
 

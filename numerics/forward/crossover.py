@@ -27,6 +27,7 @@ import numpy as np
 from lowrank_icl.numerics._checks import check_real
 from lowrank_icl.numerics.forward.solver import solve
 from lowrank_icl.numerics.power_law import log_log_fit
+from lowrank_icl.numerics.results import ConvergenceReport
 
 PROTOCOL_NAMES = ("idg", "odg", "tm")
 
@@ -45,7 +46,7 @@ def converged_errors(alpha, tau, kappa, rho, sigma, lam, protocol):
 
 
 @dataclass(frozen=True)
-class PhaseBoundary:
+class PhaseBoundary(ConvergenceReport):
     """Crossover location and width at each alpha (arrays over the alpha input).
 
     kappa_star: steepest point of log e vs log kappa; width: full width at half depth of the
@@ -82,15 +83,7 @@ class PhaseBoundary:
     parameters: dict = None
     iterations: np.ndarray = None
 
-    @property
-    def message(self) -> str:
-        """One line: "converged" at every alpha, or how many alphas have no certified crossover and
-        the first reason."""
-        conv = np.atleast_1d(self.converged)
-        if conv.all():
-            return "converged"
-        first = np.atleast_1d(self.reason)[~conv][0]
-        return f"not converged at {int((~conv).sum())} of {conv.size} alphas: {first}"
+    _message_unit = "alphas"
 
     _FIELDS = ("kappa_star", "width", "kappa_lo", "kappa_hi", "slope", "error_at_star", "converged",
                "residual", "reason", "message", "iterations")

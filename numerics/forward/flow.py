@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lowrank_icl.numerics.results import ConvergenceReport
+
 
 def pool_divided_difference(t1, t2, nu1, nu2, kappa, rho):
     r"""int dmu_A(s) / ((s + nu1)(s + nu2)) for the span-A law of the pool, without subtraction.
@@ -282,7 +284,7 @@ def _continue_along(z, u_start, t_start, p):
     return u, t, worst
 
 
-class FlowTheory:
+class FlowTheory(ConvergenceReport):
     """Learning curves of the theory: order parameters and TM/IDG/ODG errors at each time.
 
     Arrays have shape ``param_shape + (T,)``. ``residual`` (param_shape) is the largest quadrature
@@ -317,15 +319,6 @@ class FlowTheory:
     @property
     def iterations(self) -> int:
         return int(self.nodes)
-
-    @property
-    def message(self) -> str:
-        """One line: "converged" at every point, or how many points did not converge and the first reason."""
-        conv = np.atleast_1d(np.asarray(self.converged, dtype=bool))
-        if conv.all():
-            return "converged"
-        first = np.atleast_1d(np.asarray(self.reason, dtype=object))[~conv][0]
-        return f"not converged at {int((~conv).sum())} of {conv.size} points: {first}"
 
     def errors(self, alpha_test=None, sigma_test=None):
         """:class:`~lowrank_icl.numerics.forward.results.ForwardErrors` at every time (arrays of shape

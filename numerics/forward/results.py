@@ -17,7 +17,7 @@ import numpy as np
 
 from lowrank_icl.numerics._checks import check_real
 from lowrank_icl.numerics.forward.params import ForwardParams
-from lowrank_icl.numerics.results import PROTOCOLS, ProtocolErrors
+from lowrank_icl.numerics.results import PROTOCOLS, ConvergenceReport, ProtocolErrors
 from lowrank_icl.theory.forward.saddle_point import error_from_parts
 
 ORDER_PARAMETERS = ("q", "m", "chi", "q_bar", "chi_bar", "q_hat", "m_hat", "chi_hat", "q_bar_hat",
@@ -105,7 +105,7 @@ class Decomposition:
 
 
 @dataclass(frozen=True, repr=False)
-class ForwardSolution:
+class ForwardSolution(ConvergenceReport):
     r"""Solution of the forward saddle point at each parameter point (arrays broadcast).
 
     Order parameters (docs/model.md): q, m (pool tasks), q_bar, m_bar (isotropic), q0, m0 (task
@@ -217,16 +217,6 @@ class ForwardSolution:
     def implicit_ridge(self):
         """(1 + sigma^2)/alpha: the part of nu present even at lam = 0 (finite contexts)."""
         return (1 + self.params.sigma**2) / self.params.alpha
-
-    @property
-    def message(self) -> str:
-        """One line: "converged" at every point, or how many points did not converge and the first
-        point's reason."""
-        conv = np.atleast_1d(np.asarray(self.converged, dtype=bool))
-        if conv.all():
-            return "converged"
-        first = np.atleast_1d(np.asarray(self.reason, dtype=object))[~conv][0]
-        return f"not converged at {int((~conv).sum())} of {conv.size} points: {first}"
 
     def order_parameters(self) -> dict:
         """The order parameters as a dict keyed like the CLI JSON."""
